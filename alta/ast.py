@@ -1,0 +1,273 @@
+"""The ALTA abstract syntax tree: frozen dataclasses, every node with its source span.
+
+The AST mirrors what the user wrote (names unresolved, loops and helper calls as written);
+`alta.checker` turns it into the Program IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from alta.errors import Span
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span
+
+
+# ---- expressions ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IntLit(Node):
+    value: int
+
+
+@dataclass(frozen=True)
+class FloatLit(Node):
+    value: float
+
+
+@dataclass(frozen=True)
+class StrLit(Node):
+    value: str
+
+
+@dataclass(frozen=True)
+class BoolLit(Node):
+    value: bool
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    id: str
+
+
+@dataclass(frozen=True)
+class Unary(Node):
+    op: str  # "-" | "+" | "not"
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Binary(Node):
+    op: str  # + - * / // % ^ | & ..
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    op: str  # == != < <= > >= in "not in"
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class BoolOp(Node):
+    op: str  # "and" | "or"
+    values: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class IfExpr(Node):
+    cond: Expr
+    then: Expr
+    orelse: Expr
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    func: Name
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Index(Node):
+    value: Expr
+    index: Expr
+
+
+@dataclass(frozen=True)
+class Collection(Node):
+    kind: str  # "tuple" | "list" | "set"
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Comprehension(Node):
+    kind: str  # "list" | "set"
+    element: Expr
+    targets: tuple[Name, ...]
+    iterable: Expr
+    condition: Expr | None
+
+
+Expr = Union[IntLit, FloatLit, StrLit, BoolLit, Name, Unary, Binary, Compare, BoolOp, IfExpr,
+             Call, Index, Collection, Comprehension]
+
+
+# ---- statements -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Assign(Node):
+    target: Name
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Let(Node):
+    target: Name
+    value: Expr
+
+
+@dataclass(frozen=True)
+class If(Node):
+    branches: tuple[tuple[Expr, tuple[Stmt, ...]], ...]  # if/elif conditions and bodies
+    orelse: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class For(Node):
+    targets: tuple[Name, ...]
+    iterable: Expr
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class Pass(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Return(Node):
+    value: Expr
+
+
+Stmt = Union[Assign, Let, If, For, Pass, Return]
+
+
+# ---- types ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CatType(Node):
+    size: Expr  # an integer, a constant or an enum name
+
+
+@dataclass(frozen=True)
+class BoolType(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class VocabType(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class NumType(Node):
+    values: Expr
+
+
+@dataclass(frozen=True)
+class SetType(Node):
+    size: Expr
+    sets: Expr | None
+
+
+TypeExpr = Union[CatType, BoolType, VocabType, NumType, SetType]
+
+
+# ---- declarations -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProgramDecl(Node):
+    name: Name
+
+
+@dataclass(frozen=True)
+class VocabDecl(Node):
+    tokens: tuple[StrLit, ...]
+
+
+@dataclass(frozen=True)
+class FrameItem(Node):
+    kind: str  # "token" | "words" | "chars"
+    token: StrLit | None = None
+    count: Expr | None = None  # repetitions of a fixed token (a buffer)
+
+
+@dataclass(frozen=True)
+class InputDecl(Node):
+    items: tuple[FrameItem, ...]
+
+
+@dataclass(frozen=True)
+class OutputDecl(Node):
+    variable: Name
+    at: str | int  # "all" | "first" | "last" | a position index
+    where: Expr | None
+    default: Expr | None
+
+
+@dataclass(frozen=True)
+class HaltDecl(Node):
+    condition: Expr
+
+
+@dataclass(frozen=True)
+class SettingDecl(Node):
+    key: str  # "max_layers" | "max_length"
+    value: Expr
+
+
+@dataclass(frozen=True)
+class ConstDecl(Node):
+    name: Name
+    value: Expr
+
+
+@dataclass(frozen=True)
+class EnumDecl(Node):
+    name: Name
+    members: tuple[Name, ...]
+
+
+@dataclass(frozen=True)
+class VarDecl(Node):
+    name: Name
+    type: TypeExpr
+    init: Expr | None
+
+
+@dataclass(frozen=True)
+class HeadDecl(Node):
+    name: Name
+    type: TypeExpr | None
+    value: Name
+    key: Name | None
+    op: str | None  # "==" | "in" | None (no key/query: every position qualifies)
+    query: Name | None
+    offsets: Expr | None
+
+
+@dataclass(frozen=True)
+class MlpDecl(Node):
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class FuncDecl(Node):
+    name: Name
+    params: tuple[Name, ...]
+    body: tuple[Stmt, ...]
+
+
+Decl = Union[ProgramDecl, VocabDecl, InputDecl, OutputDecl, HaltDecl, SettingDecl, ConstDecl,
+             EnumDecl, VarDecl, HeadDecl, MlpDecl, FuncDecl]
+
+
+@dataclass(frozen=True)
+class Module(Node):
+    decls: tuple[Decl, ...]

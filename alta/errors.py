@@ -1,0 +1,84 @@
+"""Source locations and the located errors every stage reports.
+
+Every user-facing failure (bad syntax, a checker error, an undefined read at run time, a bad
+input) is an `AltaError`: it carries a message and, where it has one, a `Span` into a
+`Source`, and formats itself as ``file:line:col: error: ...`` followed by the source line and
+a caret, like a compiler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A 1-based line/column range in one source file."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source text and the name it is reported under."""
+
+    text: str
+    path: str = "<string>"
+    lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(self.text.splitlines()))
+
+    def line(self, number: int) -> str:
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One message at one place: an error or a warning."""
+
+    severity: str  # "error" | "warning"
+    message: str
+    span: Span | None = None
+    source: Source | None = None
+    notes: tuple[str, ...] = ()
+
+    def format(self) -> str:
+        where = self.source.path if self.source else "<alta>"
+        if self.span is not None:
+            where += f":{self.span.line}:{self.span.column}"
+        out = [f"{where}: {self.severity}: {self.message}"]
+        if self.span is not None and self.source is not None:
+            text = self.source.line(self.span.line)
+            if text:
+                width = 1
+                if self.span.end_line == self.span.line:
+                    width = max(1, self.span.end_column - self.span.column)
+                out.append(f"    {text}")
+                out.append("    " + " " * (self.span.column - 1) + "^" * width)
+        out.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+
+class AltaError(Exception):
+    """A failure a user can act on; never shown as a Python traceback."""
+
+    def __init__(self, *diagnostics: Diagnostic) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(d.format() for d in diagnostics))
+
+    @classmethod
+    def at(cls, message: str, span: Span | None = None, source: Source | None = None,
+           notes: tuple[str, ...] = ()) -> AltaError:
+        return cls(Diagnostic("error", message, span, source, notes))
+
+    @property
+    def first(self) -> Diagnostic:
+        return self.diagnostics[0]
+
+
+class AltaRuntimeError(AltaError):
+    """An error while running a program on an input (undefined read, out-of-range write)."""

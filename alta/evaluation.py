@@ -1,0 +1,247 @@
+"""Vectorised evaluation of IR expressions and MLP statements over batch x position arrays.
+
+Values are numpy arrays of shape (batch, positions) (or scalars that broadcast): categorical
+values as int64, numerical values as float64, booleans as bool, sets as int64 bit masks.
+Evaluation carries a boolean *mask* of the positions where the expression is actually
+evaluated: the branches not taken by an `if`, the right operand of a short-circuit `and`, and
+so on, are evaluated only where they are reached, so reading an undefined head output or
+dividing by zero is an error exactly where the program would do it, never elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alta import ir
+
+
+class EvaluationFault(Exception):
+    """A run-time error at one (sequence, position); the interpreter adds layer and input."""
+
+    def __init__(self, node, message: str, where: np.ndarray) -> None:
+        b, i = (int(x) for x in np.argwhere(where)[0])
+        self.node, self.message, self.sequence, self.position = node, message, b, i
+        super().__init__(message)
+
+
+def _fault_if(node, message: str, bad) -> None:
+    if np.any(bad):
+        raise EvaluationFault(node, message, np.broadcast_to(bad, np.shape(bad)))
+
+
+@dataclass
+class State:
+    """Per-variable arrays, plus undefined masks for head outputs."""
+
+    values: dict[str, np.ndarray]
+    undefined: dict[str, np.ndarray]
+
+
+def nearest_values(x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Snap each number to the nearest declared value (ties go to the larger value)."""
+    if len(values) == 1:
+        return np.broadcast_to(values[0], np.shape(x)).astype(np.float64)
+    midpoints = (values[1:] + values[:-1]) / 2
+    return values[np.searchsorted(midpoints, x, side="right")]
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.uint64)
+    return np.bitwise_count(x).astype(np.int64)
+
+
+class Evaluator:
+    """Evaluates one program's expressions against one state (one MLP application)."""
+
+    def __init__(self, program: ir.Program, state: State, inputs: dict | None = None,
+                 bucket_numerical: bool = True) -> None:
+        self.program = program
+        self.state = state
+        self.inputs = inputs or {}
+        self.locals: dict[int, np.ndarray] = {}
+        self.bucket_numerical = bucket_numerical
+        self._buckets = {name: np.asarray(program.type_of(name).values)
+                         for name in list(program.variable_index) + list(program.head_index)
+                         if isinstance(program.type_of(name), ir.Numerical)}
+
+    # -- expressions --------------------------------------------------------------------------
+
+    def eval(self, e: ir.Expr, mask: np.ndarray):
+        return getattr(self, "_" + type(e).__name__)(e, mask)
+
+    def _Const(self, e: ir.Const, mask):
+        if e.kind == "set":
+            return np.int64(sum(1 << int(v) for v in e.value))
+        return e.value
+
+    def _Read(self, e: ir.Read, mask):
+        value = self.state.values[e.name]
+        undefined = self.state.undefined.get(e.name)
+        if undefined is not None:
+            _fault_if(e, f"reads head '{e.name}', whose output is undefined here (its "
+                         "attention selected no position, or several for a categorical head)",
+                      mask & undefined)
+        if e.name in self._buckets and self.bucket_numerical:
+            return nearest_values(value, self._buckets[e.name])
+        return value
+
+    def _InputRead(self, e: ir.InputRead, mask):
+        return self.inputs[e.which]
+
+    def _Local(self, e: ir.Local, mask):
+        return self.locals[e.uid]
+
+    def _Unary(self, e: ir.Unary, mask):
+        x = self.eval(e.operand, mask)
+        if e.op == "-":
+            return -np.asarray(x, dtype=np.float64 if e.kind == "float" else np.int64)
+        return np.logical_not(x)
+
+    def _Binary(self, e: ir.Binary, mask):
+        a, b = self.eval(e.left, mask), self.eval(e.right, mask)
+        op = e.op
+        if e.kind == "set":
+            a, b = np.int64(a) if np.isscalar(a) else a, b
+            if op == "-":
+                return np.bitwise_and(a, np.bitwise_not(b))
+            return {"|": np.bitwise_or, "&": np.bitwise_and, "^": np.bitwise_xor}[op](a, b)
+        if op in ("/", "//", "%"):
+            _fault_if(e, "division by zero", mask & (np.asarray(b) == 0))
+            safe = np.where(np.asarray(b) == 0, 1, b)
+            with np.errstate(all="ignore"):
+                if op == "/":
+                    return np.true_divide(a, safe)
+                if e.kind == "int":
+                    return (np.floor_divide if op == "//" else np.mod)(
+                        np.asarray(a, dtype=np.int64), np.asarray(safe, dtype=np.int64))
+                return (np.floor_divide if op == "//" else np.mod)(a, safe)
+        if e.kind == "bool":
+            return {"^": np.logical_xor, "|": np.logical_or, "&": np.logical_and}[op](a, b)
+        if e.kind == "int":
+            a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        ops = {"+": np.add, "-": np.subtract, "*": np.multiply, "^": np.bitwise_xor,
+               "|": np.bitwise_or, "&": np.bitwise_and}
+        return ops[op](a, b)
+
+    def _Compare(self, e: ir.Compare, mask):
+        a, b = self.eval(e.left, mask), self.eval(e.right, mask)
+        ops = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+               ">": np.greater, ">=": np.greater_equal}
+        return ops[e.op](a, b)
+
+    def _Member(self, e: ir.Member, mask):
+        x = np.asarray(self.eval(e.element, mask), dtype=np.int64)
+        if isinstance(e.container, ir.Const):
+            found = np.isin(x, np.fromiter(e.container.value, dtype=np.int64))
+        else:
+            bits = np.asarray(self.eval(e.container, mask), dtype=np.int64)
+            inside = (x >= 0) & (x < 63)
+            found = inside & ((bits >> np.where(inside, x, 0)) & 1).astype(bool)
+        return ~found if e.negated else found
+
+    def _Logical(self, e: ir.Logical, mask):
+        left = np.asarray(self.eval(e.left, mask), dtype=bool)
+        reach = mask & (left if e.op == "and" else ~left)
+        if not reach.any():
+            return left
+        right = np.asarray(self.eval(e.right, reach), dtype=bool)
+        return (left & right) if e.op == "and" else (left | right)
+
+    def _Cond(self, e: ir.Cond, mask):
+        cond = np.asarray(self.eval(e.cond, mask), dtype=bool)
+        cond = np.broadcast_to(cond, mask.shape)
+        then_mask, else_mask = mask & cond, mask & ~cond
+        then = self.eval(e.then, then_mask) if then_mask.any() else _zero(e.kind)
+        orelse = self.eval(e.orelse, else_mask) if else_mask.any() else _zero(e.kind)
+        return np.where(cond, then, orelse)
+
+    def _Builtin(self, e: ir.Builtin, mask):
+        args = [self.eval(a, mask) for a in e.args]
+        if e.name == "min":
+            return np.minimum(*args)
+        if e.name == "max":
+            return np.maximum(*args)
+        if e.name == "abs":
+            return np.abs(args[0])
+        if e.name == "round":
+            return np.round(args[0]).astype(np.int64)  # half to even, like Python's round
+        if e.name == "len":
+            return _popcount(args[0])
+        if e.name == "singleton":
+            x = np.asarray(args[0], dtype=np.int64)
+            _fault_if(e, "set element out of range", mask & ((x < 0) | (x > 62)))
+            return np.left_shift(np.int64(1), np.clip(x, 0, 62))
+        raise AssertionError(e.name)
+
+    def _Lookup(self, e: ir.Lookup, mask):
+        table = np.asarray(e.table)
+        index = []
+        for axis, idx in enumerate(e.indices):
+            i = np.asarray(self.eval(idx, mask), dtype=np.int64)
+            _fault_if(idx, f"index out of range for a table of {table.shape[axis]} rows",
+                      mask & ((i < 0) | (i >= table.shape[axis])))
+            index.append(np.clip(i, 0, table.shape[axis] - 1))
+        return table[tuple(index)]
+
+    def _LetIn(self, e: ir.LetIn, mask):
+        self.locals[e.uid] = self.eval(e.value, mask)
+        return self.eval(e.body, mask)
+
+    # -- statements -----------------------------------------------------------------------------
+
+    def run_block(self, stmts, mask: np.ndarray, writes: dict[str, np.ndarray],
+                  wrote: dict[str, np.ndarray]) -> None:
+        """Execute statements where `mask` holds; writes go to `writes` (parallel assignment)."""
+        for s in stmts:
+            if isinstance(s, ir.Assign):
+                value = np.broadcast_to(self.eval(s.value, mask), mask.shape)
+                self.check_value(s, s.variable, value, mask)
+                writes[s.variable] = np.where(mask, value, writes[s.variable])
+                wrote[s.variable] = wrote[s.variable] | mask
+            elif isinstance(s, ir.LetStmt):
+                value = np.broadcast_to(self.eval(s.value, mask), mask.shape)
+                old = self.locals.get(s.uid)
+                self.locals[s.uid] = value if old is None else np.where(mask, value, old)
+            else:
+                cond = np.broadcast_to(np.asarray(self.eval(s.cond, mask), dtype=bool), mask.shape)
+                then_mask, else_mask = mask & cond, mask & ~cond
+                if then_mask.any():
+                    self.run_block(s.then, then_mask, writes, wrote)
+                if s.orelse and else_mask.any():
+                    self.run_block(s.orelse, else_mask, writes, wrote)
+
+    def check_value(self, node, name: str, value: np.ndarray, mask: np.ndarray) -> None:
+        """Writing a value outside a variable's declared range is an error."""
+        type_ = self.program.type_of(name)
+        if isinstance(type_, ir.Categorical):
+            bad = (value < 0) | (value >= type_.size)
+            what = f"outside 0..{type_.size - 1}"
+        elif isinstance(type_, ir.Numerical):
+            declared = np.asarray(type_.values)
+            near = nearest_values(value, declared)
+            bad = ~np.isclose(value, near, rtol=1e-9, atol=1e-12)
+            what = "not one of its declared values"
+        else:
+            allowed = np.fromiter((sum(1 << v for v in s) for s in type_.sets), dtype=np.int64)
+            bad = ~np.isin(value, allowed)
+            what = "not one of its declared sets"
+        if np.any(mask & bad):
+            where = mask & bad
+            b, i = (int(x) for x in np.argwhere(where)[0])
+            shown = type_.format(value[b, i]) if not isinstance(type_, ir.Categorical) \
+                else str(int(value[b, i]))
+            raise EvaluationFault(node, f"writes {shown} to '{name}', {what} "
+                                        f"({type_.describe()})", where)
+
+
+def _zero(kind: str):
+    return {"int": 0, "bool": False, "float": 0.0, "set": 0}[kind]
+
+
+def evaluate_condition(program: ir.Program, expr: ir.Expr, values: dict[str, np.ndarray],
+                       mask: np.ndarray) -> np.ndarray:
+    """A state-level boolean (halting, output filter) at every position of `mask`."""
+    evaluator = Evaluator(program, State(values, {}))
+    return np.broadcast_to(np.asarray(evaluator.eval(expr, mask), dtype=bool), mask.shape)

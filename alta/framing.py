@@ -1,0 +1,97 @@
+"""Input text -> framed token ids, and final state -> output text, as the program declares.
+
+Both back ends share this: `encode_batch` turns strings into a padded (batch, positions)
+array of token ids using the program's tokenisation (words or characters) and framing
+(fixed tokens and buffers around the input); `decode_outputs` reads the declared output
+variable back into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alta import ir
+from alta.errors import AltaError
+from alta.evaluation import evaluate_condition
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Framed, padded inputs: tokens[b, i] is valid where i < lengths[b]."""
+
+    texts: tuple[str, ...]
+    tokens: np.ndarray  # (batch, positions) int64, padding positions hold 0
+    lengths: np.ndarray  # (batch,) int64
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]
+
+
+def split_input(program: ir.Program, text: str) -> list[str]:
+    mode = next(item.kind for item in program.framing if item.kind != "token")
+    return text.split() if mode == "words" else [c for c in text if not c.isspace()]
+
+
+def encode(program: ir.Program, text: str) -> list[int]:
+    """One input string -> the framed token ids of its positions."""
+    ids = {tok: i for i, tok in enumerate(program.vocab)}
+    out: list[int] = []
+    for item in program.framing:
+        if item.kind == "token":
+            out.extend([item.token] * item.count)
+            continue
+        for piece in split_input(program, text):
+            if piece not in ids:
+                raise AltaError.at(
+                    f'input {text!r}: "{piece}" is not in the vocabulary of {program.name}',
+                    notes=(f"the vocab is: {' '.join(program.vocab)}",))
+            out.append(ids[piece])
+    if program.max_length is not None and len(out) > program.max_length:
+        raise AltaError.at(f"input {text!r} needs {len(out)} positions, but {program.name} "
+                           f"declares max_length {program.max_length}")
+    return out
+
+
+def encode_batch(program: ir.Program, texts) -> Batch:
+    texts = tuple(texts)
+    encoded = [encode(program, t) for t in texts]
+    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+    tokens = np.zeros((len(texts), max(1, int(lengths.max(initial=0)))), dtype=np.int64)
+    for b, ids in enumerate(encoded):
+        tokens[b, :len(ids)] = ids
+    return Batch(texts, tokens, lengths)
+
+
+def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
+                   lengths: np.ndarray) -> list[str]:
+    """Read the declared output back from a final state, one string per sequence."""
+    out = program.output
+    type_ = program.variable(out.variable).type
+    positions = np.arange(values[out.variable].shape[1])[None, :]
+    selected = positions < lengths[:, None]
+    if out.where is not None:
+        selected = selected & evaluate_condition(program, out.where, values, selected)
+    result = []
+    for b in range(len(lengths)):
+        where = np.flatnonzero(selected[b])
+        if out.at == "first":
+            where = where[:1]
+        elif out.at == "last":
+            where = where[-1:]
+        elif isinstance(out.at, int):
+            where = where[where == out.at]
+        if len(where) == 0:
+            result.append("" if out.default is None else type_.format(out.default))
+            continue
+        row = values[out.variable][b]
+        result.append(" ".join(type_.format(_as_value(type_, row[i])) for i in where))
+    return result
+
+
+def _as_value(type_: ir.ValueType, raw):
+    if isinstance(type_, ir.SetValued):
+        return frozenset(i for i in range(type_.size) if (int(raw) >> i) & 1)
+    return raw

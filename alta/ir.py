@@ -1,0 +1,295 @@
+"""The Program IR: the checked, resolved program that both back ends consume.
+
+Everything the source said at compile time is gone: constants are folded, enum members and
+token literals are integers, loops are unrolled and helper functions are inlined. What is
+left is a small typed tree per expression and statement, each node with the span of the
+source that produced it, so a back end can report errors at a source line without ever
+seeing the source text's syntax.
+
+Expression kinds: "int" (categorical values, integers), "bool", "float" (numerical values)
+and "set" (set values, as frozensets of ints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from alta.errors import Diagnostic, Source, Span
+
+
+# ---- value types of variables and heads --------------------------------------------------
+
+@dataclass(frozen=True)
+class Categorical:
+    """Values 0 .. size-1, optionally named (enum members or vocabulary tokens)."""
+
+    size: int
+    labels: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        if self.labels is not None:
+            shown = " ".join(self.labels[:6]) + (" ..." if self.size > 6 else "")
+            return f"cat {self.size} ({shown})"
+        return f"cat {self.size}"
+
+    def contains(self, value) -> bool:
+        return isinstance(value, (int, bool)) and 0 <= int(value) < self.size
+
+    def format(self, value) -> str:
+        value = int(value)
+        return self.labels[value] if self.labels is not None else str(value)
+
+
+@dataclass(frozen=True)
+class Numerical:
+    """A float with a finite, sorted set of declared values; reads snap to the nearest."""
+
+    values: tuple[float, ...]
+
+    def describe(self) -> str:
+        vals = ", ".join(f"{v:g}" for v in self.values[:5])
+        return f"num {{{vals}{', ...' if len(self.values) > 5 else ''}}} ({len(self.values)} values)"
+
+    def contains(self, value) -> bool:
+        return isinstance(value, (int, float, bool)) and any(
+            abs(float(value) - v) <= 1e-9 * max(1.0, abs(v)) for v in self.values)
+
+    def format(self, value) -> str:
+        return f"{float(value):g}"
+
+
+@dataclass(frozen=True)
+class SetValued:
+    """A set of ints in 0 .. size-1, from a declared list of possible sets."""
+
+    size: int
+    sets: tuple[frozenset[int], ...]
+
+    def describe(self) -> str:
+        return f"set {self.size} ({len(self.sets)} possible sets)"
+
+    def contains(self, value) -> bool:
+        return isinstance(value, frozenset) and value in self.sets
+
+    def format(self, value) -> str:
+        return "{" + ",".join(str(v) for v in sorted(value)) + "}"
+
+
+ValueType = Union[Categorical, Numerical, SetValued]
+
+
+def kind_of(type_: ValueType) -> str:
+    """The expression kind a read of a variable of this type has."""
+    return {Categorical: "int", Numerical: "float", SetValued: "set"}[type(type_)]
+
+
+# ---- expressions -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expr:
+    span: Span
+    kind: str  # "int" | "bool" | "float" | "set"
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    value: object  # int | bool | float | frozenset | tuple (compile-time tables only)
+
+
+@dataclass(frozen=True)
+class Read(Expr):
+    """The current value of a variable or head at this position."""
+
+    name: str
+    is_head: bool = False
+
+
+@dataclass(frozen=True)
+class InputRead(Expr):
+    """`token` or `position`: only in variable initialisers."""
+
+    which: str  # "token" | "position"
+
+
+@dataclass(frozen=True)
+class Local(Expr):
+    """A `let` binding or an inlined helper's parameter, by its unique id."""
+
+    uid: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Unary(Expr):
+    op: str  # "-" | "not"
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Binary(Expr):
+    op: str  # + - * / // % ^ | &  (on sets: | & - ^)
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Compare(Expr):
+    op: str  # == != < <= > >=
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Member(Expr):
+    """`element in container`; container is a set-kind expression or a constant set."""
+
+    element: Expr
+    container: Expr
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Logical(Expr):
+    """Short-circuit `and` / `or`: the right operand is only read where it decides."""
+
+    op: str  # "and" | "or"
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Cond(Expr):
+    cond: Expr
+    then: Expr
+    orelse: Expr
+
+
+@dataclass(frozen=True)
+class Builtin(Expr):
+    name: str  # "min" | "max" | "abs" | "round" | "len"
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Lookup(Expr):
+    """A constant table indexed by run-time values: table[i0][i1]..."""
+
+    table: tuple
+    indices: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class LetIn(Expr):
+    """`value` bound to a local for `body` (what an inlined helper call becomes)."""
+
+    uid: int
+    name: str
+    value: Expr
+    body: Expr
+
+
+# ---- statements (the MLP body) -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stmt:
+    span: Span
+
+
+@dataclass(frozen=True)
+class Assign(Stmt):
+    variable: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class LetStmt(Stmt):
+    uid: int
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class IfStmt(Stmt):
+    cond: Expr
+    then: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...]
+
+
+# ---- declarations --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    type: ValueType
+    init_from: str  # "token" | "position" | "constant"
+    init: Expr  # may read `token` / `position`
+    token_table: tuple | None  # init value per token id, when init_from == "token"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Head:
+    """`name = value where key (== | in) query at offsets`."""
+
+    name: str
+    type: ValueType  # Categorical (selects one position) or Numerical (mean)
+    value: str
+    key: str | None
+    query: str | None
+    op: str | None  # "==" | "in" | None: every position qualifies
+    offsets: tuple[int, ...] | None  # relative offsets j - i, or None for any
+    span: Span
+
+    @property
+    def numerical(self) -> bool:
+        return isinstance(self.type, Numerical)
+
+
+@dataclass(frozen=True)
+class FrameItem:
+    kind: str  # "token" | "words" | "chars"
+    token: int | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Output:
+    variable: str
+    at: str | int  # "all" | "first" | "last" | position index
+    where: Expr | None
+    default: object | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    source: Source
+    vocab: tuple[str, ...]
+    framing: tuple[FrameItem, ...]
+    variables: tuple[Variable, ...]
+    heads: tuple[Head, ...]
+    mlp: tuple[Stmt, ...]
+    halt: Expr | None
+    max_layers: int
+    max_length: int | None
+    output: Output
+    warnings: tuple[Diagnostic, ...] = ()
+    variable_index: dict = field(init=False, repr=False, compare=False)
+    head_index: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variable_index", {v.name: v for v in self.variables})
+        object.__setattr__(self, "head_index", {h.name: h for h in self.heads})
+
+    def variable(self, name: str) -> Variable:
+        return self.variable_index[name]
+
+    def head(self, name: str) -> Head:
+        return self.head_index[name]
+
+    def type_of(self, name: str) -> ValueType:
+        if name in self.variable_index:
+            return self.variable_index[name].type
+        return self.head_index[name].type

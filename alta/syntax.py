@@ -1,0 +1,414 @@
+"""Source text -> AST: the Lark parser for `grammar/alta.lark` and the tree -> AST transformer.
+
+Syntax errors become `AltaError`s that name the file, line and column, show the line with a
+caret and say in words what was expected there.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.indenter import Indenter
+
+from alta import ast
+from alta.errors import AltaError, Source, Span
+
+
+class _AltaIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB", "LBRACE"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB", "RBRACE"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 4
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = resources.files("alta.grammar").joinpath("alta.lark").read_text()
+    return Lark(grammar, parser="lalr", postlex=_AltaIndenter(), propagate_positions=True,
+                maybe_placeholders=True)
+
+
+def parse(text: str, path: str = "<string>") -> ast.Module:
+    """Parse ALTA source text into an AST `Module`."""
+    source = Source(text if text.endswith("\n") else text + "\n", path)
+    try:
+        tree = _parser().parse(source.text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, source) from None
+    return _ToAst().transform(tree)
+
+
+# ---- syntax errors in words ---------------------------------------------------------------
+
+_TERMINAL_WORDS = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a quoted string",
+    "_NL": "the end of the line", "_INDENT": "an indented block", "_DEDENT": "the end of the block",
+    "COLON": "':'", "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
+    "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "HEAD_OP": "'==' or 'in'",
+    "ADD_OP": "'+' or '-'", "MUL_OP": "an operator", "$END": "the end of the file",
+    "WORDS": "'words'", "CHARS": "'chars'", "FIRST": "'first'", "LAST": "'last'",
+    "TRUE": "'true'", "FALSE": "'false'",
+}
+
+_DECL_KEYWORDS = ("program", "vocab", "input", "output", "halt", "max_layers", "max_length",
+                  "const", "enum", "var", "head", "mlp", "def")
+
+
+def _describe_terminal(name: str) -> str | None:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    pattern = _parser().get_terminal(name).pattern if name in _terminal_names() else None
+    if pattern is not None and pattern.type == "str":
+        return f"'{pattern.value}'"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _terminal_names() -> frozenset[str]:
+    return frozenset(t.name for t in _parser().terminals)
+
+
+_EXPRESSION_START = {"NAME", "INT", "LPAR"}
+
+
+def _expected_words(expected: set[str]) -> str:
+    phrases = []
+    if _EXPRESSION_START <= expected:
+        # Every way to start an expression is possible: say so in one phrase.
+        expected = expected - _EXPRESSION_START - {"FLOAT", "STRING", "LSQB", "LBRACE", "TRUE",
+                                                   "FALSE", "NOT", "MINUS", "PLUS", "ADD_OP"}
+        phrases.append("an expression")
+    words = sorted({w for w in map(_describe_terminal, expected) if w}) + phrases
+    if set(_DECL_KEYWORDS) <= {w.strip("'") for w in words}:
+        # At top level every declaration keyword is possible: say so in one phrase.
+        words = [w for w in words if w.strip("'") not in _DECL_KEYWORDS] + ["a declaration"]
+    if not words:
+        return ""
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _token_words(token: Token) -> str:
+    words = {"_NL": "end of line", "_INDENT": "indentation", "_DEDENT": "end of block",
+             "$END": "end of file"}
+    return words.get(token.type, f"'{token.value}'")
+
+
+def _syntax_error(exc: UnexpectedInput, source: Source) -> AltaError:
+    line, column = max(exc.line, 1) if exc.line else 1, max(exc.column, 1) if exc.column else 1
+    if isinstance(exc, UnexpectedCharacters):
+        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
+        message = f"unexpected character {char!r}"
+        expected = _expected_words(set(exc.allowed or ()))
+    elif isinstance(exc, UnexpectedEOF):
+        lines = source.lines or ("",)
+        line, column = len(lines), len(lines[-1]) + 1
+        message = "unexpected end of file"
+        expected = _expected_words(set(exc.expected))
+    else:
+        assert isinstance(exc, UnexpectedToken)
+        token = exc.token
+        if token.type in ("_NL", "_DEDENT", "$END") or token.line is None:
+            # Point at the end of the previous line rather than the start of the next.
+            prev = _previous_content_line(source, line)
+            line, column = prev, len(source.line(prev).rstrip()) + 1
+        prev = _previous_content_line(source, token.line - 1) if (token.line or 0) > 1 else 0
+        if token.type == "_INDENT":
+            line = _next_content_line(source, line)
+            column = len(source.line(line)) - len(source.line(line).lstrip()) + 1
+            message = "unexpected indentation"
+            expected = _expected_words(set(exc.expected))
+        elif (token.type not in ("_NL", "_DEDENT", "$END") and prev and token.line
+              and token.line > prev and source.line(prev).rstrip().endswith(":")):
+            message = f"expected an indented block after the ':' on line {prev}"
+            expected = ""
+        else:
+            message = f"unexpected {_token_words(token)}"
+            expected = _expected_words(set(exc.expected))
+    if expected:
+        message += f"; expected {expected}"
+    return AltaError.at(message, Span(line, column, line, column + 1), source)
+
+
+def _next_content_line(source: Source, line: int) -> int:
+    line += 1
+    while line < len(source.lines) and (not source.line(line).strip()
+                                        or source.line(line).lstrip().startswith("#")):
+        line += 1
+    return min(line, len(source.lines))
+
+
+def _previous_content_line(source: Source, line: int) -> int:
+    line = min(line, len(source.lines))
+    while line > 1 and (not source.line(line).strip() or source.line(line).lstrip().startswith("#")):
+        line -= 1
+    return max(line, 1)
+
+
+# ---- parse tree -> AST ---------------------------------------------------------------------
+
+def _span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(tok: Token) -> Span:
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _name(tok: Token) -> ast.Name:
+    return ast.Name(_tok_span(tok), str(tok))
+
+
+def _string(tok: Token) -> ast.StrLit:
+    return ast.StrLit(_tok_span(tok), pyast.literal_eval(tok))
+
+
+def _block(b) -> tuple:
+    return b
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds AST nodes bottom-up from the Lark tree; one method per grammar rule."""
+
+    # -- module and declarations
+    def start(self, meta, decls):
+        return ast.Module(_span(meta) if not meta.empty else Span(1, 1, 1, 1), tuple(decls))
+
+    def program_decl(self, meta, c):
+        return ast.ProgramDecl(_span(meta), _name(c[0]))
+
+    def vocab_decl(self, meta, c):
+        return ast.VocabDecl(_span(meta), tuple(_string(t) for t in c))
+
+    vocab_block = vocab_decl
+
+    def input_decl(self, meta, items):
+        return ast.InputDecl(_span(meta), tuple(items))
+
+    def frame_token(self, meta, c):
+        return ast.FrameItem(_span(meta), "token", _string(c[0]))
+
+    def frame_repeat(self, meta, c):
+        return ast.FrameItem(_span(meta), "token", _string(c[0]), c[1])
+
+    def frame_words(self, meta, c):
+        return ast.FrameItem(_span(meta), "words")
+
+    def frame_chars(self, meta, c):
+        return ast.FrameItem(_span(meta), "chars")
+
+    def output_decl(self, meta, c):
+        var, at, where, default = c
+        return ast.OutputDecl(_span(meta), _name(var), at if at is not None else "all", where,
+                              default)
+
+    def output_at(self, meta, c):
+        tok = c[0]
+        return int(tok) if tok.type == "INT" else str(tok)
+
+    def output_where(self, meta, c):
+        return c[0]
+
+    output_default = output_where
+
+    def halt_decl(self, meta, c):
+        return ast.HaltDecl(_span(meta), c[0])
+
+    def max_layers_decl(self, meta, c):
+        return ast.SettingDecl(_span(meta), "max_layers", c[0])
+
+    def max_length_decl(self, meta, c):
+        return ast.SettingDecl(_span(meta), "max_length", c[0])
+
+    def const_decl(self, meta, c):
+        return ast.ConstDecl(_span(meta), _name(c[0]), c[1])
+
+    def enum_decl(self, meta, c):
+        return ast.EnumDecl(_span(meta), _name(c[0]), tuple(_name(t) for t in c[1:]))
+
+    def var_decl(self, meta, c):
+        name, type_, init = c
+        return ast.VarDecl(_span(meta), _name(name), type_, init)
+
+    def cat_type(self, meta, c):
+        return ast.CatType(_span(meta), c[0])
+
+    def bool_type(self, meta, c):
+        return ast.BoolType(_span(meta))
+
+    def vocab_type(self, meta, c):
+        return ast.VocabType(_span(meta))
+
+    def num_type(self, meta, c):
+        return ast.NumType(_span(meta), c[0])
+
+    def set_type(self, meta, c):
+        return ast.SetType(_span(meta), c[0], c[1])
+
+    def head_decl(self, meta, c):
+        name, type_, value, where, offsets = c
+        key = op = query = None
+        if where is not None:
+            key, op, query = where
+        return ast.HeadDecl(_span(meta), _name(name), type_, _name(value), key, op, query, offsets)
+
+    def head_where(self, meta, c):
+        return _name(c[0]), str(c[1]), _name(c[2])
+
+    def head_at(self, meta, c):
+        return c[0]
+
+    def mlp_decl(self, meta, c):
+        return ast.MlpDecl(_span(meta), c[0])
+
+    def def_decl(self, meta, c):
+        name, *params, body = c
+        params = tuple(_name(p) for p in params if p is not None)
+        return ast.FuncDecl(_span(meta), _name(name), params, body)
+
+    # -- statements
+    def block(self, meta, stmts):
+        return tuple(stmts)
+
+    def assign_stmt(self, meta, c):
+        return ast.Assign(_span(meta), _name(c[0]), c[1])
+
+    def let_stmt(self, meta, c):
+        return ast.Let(_span(meta), _name(c[0]), c[1])
+
+    def if_stmt(self, meta, c):
+        cond, body, *rest = c
+        branches = [(cond, body)]
+        orelse: tuple = ()
+        for clause in rest:
+            if clause is None:
+                continue
+            kind, payload = clause
+            if kind == "elif":
+                branches.append(payload)
+            else:
+                orelse = payload
+        return ast.If(_span(meta), tuple(branches), orelse)
+
+    def elif_clause(self, meta, c):
+        return "elif", (c[0], c[1])
+
+    def else_clause(self, meta, c):
+        return "else", c[0]
+
+    def for_stmt(self, meta, c):
+        *targets, iterable, body = c
+        return ast.For(_span(meta), tuple(_name(t) for t in targets), iterable, body)
+
+    def pass_stmt(self, meta, c):
+        return ast.Pass(_span(meta))
+
+    def return_stmt(self, meta, c):
+        return ast.Return(_span(meta), c[0])
+
+    # -- expressions
+    def if_expr(self, meta, c):
+        then, cond, orelse = c
+        return ast.IfExpr(_span(meta), cond, then, orelse)
+
+    def or_op(self, meta, c):
+        return c[0] if len(c) == 1 else ast.BoolOp(_span(meta), "or", tuple(c))
+
+    def and_op(self, meta, c):
+        return c[0] if len(c) == 1 else ast.BoolOp(_span(meta), "and", tuple(c))
+
+    def not_op(self, meta, c):
+        return ast.Unary(_span(meta), "not", c[0])
+
+    def compare(self, meta, c):
+        left, op, right = c
+        return ast.Compare(_span(meta), op, left, right)
+
+    def comp_op(self, meta, c):
+        return " ".join(str(t) for t in c)
+
+    def _fold(self, meta, c, op):
+        out = c[0]
+        for item in c[1:]:
+            out = ast.Binary(Span(out.span.line, out.span.column, item.span.end_line,
+                                  item.span.end_column), op, out, item)
+        return out
+
+    def bitor_op(self, meta, c):
+        return self._fold(meta, c, "|")
+
+    def bitxor_op(self, meta, c):
+        return self._fold(meta, c, "^")
+
+    def bitand_op(self, meta, c):
+        return self._fold(meta, c, "&")
+
+    def arith_op(self, meta, c):
+        out = c[0]
+        for i in range(1, len(c), 2):
+            op, item = str(c[i]), c[i + 1]
+            out = ast.Binary(Span(out.span.line, out.span.column, item.span.end_line,
+                                  item.span.end_column), op, out, item)
+        return out
+
+    def range_lit(self, meta, c):
+        return ast.Binary(_span(meta), "..", c[0], c[1])
+
+    def neg(self, meta, c):
+        return ast.Unary(_span(meta), "-", c[0])
+
+    def factor(self, meta, c):  # unary plus
+        return c[0]
+
+    def index(self, meta, c):
+        return ast.Index(_span(meta), c[0], c[1])
+
+    def call(self, meta, c):
+        name, *args = c
+        return ast.Call(_span(meta), _name(name), tuple(a for a in args if a is not None))
+
+    def int_lit(self, meta, c):
+        return ast.IntLit(_tok_span(c[0]), int(c[0]))
+
+    def float_lit(self, meta, c):
+        return ast.FloatLit(_tok_span(c[0]), float(c[0]))
+
+    def str_lit(self, meta, c):
+        return _string(c[0])
+
+    def true_lit(self, meta, c):
+        return ast.BoolLit(_tok_span(c[0]), True)
+
+    def false_lit(self, meta, c):
+        return ast.BoolLit(_tok_span(c[0]), False)
+
+    def name(self, meta, c):
+        return _name(c[0])
+
+    def tuple_lit(self, meta, c):
+        return ast.Collection(_span(meta), "tuple", tuple(x for x in c if x is not None))
+
+    def list_lit(self, meta, c):
+        return ast.Collection(_span(meta), "list", tuple(x for x in c if x is not None))
+
+    def set_lit(self, meta, c):
+        return ast.Collection(_span(meta), "set", tuple(x for x in c if x is not None))
+
+    def _comp(self, meta, c, kind):
+        element, *targets, iterable, condition = c
+        targets = tuple(_name(t) for t in targets)
+        return ast.Comprehension(_span(meta), kind, element, targets, iterable, condition)
+
+    def list_comp(self, meta, c):
+        return self._comp(meta, c, "list")
+
+    def set_comp(self, meta, c):
+        return self._comp(meta, c, "set")

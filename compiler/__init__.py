@@ -1,0 +1,1 @@
+"""Compiler: Program IR -> rules -> residual layout -> weights (see DESIGN.md)."""

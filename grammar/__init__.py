@@ -1,0 +1,1 @@
+"""The ALTA grammar (`alta.lark`), shipped as package data."""

@@ -1,0 +1,1 @@
+"""ALTA programs: `.alta` sources shipped as package data."""
