@@ -47,7 +47,7 @@ class Diagnostic:
     notes: tuple[str, ...] = ()
 
     def format(self) -> str:
-        where = self.source.path if self.source else "<alta>"
+        where = self.source.path if self.source else "alta"
         if self.span is not None:
             where += f":{self.span.line}:{self.span.column}"
         out = [f"{where}: {self.severity}: {self.message}"]
