@@ -94,15 +94,19 @@ def run_batch(program: ir.Program, batch: Batch, max_layers: int | None = None,
     while running.any() and layer < limit:
         layer += 1
         rows = np.flatnonzero(running)
-        sub = {k: v[rows] for k, v in state.items()}
-        sub_valid = valid[rows]
+        everyone = len(rows) == n  # no halted sequence to skip: avoid copying the state
+        sub = state if everyone else {k: v[rows] for k, v in state.items()}
+        sub_valid = valid if everyone else valid[rows]
         attended, undefined = attend(program, sub, sub_valid)
         try:
             updated = apply_mlp(program, attended, undefined, sub_valid)
         except EvaluationFault as fault:
             raise _runtime_error(program, fault, batch, layer, rows) from None
         for k, v in updated.items():
-            state[k][rows] = v
+            if everyone:
+                state[k] = v
+            else:
+                state[k][rows] = v
         layers[rows] = layer
         if trace:
             records.append(_record(layer, running, rows, state, attended, undefined))
@@ -150,10 +154,13 @@ def attend(program: ir.Program, values: dict[str, np.ndarray],
 
 def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
     """One head's output and where it is undefined, for every query position."""
-    value = values[head.value].astype(np.float64 if head.numerical else np.int64)
+    value = np.asarray(values[head.value], dtype=np.float64 if head.numerical else np.int64)
     batch, n = valid.shape
+    if head.op is None and head.offsets is not None and len(head.offsets) == 1:
+        # A single relative offset selects at most one position: a shift, not N x N.
+        (offset,) = head.offsets
+        return _shift(value, offset), ~_shift(valid, offset)
     if head.op is None and head.offsets is not None and len(head.offsets) <= 4:
-        # Pure relative heads select at most len(offsets) positions: shift instead of N x N.
         count = np.zeros((batch, n), dtype=np.int64)
         total = np.zeros((batch, n), dtype=value.dtype)
         for offset in head.offsets:
@@ -199,12 +206,15 @@ def _selection(head: ir.Head, values, valid) -> np.ndarray:
 
 def _shift(x: np.ndarray, offset: int) -> np.ndarray:
     """out[:, i] = x[:, i + offset], zero (False) where i + offset is outside."""
-    out = np.zeros_like(x)
     n = x.shape[1]
+    k = min(abs(offset), n)
+    out = np.empty_like(x)
     if offset >= 0:
-        out[:, :max(n - offset, 0)] = x[:, offset:]
+        out[:, :n - k] = x[:, k:]
+        out[:, n - k:] = 0
     else:
-        out[:, -offset:] = x[:, :max(n + offset, 0)]
+        out[:, k:] = x[:, :n - k]
+        out[:, :k] = 0
     return out
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from alta.cli import main
+
+sys.exit(main())

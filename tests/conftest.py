@@ -1,0 +1,22 @@
+"""Shared fixtures: the bundled programs, checked once per session."""
+
+from pathlib import Path
+
+import pytest
+
+from alta.checker import check_file
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "programs"
+
+
+@pytest.fixture(scope="session")
+def program():
+    cache = {}
+
+    def load(name: str):
+        if name not in cache:
+            cache[name] = check_file(PROGRAMS / f"{name}.alta")
+        return cache[name]
+
+    return load
