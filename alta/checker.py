@@ -778,9 +778,7 @@ class _Checker:
         if all(isinstance(i, ir.Const) for i in items):
             values = [i.value for i in items]
             if e.kind == "set":
-                if not all(isinstance(v, int) for v in values):
-                    raise self.error("set elements must be integers", e.span)
-                return ir.Const(e.span, "set", frozenset(int(v) for v in values))
+                return self._constant_set(values, e.span)
             return ir.Const(e.span, "table", tuple(values))
         if e.kind != "set":
             raise self.error("a list or tuple must be known at compile time", e.span)
@@ -805,13 +803,17 @@ class _Checker:
                 continue
             values.append(self.const_eval(e.element, inner))
         if e.kind == "set":
-            if any(isinstance(v, (tuple,)) for v in values):
-                raise self.error("set elements must be numbers or sets", e.span)
-            kinds = {_kind_of_value(v) for v in values}
-            if kinds <= {"int", "bool"}:
-                return ir.Const(e.span, "set", frozenset(values))
-            return ir.Const(e.span, "table", tuple(sorted(set(values), key=_sort_key)))
+            return self._constant_set(values, e.span)
         return ir.Const(e.span, "table", tuple(values))
+
+    def _constant_set(self, values: list, span: Span) -> ir.Const:
+        """A set of integers is a set value; of other numbers or of sets, a sorted table."""
+        kinds = {_kind_of_value(v) for v in values}
+        if kinds <= {"int", "bool"}:
+            return ir.Const(span, "set", frozenset(int(v) for v in values))
+        if "table" in kinds or ("set" in kinds and kinds != {"set"}):
+            raise self.error("set elements must be numbers, or all sets", span)
+        return ir.Const(span, "table", tuple(sorted(set(values), key=_sort_key)))
 
     def _x_Index(self, e: ast.Index, scope, ctx):
         base = self.lower_expr(e.value, scope, ctx)
@@ -1036,29 +1038,22 @@ def _select_axis(table, axis: int, index: int):
 
 
 def _table_leaf_kind(table, depth: int) -> str | None:
-    """The kind of a rectangular table's cells `depth` levels down, or None if ragged."""
+    """The kind of a rectangular table's cells `depth` levels down; None if ragged or not
+    numbers."""
     def shape(t, d):
         if d == 0:
             return () if not isinstance(t, tuple) else None
         if not isinstance(t, tuple) or not t:
             return None
         shapes = {shape(row, d - 1) for row in t}
-        if len(shapes) != 1 or None in shapes:
-            return None
-        return (len(t),) + shapes.pop()
+        return (len(t),) + shapes.pop() if len(shapes) == 1 and None not in shapes else None
 
     if shape(table, depth) is None:
         return None
-    leaf = table
-    for _ in range(depth):
-        leaf = leaf[0]
-    kind = _kind_of_value(leaf)
-    flat = _flatten(table, depth)
-    kinds = {_kind_of_value(v) for v in flat}
+    kinds = {_kind_of_value(v) for v in _flatten(table, depth)}
     if not kinds <= {"int", "bool", "float"}:
         return None
-    return "float" if "float" in kinds else ("bool" if kinds == {"bool"} else "int") \
-        if kind else None
+    return "float" if "float" in kinds else ("bool" if kinds == {"bool"} else "int")
 
 
 def _flatten(table, depth: int) -> list:

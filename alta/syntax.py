@@ -11,8 +11,9 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.indenter import Indenter
+from lark.exceptions import (LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
+                             UnexpectedToken)
+from lark.indenter import DedentError, Indenter
 
 from alta import ast
 from alta.errors import AltaError, Source, Span
@@ -25,6 +26,17 @@ class _AltaIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 4
+
+    def handle_NL(self, token: Token):
+        try:
+            yield from super().handle_NL(token)
+        except DedentError:
+            raise _BadDedent(token) from None
+
+
+class _BadDedent(Exception):
+    def __init__(self, token: Token) -> None:
+        self.token = token
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +53,15 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
         tree = _parser().parse(source.text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
+    except _BadDedent as exc:
+        line = _next_content_line(source, exc.token.line)
+        column = len(source.line(line)) - len(source.line(line).lstrip()) + 1
+        raise AltaError.at("inconsistent indentation: this line is not indented like the "
+                           "block it ends or any enclosing block", Span(line, column, line,
+                                                                         column + 1),
+                           source) from None
+    except LarkError as exc:  # anything else the parser reports: still located if possible
+        raise AltaError.at(f"syntax error: {exc}", None, source) from None
     return _ToAst().transform(tree)
 
 
@@ -77,7 +98,7 @@ def _terminal_names() -> frozenset[str]:
 _EXPRESSION_START = {"NAME", "INT", "LPAR"}
 
 
-def _expected_words(expected: set[str]) -> str:
+def _expected_words(expected: set[str], in_brackets: bool = False) -> str:
     phrases = []
     if _EXPRESSION_START <= expected:
         # Every way to start an expression is possible: say so in one phrase.
@@ -87,11 +108,20 @@ def _expected_words(expected: set[str]) -> str:
     words = sorted({w for w in map(_describe_terminal, expected) if w}) + phrases
     if set(_DECL_KEYWORDS) <= {w.strip("'") for w in words}:
         # At top level every declaration keyword is possible: say so in one phrase.
-        words = [w for w in words if w.strip("'") not in _DECL_KEYWORDS] + ["a declaration"]
+        words = [w for w in words if w.strip("'") not in _DECL_KEYWORDS
+                 and w != "the end of the line"] + ["a declaration"]
+    # Closing brackets and separators are rarely what the user meant: drop them when
+    # something more telling is on offer; the usual suspects go last.
+    if in_brackets:  # newlines are ignored inside brackets
+        words = [w for w in words if w != "the end of the line"]
+    telling = [w for w in words if w not in ("')'", "']'", "'}'", "','", "':'")]
+    if telling:
+        words = telling
+    words.sort(key=lambda w: (w == "an expression", w == "the end of the line"))
     if not words:
         return ""
-    if len(words) > 8:
-        words = words[:8] + ["..."]
+    if len(words) > 6:
+        words = words[:6] + ["..."]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
@@ -126,15 +156,50 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> AltaError:
             message = "unexpected indentation"
             expected = _expected_words(set(exc.expected))
         elif (token.type not in ("_NL", "_DEDENT", "$END") and prev and token.line
-              and token.line > prev and source.line(prev).rstrip().endswith(":")):
+              and token.line > prev and source.line(prev).rstrip().endswith(":")
+              and token.column <= _indent(source.line(prev)) + 1):
             message = f"expected an indented block after the ':' on line {prev}"
             expected = ""
         else:
             message = f"unexpected {_token_words(token)}"
-            expected = _expected_words(set(exc.expected))
+            expected = _expected_words(set(exc.expected),
+                                       _unclosed_bracket(source, line, column) is not None)
     if expected:
         message += f"; expected {expected}"
+    unclosed = _unclosed_bracket(source, line, column)
+    if unclosed is not None and unclosed[0] < line:
+        # Inside brackets newlines do not end a line, so the real mistake is usually an
+        # unclosed bracket on an earlier line: point there.
+        b_line, b_column, bracket = unclosed
+        return AltaError.at(f"'{bracket}' is never closed", Span(b_line, b_column, b_line,
+                                                                   b_column + 1), source,
+                            (f"the parser gave up at line {line}, column {column}: {message}",))
     return AltaError.at(message, Span(line, column, line, column + 1), source)
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip())
+
+
+def _unclosed_bracket(source: Source, line: int, column: int) -> tuple[int, int, str] | None:
+    """The innermost bracket opened before (line, column) and not closed by then."""
+    stack: list[tuple[int, int, str]] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for number, text in enumerate(source.lines[:line], 1):
+        end = column - 1 if number == line else len(text)
+        in_string = False
+        for col, char in enumerate(text[:end], 1):
+            if in_string:
+                in_string = char != '"'
+            elif char == '"':
+                in_string = True
+            elif char == "#":
+                break
+            elif char in "([{":
+                stack.append((number, col, char))
+            elif char in pairs and stack and stack[-1][2] == pairs[char]:
+                stack.pop()
+    return stack[-1] if stack else None
 
 
 def _next_content_line(source: Source, line: int) -> int:

@@ -1,0 +1,1355 @@
+"""Language features and interpreter semantics, checked against independent Python oracles.
+
+Every test builds a small ALTA program, runs it with `alta.interpreter.run` on many
+generated inputs (fixed seeds, so failures reproduce) and compares what it computes with
+plain Python computing the same thing directly: Python's own operators, `sorted`, dict
+look-ups, hand-written attention loops. DESIGN.md's "Semantics (normative)" section is the
+specification the oracles follow.
+
+Tests marked `xfail(strict=True)` pin down bugs found while writing this file: they state
+the correct behaviour and start failing (XPASS) the moment the bug is fixed, so the marker
+can be removed then.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import textwrap
+
+import numpy as np
+import pytest
+
+from alta.checker import check_source
+from alta.errors import AltaError, AltaRuntimeError
+from alta.interpreter import run
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def compile_program(source: str):
+    return check_source(textwrap.dedent(source).lstrip("\n"), "t.alta")
+
+
+def vocab_line(n: int, extra: tuple[str, ...] = ()) -> str:
+    """`vocab "0" "1" ... "n-1"` plus extra tokens: token id == the digit's value."""
+    return "vocab " + " ".join(f'"{t}"' for t in [*map(str, range(n)), *extra])
+
+
+def random_word_inputs(rng: random.Random, count: int, n_tokens: int, min_len: int = 1,
+                       max_len: int = 10) -> list[str]:
+    return [" ".join(str(rng.randrange(n_tokens)) for _ in range(rng.randint(min_len, max_len)))
+            for _ in range(count)]
+
+
+def per_position(result, name: str, b: int) -> list:
+    """The values of variable `name` at the valid positions of sequence `b`."""
+    return result.final[name][b, :int(result.batch.lengths[b])].tolist()
+
+
+def line_of(source: str, needle: str) -> int:
+    """1-based line number of the first line of (dedented) `source` containing `needle`."""
+    lines = textwrap.dedent(source).lstrip("\n").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+def nearest(x: float, values) -> float:
+    """Nearest declared value (the oracles below avoid exact ties)."""
+    best = min(values, key=lambda v: abs(v - x))
+    assert sum(abs(abs(v - x) - abs(best - x)) < 1e-12 for v in values) == 1, "tie in oracle"
+    return best
+
+
+# ---- arithmetic and expressions versus Python's own operators -------------------------------
+
+# Each of these is valid Python with the same meaning: the oracle is Python's eval.
+NAMED_EXPRESSIONS = [
+    "x + p", "x - p", "x * p", "-x + p", "x - -p", "+x - 3",
+    "x // (p + 1)", "x % (p + 1)", "(x - 5) // (p + 1)", "(x - 5) % (p + 1)",
+    "x // (-p - 1)", "x % (-p - 1)", "(x - 9) // (-p - 1)", "(x - 9) % (-p - 1)",
+    "x ^ p", "x | p", "x & p", "x ^ p & 3 | 8", "x + p ^ 3", "x * 2 // 3 % 4",
+    "min(x, p)", "max(x, p)", "min(x, p, 4)", "max(x - 7, 2 - p, -1)", "abs(x - p)",
+    "abs(-x) * -1", "round(x / (p + 1))", "round((x - 5) / 2)", "round(x / 4 + p / 8)",
+    "(x < p) + (x == p) * 2", "(x >= 5) ^ (p % 2 == 1)", "x - p * 2 if x > p else p - x * 3",
+    "x if x % 2 == 0 else p if p % 3 == 0 else -7",
+    "(x if p > 2 else -x) + (1 if x in {1, 3, 5, 7} else 0)", "100 if x not in {0, 9} else 200",
+    "(x > 2 and p < 4) + (x == 0 or p == 0) + (not x > 4)",
+    "(x > 2 and not (p > 3 or x == p)) * 5",
+]
+
+
+def test_named_expressions_match_python_operators():
+    rng = random.Random(1)
+    offset = 500
+    lines = ["program t", vocab_line(10), "input words", "output y0", "max_layers 1",
+             "var x: cat 10 = token", "var p: cat 16 = position"]
+    lines += [f"var y{k}: cat 1000 = 0" for k in range(len(NAMED_EXPRESSIONS))]
+    lines += ["mlp:"] + [f"    y{k} = ({e}) + {offset}" for k, e in enumerate(NAMED_EXPRESSIONS)]
+    program = check_source("\n".join(lines) + "\n", "t.alta")
+    inputs = random_word_inputs(rng, 40, 10, max_len=16)
+    result = run(program, inputs)
+    for b, text in enumerate(inputs):
+        for k, expr in enumerate(NAMED_EXPRESSIONS):
+            want = [eval(expr, {"x": int(t), "p": i}) + offset
+                    for i, t in enumerate(text.split())]
+            assert per_position(result, f"y{k}", b) == want, (expr, text)
+
+
+class _ExprGen:
+    """Random integer/boolean expressions whose ALTA and Python spellings coincide."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def atom(self) -> str:
+        return self.rng.choice(["x", "p", str(self.rng.randrange(12))])
+
+    def int_expr(self, depth: int) -> str:
+        rng = self.rng
+        if depth <= 0 or rng.random() < 0.2:
+            return self.atom()
+        a, b = self.int_expr(depth - 1), self.int_expr(depth - 1)
+        choice = rng.randrange(12)
+        if choice == 0:
+            return f"{a} + {b}"
+        if choice == 1:
+            return f"{a} - {b}" if rng.random() < 0.5 else f"({a}) - ({b})"
+        if choice == 2:
+            return f"({a}) * ({b})"
+        if choice == 3:  # floor division, positive and negative divisors
+            return f"({a}) // (abs({b}) + 1)" if rng.random() < 0.5 else \
+                f"({a}) // (-abs({b}) - 1)"
+        if choice == 4:
+            return f"({a}) % (abs({b}) + 1)" if rng.random() < 0.5 else \
+                f"({a}) % (-1 - abs({b}))"
+        if choice == 5:
+            return f"{a} ^ {b}"
+        if choice == 6:
+            return f"({a}) | ({b}) & {self.int_expr(depth - 1)}"
+        if choice == 7:
+            name = rng.choice(["min", "max"])
+            extra = f", {self.int_expr(depth - 1)}" if rng.random() < 0.3 else ""
+            return f"{name}({a}, {b}{extra})"
+        if choice == 8:
+            return f"abs({a}) - -{b}" if rng.random() < 0.5 else f"-({a})"
+        if choice == 9:
+            return f"({a} if {self.bool_expr(depth - 1)} else {b})"
+        if choice == 10:
+            return f"T[({a}) % 10]"
+        return f"({self.bool_expr(depth - 1)})"
+
+    def bool_expr(self, depth: int) -> str:
+        rng = self.rng
+        if depth <= 0 or rng.random() < 0.4:
+            if rng.random() < 0.2:
+                members = ", ".join(str(rng.randrange(-3, 12)) for _ in range(3))
+                return f"{self.int_expr(depth - 1)} {rng.choice(['in', 'not in'])} {{{members}}}"
+            op = rng.choice(["==", "!=", "<", "<=", ">", ">="])
+            return f"{self.int_expr(depth - 1)} {op} {self.int_expr(depth - 1)}"
+        choice = rng.randrange(3)
+        if choice == 0:
+            return f"{self.bool_expr(depth - 1)} and {self.bool_expr(depth - 1)}"
+        if choice == 1:
+            return f"{self.bool_expr(depth - 1)} or {self.bool_expr(depth - 1)}"
+        return f"not {self.bool_expr(depth - 1)}"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_expressions_match_python(seed):
+    """Precedence, floor division/modulo signs, xor/or/and, min/max/abs, tables, if-else."""
+    rng = random.Random(seed)
+    gen = _ExprGen(rng)
+    table = [rng.randrange(-20, 20) for _ in range(10)]
+    exprs = [gen.int_expr(rng.randrange(1, 5)) for _ in range(40)]
+    modulus = 1000
+    lines = ["program fuzz", vocab_line(10), "input words", "output y0", "max_layers 1",
+             f"const T = {table}", "var x: cat 10 = token", "var p: cat 16 = position"]
+    lines += [f"var y{k}: cat {modulus} = 0" for k in range(len(exprs))]
+    lines += ["mlp:"] + [f"    y{k} = ({e}) % {modulus}" for k, e in enumerate(exprs)]
+    program = check_source("\n".join(lines) + "\n", "fuzz.alta")
+    inputs = random_word_inputs(rng, 10, 10, max_len=16)
+    result = run(program, inputs)
+    for b, text in enumerate(inputs):
+        for k, expr in enumerate(exprs):
+            want = [eval(f"({expr}) % {modulus}", {"x": int(t), "p": i, "T": table})
+                    for i, t in enumerate(text.split())]
+            assert per_position(result, f"y{k}", b) == want, (expr, text)
+
+
+def test_numerical_variables_and_float_arithmetic():
+    rng = random.Random(2)
+    src = f"""
+        program t
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        var x: cat 10 = token
+        var w: num {{t / 4 for t in 0..9}} = token / 4
+        var y: cat 1000 = 0
+        var z: cat 1000 = 0
+        var v: num {{t / 4 for t in 0..9}} = 0
+        mlp:
+            y = round(w * 3 - x / 3 + 50)
+            z = round(abs(w - 1.3) * 100)
+            v = 2.25 - w / 2 if w >= 0.5 else w + 0.25
+        """
+    program = compile_program(src)
+    inputs = random_word_inputs(rng, 30, 10)
+    result = run(program, inputs)
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        assert per_position(result, "y", b) == [round(x / 4 * 3 - x / 3 + 50) for x in xs]
+        assert per_position(result, "z", b) == [round(abs(x / 4 - 1.3) * 100) for x in xs]
+        want_v = [2.25 - x / 8 if x / 4 >= 0.5 else x / 4 + 0.25 for x in xs]
+        assert np.allclose(per_position(result, "v", b), want_v)
+        assert result.outputs[b] == " ".join(str(round(x / 4 * 3 - x / 3 + 50)) for x in xs)
+
+
+def test_set_expressions_match_python_sets():
+    """Sets built at run time from integers, | & - ^, len, in / not in: as Python's sets."""
+    rng = random.Random(3)
+
+    def int_expr():
+        return rng.choice(["x", "p", "x + p", "x * 3 + p", str(rng.randrange(8)), "(x ^ p)"])
+
+    def set_expr(depth):
+        if depth <= 0 or rng.random() < 0.3:
+            return "{" + ", ".join(f"({int_expr()}) % 8" for _ in range(rng.randint(1, 3))) + "}"
+        return f"({set_expr(depth - 1)}) {rng.choice(['|', '&', '-', '^'])} ({set_expr(depth - 1)})"
+
+    exprs = [set_expr(rng.randrange(1, 4)) for _ in range(30)]
+    lines = ["program sets", vocab_line(10), "input words", "output n0", "max_layers 1",
+             "var x: cat 10 = token", "var p: cat 16 = position"]
+    for k in range(len(exprs)):
+        lines += [f"var s{k}: set 8 = {{}}", f"var n{k}: cat 9 = 0", f"var m{k}: bool = false"]
+    lines.append("mlp:")
+    for k, e in enumerate(exprs):
+        lines += [f"    s{k} = {e}", f"    n{k} = len({e})",
+                  f"    m{k} = (x % 8) in {e} and not ((p % 8) not in {e})"]
+    program = check_source("\n".join(lines) + "\n", "sets.alta")
+    inputs = random_word_inputs(rng, 10, 10, max_len=16)
+    result = run(program, inputs)
+    for b, text in enumerate(inputs):
+        for i, tok in enumerate(text.split()):
+            env = {"x": int(tok), "p": i}
+            for k, e in enumerate(exprs):
+                want = eval(e, env)
+                mask = int(result.final[f"s{k}"][b, i])
+                assert {v for v in range(8) if (mask >> v) & 1} == want, (e, env)
+                assert result.final[f"n{k}"][b, i] == len(want)
+                assert bool(result.final[f"m{k}"][b, i]) == (
+                    env["x"] % 8 in want and env["p"] % 8 in want)
+    # Set-valued outputs print as {a,b,...}.
+    assert result.outputs[0] == " ".join(str(len(eval(exprs[0], {"x": int(t), "p": i})))
+                                         for i, t in enumerate(inputs[0].split()))
+
+
+def test_set_output_formatting():
+    src = f"""
+        program t
+        {vocab_line(8)}
+        input words
+        output s
+        max_layers 1
+        var x: cat 8 = token
+        var s: set 8 = {{}}
+        mlp:
+            s = {{x, (x + 3) % 8, 0}}
+        """
+    rng = random.Random(4)
+    inputs = random_word_inputs(rng, 20, 8)
+    result = run(compile_program(src), inputs)
+    for text, out in zip(inputs, result.outputs):
+        want = ["{" + ",".join(map(str, sorted({x, (x + 3) % 8, 0}))) + "}"
+                for x in map(int, text.split())]
+        assert out == " ".join(want)
+
+
+# ---- short-circuit evaluation protects reads of undefined heads -----------------------------
+
+GUARDED = """
+    program guarded
+    {vocab}
+    input words
+    output a
+    max_layers 1
+    var x: cat 10 = token
+    var first: bool = position == 0
+    var a: cat 10 = 0
+    var b: bool = false
+    var c: bool = false
+    var d: bool = false
+    var e: cat 20 = 0
+    var f: cat 10 = 0
+    var g: cat 10 = 0
+    head left = x at -1
+
+    def left_or(default):
+        if first:
+            return default
+        return left
+
+    mlp:
+        a = 0 if first else left
+        if not first and left > x:
+            b = true
+        c = first or left == x
+        d = (not first and left == 3) or x == 3
+        if first:
+            e = 19
+        elif left + x > 9:
+            e = left + x - 9
+        else:
+            e = 0
+        f = left_or(x)
+        let ok = not first
+        if ok:
+            g = left
+"""
+
+
+def test_short_circuit_guards_reads_of_undefined_heads():
+    rng = random.Random(5)
+    program = compile_program(GUARDED.format(vocab=vocab_line(10)))
+    inputs = random_word_inputs(rng, 50, 10, max_len=12)
+    result = run(program, inputs)  # position 0 has no left neighbour: must not raise
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        lefts = [None] + xs[:-1]
+        assert per_position(result, "a", b) == [0 if i == 0 else lefts[i] for i in range(len(xs))]
+        assert per_position(result, "b", b) == [int(i > 0 and lefts[i] > x)
+                                                for i, x in enumerate(xs)]
+        assert per_position(result, "c", b) == [int(i == 0 or lefts[i] == x)
+                                                for i, x in enumerate(xs)]
+        assert per_position(result, "d", b) == [int((i > 0 and lefts[i] == 3) or x == 3)
+                                                for i, x in enumerate(xs)]
+        assert per_position(result, "e", b) == [
+            19 if i == 0 else (lefts[i] + x - 9 if lefts[i] + x > 9 else 0)
+            for i, x in enumerate(xs)]
+        assert per_position(result, "f", b) == [x if i == 0 else lefts[i]
+                                                for i, x in enumerate(xs)]
+        assert per_position(result, "g", b) == [0 if i == 0 else lefts[i]
+                                                for i, x in enumerate(xs)]
+
+
+def test_unguarded_read_of_the_same_head_is_an_error():
+    src = GUARDED.format(vocab=vocab_line(10)).replace("a = 0 if first else left",
+                                                      "a = left")
+    with pytest.raises(AltaRuntimeError, match="'left'"):
+        run(compile_program(src), ["3 4 5"])
+
+
+# ---- enums ----------------------------------------------------------------------------------
+
+def test_enums_in_state_halting_and_output_names():
+    """An enum-typed variable steps through its members; output prints member names."""
+    src = f"""
+        program phases
+        {vocab_line(10)}
+        input words
+        enum Phase {{Idle, Counting, Finished, Unused,}}
+        output phase
+        halt when phase == Finished
+        var x: cat 10 = token
+        var phase: cat Phase = Idle if token > 0 else Finished
+        var count: cat 10 = 0
+        mlp:
+            if phase == Idle:
+                phase = Counting
+            elif phase == Counting:
+                if count + 1 >= x:
+                    phase = Finished
+                count = count + 1
+        """
+    program = compile_program(src)
+    names = ["Idle", "Counting", "Finished", "Unused"]
+    rng = random.Random(6)
+    inputs = random_word_inputs(rng, 40, 10)
+    for limit in (1, 3, 20):
+        result = run(program, inputs, max_layers=limit)
+        for b, text in enumerate(inputs):
+            xs = [int(t) for t in text.split()]
+            # Python simulation of the same state machine, layer by layer.
+            phase = [0 if x > 0 else 2 for x in xs]
+            count = [0] * len(xs)
+            layers = 0
+            while any(ph != 2 for ph in phase) and layers < limit:
+                layers += 1
+                for i, x in enumerate(xs):
+                    if phase[i] == 0:
+                        phase[i] = 1
+                    elif phase[i] == 1:
+                        if count[i] + 1 >= x:
+                            phase[i] = 2
+                        count[i] += 1
+            assert result.layers[b] == layers
+            assert bool(result.halted[b]) == all(ph == 2 for ph in phase)
+            assert result.outputs[b] == " ".join(names[ph] for ph in phase)
+            assert per_position(result, "count", b) == count
+
+
+# ---- constant tables, comprehensions, helper functions, unrolled loops ------------------------
+
+def test_one_dimensional_tables_indexed_at_run_time():
+    rng = random.Random(7)
+    for _ in range(5):
+        ints = [rng.randrange(0, 50) for _ in range(10)]
+        bools = [rng.random() < 0.5 for _ in range(26)]
+        floats = [rng.choice([0.0, 0.25, 0.5, 1.0]) for _ in range(10)]
+        src = f"""
+            program t
+            {vocab_line(10)}
+            input words
+            output y
+            max_layers 1
+            const INTS = {ints}
+            const BOOLS = [{", ".join("true" if v else "false" for v in bools)}]
+            const FLOATS = {floats}
+            var x: cat 10 = token
+            var p: cat 16 = position
+            var y: cat 50 = 0
+            var z: bool = false
+            var w: num {{0, 0.25, 0.5, 1}} = 0
+            var u: cat 100 = 0
+            mlp:
+                y = INTS[x]
+                z = BOOLS[x + p]
+                w = FLOATS[(x * p) % 10]
+                u = INTS[INTS[x] % 10] + INTS[9 - x]
+            """
+        inputs = random_word_inputs(rng, 10, 10, max_len=16)
+        result = run(compile_program(src), inputs)
+        for b, text in enumerate(inputs):
+            xs = [int(t) for t in text.split()]
+            assert per_position(result, "y", b) == [ints[x] for x in xs]
+            assert per_position(result, "z", b) == [int(bools[x + i]) for i, x in enumerate(xs)]
+            assert per_position(result, "w", b) == [floats[(x * i) % 10] for i, x in enumerate(xs)]
+            assert per_position(result, "u", b) == [ints[ints[x] % 10] + ints[9 - x] for x in xs]
+
+
+def _grid_program(grid, expr: str) -> str:
+    return f"""
+        program t
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        const GRID = {grid}
+        var x: cat 10 = token
+        var p: cat 16 = position
+        var y: cat 100 = 0
+        mlp:
+            y = {expr}
+        """
+
+
+def test_two_dimensional_table_with_constant_row():
+    rng = random.Random(8)
+    grid = [[rng.randrange(100) for _ in range(16)] for _ in range(10)]
+    src = _grid_program(grid, "GRID[3][p] + 0 * x")
+    inputs = random_word_inputs(rng, 20, 10, max_len=16)
+    result = run(compile_program(src), inputs)
+    for b, text in enumerate(inputs):
+        assert per_position(result, "y", b) == [grid[3][i] for i in range(len(text.split()))]
+    # A row picked by an unrolled loop's constant, the column at run time.
+    src = _grid_program(grid, "0").replace(
+        "    y = 0", "    for r in 0..9:\n                if x == r:\n"
+                     "                    y = GRID[r][p]")
+    result = run(compile_program(src), inputs)
+    for b, text in enumerate(inputs):
+        assert per_position(result, "y", b) == [grid[int(t)][i]
+                                                for i, t in enumerate(text.split())]
+
+
+@pytest.mark.xfail(strict=True, reason="checker rejects a 2-D table indexed by a run-time "
+                   "row: 'a table indexed by a run-time value must be rectangular' (it checks "
+                   "the leaf kind after the first index, where the cells are still rows)")
+@pytest.mark.parametrize("expr, oracle", [
+    ("GRID[x][p]", lambda g, x, p: g[x][p]),
+    ("GRID[x][2]", lambda g, x, p: g[x][2]),
+    ("(GRID[x])[p]", lambda g, x, p: g[x][p]),
+])
+def test_two_dimensional_table_with_run_time_row(expr, oracle):
+    rng = random.Random(9)
+    grid = [[rng.randrange(100) for _ in range(16)] for _ in range(10)]
+    inputs = random_word_inputs(rng, 20, 10, max_len=16)
+    result = run(compile_program(_grid_program(grid, expr)), inputs)
+    for b, text in enumerate(inputs):
+        assert per_position(result, "y", b) == [oracle(grid, int(t), i)
+                                                for i, t in enumerate(text.split())]
+
+
+def test_comprehensions_ranges_and_constant_folding():
+    src = f"""
+        program t
+        {vocab_line(20)}
+        input words
+        output a
+        max_layers 1
+        const N = 20
+        const SQUARES = [v * v for v in 0..N - 1]
+        const ODD_CUBES = [v * v * v for v in 0..N - 1 if v % 2 == 1]
+        const PAIRS = [(v, (v * 7 + 3) % 11) for v in 0..N - 1]
+        const SWAPPED = [b * 100 + a for a, b in PAIRS if a != b]
+        const EVENS = {{v for v in 0..N - 1 if v % 2 == 0}}
+        const GRID = [[r * c for c in 0..4] for r in 0..3]
+        const JOINED = [len(ODD_CUBES), len(EVENS), min(SQUARES), max(SWAPPED)] + [-1, -2]
+        const TOTAL = len(PAIRS) * 2 - GRID[3][4] + JOINED[1]
+        var x: cat N = token
+        var a: cat 400 = 0
+        var b: cat 8000 = 0
+        var c: cat 2000 = 0
+        var d: bool = false
+        var e: cat 100 = 0
+        var f: cat 5 = 0
+        mlp:
+            a = SQUARES[x]
+            b = ODD_CUBES[x // 2]
+            c = SWAPPED[x % len(SWAPPED)]
+            d = x in EVENS
+            e = JOINED[x % 4] + TOTAL
+            f = GRID[x % 4][2] % 5
+        """
+    n = 20
+    squares = [v * v for v in range(n)]
+    odd_cubes = [v ** 3 for v in range(n) if v % 2 == 1]
+    pairs = [(v, (v * 7 + 3) % 11) for v in range(n)]
+    swapped = [b * 100 + a for a, b in pairs if a != b]
+    evens = {v for v in range(n) if v % 2 == 0}
+    grid = [[r * c for c in range(5)] for r in range(4)]
+    joined = [len(odd_cubes), len(evens), min(squares), max(swapped), -1, -2]
+    total = len(pairs) * 2 - grid[3][4] + joined[1]
+    rng = random.Random(10)
+    inputs = random_word_inputs(rng, 30, n, max_len=12)
+    result = run(compile_program(src), inputs)
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        assert per_position(result, "a", b) == [squares[x] for x in xs]
+        assert per_position(result, "b", b) == [odd_cubes[x // 2] for x in xs]
+        assert per_position(result, "c", b) == [swapped[x % len(swapped)] for x in xs]
+        assert per_position(result, "d", b) == [int(x in evens) for x in xs]
+        assert per_position(result, "e", b) == [joined[x % 4] + total for x in xs]
+        assert per_position(result, "f", b) == [grid[x % 4][2] % 5 for x in xs]
+
+
+def test_helper_functions_with_early_returns_and_loops():
+    rng = random.Random(11)
+    pairs = [(a, rng.randrange(7)) for a in range(20) if rng.random() < 0.6]
+    src = f"""
+        program helpers
+        {vocab_line(20)}
+        input words
+        output y
+        max_layers 1
+        const PAIRS = {pairs}
+        var x: cat 20 = token
+        var p: cat 20 = position
+        var y: cat 100 = 0
+        var z: cat 100 = 0
+        var w: cat 100 = 0
+
+        def first_divisor(n):
+            for d in 2..9:
+                if n % d == 0:
+                    return d
+            return 0
+
+        def classify(n, m):
+            let s = n + m
+            if s > 25:
+                return 1
+            elif s > 12:
+                return first_divisor(s) + 2
+            else:
+                for k, v in PAIRS:
+                    if k == n:
+                        return v + 20
+            return 99
+
+        def clamp(v, lo, hi):
+            return max(lo, min(v, hi))
+
+        def pick(flag, a, b):
+            if flag:
+                return a
+            pass
+            return b
+
+        mlp:
+            y = classify(x, p)
+            z = clamp(x * 3 - p, 5, 40) + first_divisor(7 * 3)
+            w = pick(x > p, classify(p, x), clamp(x, 0, 3))
+        """
+    lookup = dict(pairs)
+
+    def first_divisor(n):
+        for d in range(2, 10):
+            if n % d == 0:
+                return d
+        return 0
+
+    def classify(n, m):
+        s = n + m
+        if s > 25:
+            return 1
+        if s > 12:
+            return first_divisor(s) + 2
+        if n in lookup:
+            return lookup[n] + 20
+        return 99
+
+    inputs = random_word_inputs(rng, 40, 20, max_len=20)
+    result = run(compile_program(src), inputs)
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        assert per_position(result, "y", b) == [classify(x, i) for i, x in enumerate(xs)]
+        assert per_position(result, "z", b) == [max(5, min(x * 3 - i, 40)) + 3
+                                                for i, x in enumerate(xs)]
+        assert per_position(result, "w", b) == [classify(i, x) if x > i else min(x, 3)
+                                                for i, x in enumerate(xs)]
+
+
+def test_for_loops_over_constant_tuples_unroll():
+    rng = random.Random(12)
+    for _ in range(5):
+        keys = rng.sample(range(30), 12)
+        table = [(k, rng.randrange(50), rng.random() < 0.5) for k in keys]
+        cuts = sorted(rng.sample(range(1, 30), 3))
+        ranges = [(0, 0, cuts[0] - 1), (1, cuts[0], cuts[1] - 1), (2, cuts[1], cuts[2] - 1),
+                  (3, cuts[2], 29)]
+        src = f"""
+            program loops
+            {vocab_line(30)}
+            input words
+            output y
+            max_layers 1
+            const TABLE = [{", ".join(f"({k}, {v}, {'true' if f else 'false'})"
+                                      for k, v, f in table)}]
+            const RANGES = {ranges}
+            var x: cat 30 = token
+            var y: cat 50 = 49
+            var flag: bool = false
+            var band: cat 4 = 0
+            var hits: cat 10 = 0
+            mlp:
+                for key, value, f in TABLE:
+                    if x == key:
+                        y = value
+                        flag = f
+                for k, lo, hi in RANGES:
+                    if lo <= x and x <= hi:
+                        band = k
+                for a in 0..2:
+                    for bound in [5, 10, 20]:
+                        if a == 1 and x < bound:
+                            hits = bound // 5
+            """
+        inputs = random_word_inputs(rng, 10, 30)
+        result = run(compile_program(src), inputs)
+        values = {k: (v, f) for k, v, f in table}
+        for b, text in enumerate(inputs):
+            xs = [int(t) for t in text.split()]
+            assert per_position(result, "y", b) == [values.get(x, (49, False))[0] for x in xs]
+            assert per_position(result, "flag", b) == [int(values.get(x, (0, False))[1])
+                                                       for x in xs]
+            assert per_position(result, "band", b) == [
+                next(k for k, lo, hi in ranges if lo <= x <= hi) for x in xs]
+            # The last write that runs wins (bounds are tried in increasing order).
+            want_hits = []
+            for x in xs:
+                h = 0
+                for bound in [5, 10, 20]:
+                    if x < bound:
+                        h = bound // 5
+                want_hits.append(h)
+            assert per_position(result, "hits", b) == want_hits
+
+
+# ---- framing: chars, words, fixed tokens and buffers -----------------------------------------
+
+@pytest.mark.parametrize("framing, pieces", [
+    ('input "<s>" chars "<m>" * 3', lambda text: ["<s>", *text.replace(" ", ""), "<m>", "<m>",
+                                                  "<m>"]),
+    ('input chars "<e>"', lambda text: [*text.replace(" ", ""), "<e>"]),
+    ('input "<s>" "<s>" words "<m>" * PAD "<e>"',
+     lambda text: ["<s>", "<s>", *text.split(), "<m>", "<m>", "<e>"]),
+    ('input "<m>" * 0 words', lambda text: text.split()),
+])
+def test_framing_matches_python_tokenisation(framing, pieces):
+    extra = ("<s>", "<m>", "<e>")
+    vocab = [*map(str, range(10)), *extra]
+    src = f"""
+        program framed
+        {vocab_line(10, extra)}
+        {framing}
+        output t
+        max_layers 1
+        const PAD = 2
+        var t: vocab = token
+        var p: cat 40 = position
+        var is_buffer: bool = token == "<m>"
+        var seen: cat 40 = 0
+        mlp:
+            seen = p * 2 + is_buffer
+        """
+    rng = random.Random(13)
+    inputs = [""] + [" ".join(str(rng.randrange(10)) * rng.randint(1, 2)
+                              for _ in range(rng.randint(1, 6))) for _ in range(30)]
+    program = compile_program(src)
+    result = run(program, inputs)
+    for b, text in enumerate(inputs):
+        want = pieces(text)
+        assert result.batch.lengths[b] == len(want)
+        assert result.batch.tokens[b, :len(want)].tolist() == [vocab.index(w) for w in want]
+        assert result.outputs[b] == " ".join(want)
+        assert per_position(result, "seen", b) == [i * 2 + (w == "<m>")
+                                                   for i, w in enumerate(want)]
+
+
+def test_input_errors_are_alta_errors():
+    src = f"""
+        program t
+        {vocab_line(10)}
+        input "0" words
+        max_length 4
+        output x
+        max_layers 1
+        var x: cat 10 = token
+        """
+    program = compile_program(src)
+    with pytest.raises(AltaError, match="not in the vocabulary"):
+        run(program, ["1 2 x"])
+    with pytest.raises(AltaError, match="max_length"):
+        run(program, ["1 2 3 4"])
+    assert run(program, ["1 2 3"]).outputs == ("0 1 2 3",)
+    assert run(program, []).outputs == ()
+
+
+# ---- output: at, where, default -------------------------------------------------------------
+
+OUTPUT_FORMS = [
+    ("", None, None, None),
+    ("at first", "first", None, None),
+    ("at last", "last", None, None),
+    ("at 2", 2, None, None),
+    ("at 3 default 7", 3, None, 7),
+    ("where x > 4", None, lambda x, i: x > 4, None),
+    ("where x > 6 default 9", None, lambda x, i: x > 6, 9),
+    ("at first where x % 2 == 1 default 0", "first", lambda x, i: x % 2 == 1, 0),
+    ("at last where x < 3 and y != 0", "last", lambda x, i: x < 3 and (x * i) % 7 != 0, None),
+    ("default 5", None, None, 5),
+]
+
+
+@pytest.mark.parametrize("clause, at, where, default", OUTPUT_FORMS)
+def test_output_at_where_default(clause, at, where, default):
+    src = f"""
+        program out
+        {vocab_line(10)}
+        input words
+        output x {clause}
+        max_layers 1
+        var x: cat 10 = token
+        var p: cat 20 = position
+        var y: cat 7 = 0
+        mlp:
+            y = (x * p) % 7
+        """
+    rng = random.Random(14)
+    inputs = [""] + random_word_inputs(rng, 40, 10, max_len=8)
+    result = run(compile_program(src), inputs)
+    for text, out in zip(inputs, result.outputs):
+        xs = [int(t) for t in text.split()]
+        chosen = [i for i, x in enumerate(xs) if where is None or where(x, i)]
+        if at == "first":
+            chosen = chosen[:1]
+        elif at == "last":
+            chosen = chosen[-1:]
+        elif isinstance(at, int):
+            chosen = [i for i in chosen if i == at]
+        if chosen:
+            want = " ".join(str(xs[i]) for i in chosen)
+        else:
+            want = "" if default is None else str(default)
+        assert out == want, (clause, text)
+
+
+# ---- attention: selection, zero/several selected, padding, relative offsets ------------------
+
+ATTENTION = """
+    program attention
+    {vocab}
+    input words
+    output p
+    max_layers 1
+    const KEYS = {keys}
+    const QUERIES = {queries}
+    const QSETS = {qsets}
+    const MEMBERS = {members}
+
+    def query_set(t):
+        for k in 0..9:
+            if t == k:
+                return QSETS[k]
+        return {{}}
+
+    var p: cat 32 = position
+    var k: cat 5 = KEYS[token]
+    var q: cat 5 = QUERIES[token]
+    var s: set 5 of MEMBERS = query_set(token)
+    var nv: num {{0, 1, 2, 3}} = token % 4
+
+    head eq = p where k == q
+    head member = p where k in s
+    head left = p at -1
+    head right2 = p at 2
+    head both = p at {{-1, 1}}
+    head window = p at {{-2, -1, 0, 1, 2}}
+    head eq_near = p where k == q at {{-3, -2, -1}}
+    head everyone = p
+    head mean_eq: num {{v / 6 for v in 0..18}} = nv where k == q
+    head mean_in: num {{v / 6 for v in 0..18}} = nv where k in s
+    head mean_near: num {{v / 6 for v in 0..18}} = nv at {{-1, 1}}
+    head mean_wide: num {{v / 6 for v in 0..18}} = nv at {{-3, -2, -1, 0, 1, 2, 3}}
+    head mean_all: num {{v / 6 for v in 0..18}} = nv
+    head copy_left = nv at -1
+"""
+
+
+def _selected(keys_q, xs, i, rule, offsets):
+    """Positions j selected by query position i (the oracle for one head)."""
+    out = []
+    for j in range(len(xs)):
+        if offsets is not None and j - i not in offsets:
+            continue
+        if rule is not None and not rule(j, i):
+            continue
+        out.append(j)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_attention_selection_matches_oracle(seed):
+    """Every head form against a direct loop over positions, on a batch of mixed lengths
+    (padding is never selected); zero or several selected -> undefined (categorical), zero
+    selected -> undefined (numerical); values taken from the state at the start of the layer."""
+    rng = random.Random(100 + seed)
+    keys = [rng.randrange(5) for _ in range(10)]
+    queries = [rng.randrange(5) for _ in range(10)]
+    qsets = [frozenset(rng.sample(range(5), rng.randint(0, 2))) for _ in range(10)]
+    members = sorted(set(qsets) | {frozenset()}, key=lambda s: (len(s), sorted(s)))
+
+    def show(s):
+        return "{" + ", ".join(map(str, sorted(s))) + "}"
+
+    src = ATTENTION.format(vocab=vocab_line(10), keys=keys, queries=queries,
+                           qsets="[" + ", ".join(show(s) for s in qsets) + "]",
+                           members="[" + ", ".join(show(s) for s in members) + "]")
+    program = compile_program(src)
+    inputs = random_word_inputs(rng, 30, 10, min_len=1, max_len=14)
+    result = run(program, inputs, trace=True)
+    (record,) = result.trace
+    heads = {
+        "eq": (lambda xs: lambda j, i: keys[xs[j]] == queries[xs[i]], None),
+        "member": (lambda xs: lambda j, i: keys[xs[j]] in qsets[xs[i]], None),
+        "left": (None, {-1}),
+        "right2": (None, {2}),
+        "both": (None, {-1, 1}),
+        "window": (None, {-2, -1, 0, 1, 2}),
+        "eq_near": (lambda xs: lambda j, i: keys[xs[j]] == queries[xs[i]], {-3, -2, -1}),
+        "everyone": (None, None),
+    }
+    numerical = {
+        "mean_eq": heads["eq"],
+        "mean_in": heads["member"],
+        "mean_near": (None, {-1, 1}),
+        "mean_wide": (None, {-3, -2, -1, 0, 1, 2, 3}),
+        "mean_all": (None, None),
+        "copy_left": (None, {-1}),
+    }
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        n = len(xs)
+        for name, (rule, offsets) in heads.items():
+            for i in range(n):
+                sel = _selected(keys, xs, i, rule(xs) if rule else None, offsets)
+                undefined = bool(record.undefined[name][b, i])
+                assert undefined == (len(sel) != 1), (name, text, i, sel)
+                if len(sel) == 1:
+                    assert record.after_attention[name][b, i] == sel[0], (name, text, i)
+        for name, (rule, offsets) in numerical.items():
+            for i in range(n):
+                sel = _selected(keys, xs, i, rule(xs) if rule else None, offsets)
+                assert bool(record.undefined[name][b, i]) == (not sel), (name, text, i)
+                if sel:
+                    mean = sum(xs[j] % 4 for j in sel) / len(sel)
+                    assert record.after_attention[name][b, i] == pytest.approx(mean), \
+                        (name, text, i)
+
+
+def test_reading_a_mean_snaps_to_the_nearest_declared_value():
+    """A numerical head's mean, read by the MLP, is its nearest declared value."""
+    declared = [0, 0.3, 0.65, 1]  # midpoints 0.15, 0.475, 0.825 are never k/n for n <= 12
+    src = f"""
+        program snap
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        var b: num {{0, 1}} = token % 2
+        var one: bool = true
+        head share: num {{v / 100 for v in [0, 30, 65, 100]}} = b where one == one
+        head near: num {{v / 100 for v in [0, 30, 65, 100]}} = b at {{-1, 0, 1}}
+        var y: cat 101 = 0
+        var z: cat 101 = 0
+        var h: num {{0, 0.3, 0.65, 1}} = 0
+        mlp:
+            y = round(share * 100)
+            z = round(near * 100)
+            h = near
+        """
+    rng = random.Random(15)
+    inputs = random_word_inputs(rng, 60, 10, max_len=12)
+    result = run(compile_program(src), inputs)
+    for b, text in enumerate(inputs):
+        bits = [int(t) % 2 for t in text.split()]
+        share = nearest(sum(bits) / len(bits), declared)
+        assert per_position(result, "y", b) == [round(share * 100)] * len(bits)
+        near = []
+        for i in range(len(bits)):
+            window = bits[max(0, i - 1):i + 2]
+            near.append(nearest(sum(window) / len(window), declared))
+        assert per_position(result, "z", b) == [round(v * 100) for v in near]
+        assert per_position(result, "h", b) == pytest.approx(near)
+
+
+def test_heads_read_the_state_at_the_start_of_the_layer():
+    """Shifting a value right one position per layer: after k layers position i holds the
+    token at i - k (or the start marker); heads never see the MLP's writes of the same layer."""
+    src = f"""
+        program shift
+        {vocab_line(10, ("<s>",))}
+        input "<s>" words
+        output v
+        var v: vocab = token
+        head left = v at -1
+        var start: bool = position == 0
+        mlp:
+            if not start:
+                v = left
+        """
+    program = compile_program(src)
+    rng = random.Random(16)
+    inputs = random_word_inputs(rng, 20, 10)
+    for layers in range(0, 5):
+        result = run(program, inputs, max_layers=layers)
+        for b, text in enumerate(inputs):
+            seq = ["<s>", *text.split()]
+            want = [seq[max(i - layers, 0)] for i in range(len(seq))]
+            assert result.outputs[b] == " ".join(want)
+            assert result.layers[b] == layers
+
+
+# ---- parallel assignment ---------------------------------------------------------------------
+
+def test_parallel_assignment_swaps_and_rotates():
+    src = f"""
+        program swap
+        {vocab_line(10)}
+        input words
+        output a
+        var a: cat 10 = token
+        var b: cat 10 = (token * 3) % 10
+        var c: cat 10 = (token + 7) % 10
+        var d: cat 20 = 0
+        var e: cat 20 = 0
+        mlp:
+            a = b
+            b = a
+            c = (c + a) % 10
+            d = c + 1
+            e = d
+        """
+    program = compile_program(src)
+    rng = random.Random(17)
+    inputs = random_word_inputs(rng, 20, 10)
+    for layers in range(5):
+        result = run(program, inputs, max_layers=layers)
+        for bi, text in enumerate(inputs):
+            for i, x in enumerate(int(t) for t in text.split()):
+                a, b, c, d, e = x, (x * 3) % 10, (x + 7) % 10, 0, 0
+                for _ in range(layers):
+                    a, b, c, d, e = b, a, (c + a) % 10, c + 1, d  # Python's own parallel assignment
+                got = [int(result.final[v][bi, i]) for v in "abcde"]
+                assert got == [a, b, c, d, e], (text, i, layers)
+
+
+# ---- halting and layer limits ----------------------------------------------------------------
+
+COUNTER = f"""
+    program counter
+    {vocab_line(10)}
+    input words
+    output c
+    halt when c >= x
+    var x: cat 10 = token
+    var c: cat 10 = 0
+    var ticks: cat 50 = 0
+    mlp:
+        ticks = ticks + 1
+        if c < x:
+            c = c + 1
+"""
+
+
+def test_batches_halt_per_sequence():
+    """Each sequence runs exactly max(tokens) layers; after it halts its state is frozen,
+    even while longer sequences in the same batch keep running."""
+    program = compile_program(COUNTER)
+    rng = random.Random(18)
+    inputs = [""] + random_word_inputs(rng, 40, 10, max_len=8)
+    result = run(program, inputs, trace=True)
+    need = [max((int(t) for t in text.split()), default=0) for text in inputs]
+    assert result.layers.tolist() == need
+    assert result.halted.all()
+    assert len(result.trace) == max(need)
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        assert result.outputs[b] == " ".join(map(str, xs))
+        # ticks counts the layers this sequence really ran.
+        assert per_position(result, "ticks", b) == [need[b]] * len(xs)
+    for record in result.trace:
+        for b in range(len(inputs)):
+            assert bool(record.active[b]) == (record.layer <= need[b])
+            n = int(result.batch.lengths[b])
+            want = min(record.layer, need[b])
+            assert record.after_mlp["ticks"][b, :n].tolist() == [want] * n
+
+
+def test_max_layers_runs_at_most_n_layers_and_reports_not_halting():
+    program = compile_program(COUNTER)
+    rng = random.Random(19)
+    inputs = random_word_inputs(rng, 30, 10, max_len=6)
+    need = [max(int(t) for t in text.split()) for text in inputs]
+    for limit in range(0, 10):
+        result = run(program, inputs, max_layers=limit)
+        assert result.layers.tolist() == [min(n, limit) for n in need]
+        assert result.halted.tolist() == [n <= limit for n in need]
+        assert result.not_halted == [b for b, n in enumerate(need) if n > limit]
+        for b, text in enumerate(inputs):
+            assert result.outputs[b] == " ".join(str(min(int(t), limit)) for t in text.split())
+    # The limit declared in the program applies when the caller gives none.
+    declared = compile_program(COUNTER.replace("halt when", "max_layers 4\n    halt when"))
+    result = run(declared, inputs)
+    assert result.layers.tolist() == [min(n, 4) for n in need]
+    assert result.halted.tolist() == [n <= 4 for n in need]
+
+
+def test_without_halting_condition_runs_exactly_max_layers():
+    src = f"""
+        program fixed
+        {vocab_line(10)}
+        input words
+        output c
+        max_layers 6
+        var c: cat 50 = 0
+        mlp:
+            c = c + 1
+        """
+    program = compile_program(src)
+    rng = random.Random(20)
+    inputs = random_word_inputs(rng, 10, 10)
+    result = run(program, inputs)
+    assert result.layers.tolist() == [6] * len(inputs)
+    assert result.halted.all()
+    assert all(out == " ".join(["6"] * len(t.split())) for t, out in zip(inputs, result.outputs))
+    for limit in (0, 1, 3):
+        assert run(program, inputs, max_layers=limit).layers.tolist() == [limit] * len(inputs)
+
+
+def test_halting_checked_before_the_first_layer():
+    program = compile_program(COUNTER)
+    result = run(program, ["0 0 0", "", "0"])
+    assert result.layers.tolist() == [0, 0, 0]
+    assert result.halted.all()
+    assert result.outputs == ("0 0 0", "", "0")
+
+
+# ---- sort_unique: a set-valued query counts the keys smaller than mine -----------------------
+
+SORT_UNIQUE = """
+    program sort_unique
+    const N = {n}
+    {vocab}
+    input "<s>" words
+    max_length N + 1
+    output result where x != START
+    halt when stage == 2
+
+    const START = N
+    # The keys smaller than each value, plus the start token's key (for selector width).
+    const SMALLER = [{{v for v in 0..t - 1}} | {{START}} for t in 0..N - 1]
+
+    def smaller_than(t):
+        for k in 0..N - 1:
+            if t == k:
+                return SMALLER[k]
+        return {{}}
+
+    var x: cat N + 1 = token
+    var lt: set N + 1 of (SMALLER + [{{}}]) = smaller_than(token)
+    var is_start: num {{0, 1}} = token == START
+    var rank: cat N + 1 = N
+    var target: cat N + 1 = position - 1 if position >= 1 else N
+    var stage: cat 3 = 0
+    var result: cat N + 1 = 0
+
+    # 1 / (1 + number of values smaller than mine): the start token and every smaller key.
+    head share: num {{1 / n for n in 1..N + 1}} = is_start where x in lt
+    head value_at_rank = x where rank == target
+
+    mlp:
+        stage = stage + 1
+        if stage == 0 and x != START:
+            rank = round(1 / share) - 1
+        if stage == 1 and x != START:
+            result = value_at_rank
+"""
+
+
+def test_sort_unique_with_set_valued_queries_matches_sorted():
+    n = 16
+    src = SORT_UNIQUE.format(n=n, vocab=vocab_line(n, ("<s>",)))
+    program = compile_program(src)
+    rng = random.Random(21)
+    inputs = [" ".join(map(str, rng.sample(range(n), rng.randint(0, n)))) for _ in range(80)]
+    result = run(program, inputs)
+    for text, out in zip(inputs, result.outputs):
+        assert out == " ".join(str(v) for v in sorted(int(t) for t in text.split()))
+    assert result.layers.tolist() == [2] * len(inputs)
+    assert result.halted.all()
+
+
+def test_sort_unique_duplicate_keys_make_the_rank_head_undefined():
+    """With a repeated value two positions share a rank: the categorical head selects
+    several positions and reading it is an error, not a silent pick."""
+    n = 16
+    program = compile_program(SORT_UNIQUE.format(n=n, vocab=vocab_line(n, ("<s>",))))
+    with pytest.raises(AltaRuntimeError, match="value_at_rank"):
+        run(program, ["3 1 3"])
+
+
+# ---- run-time errors -------------------------------------------------------------------------
+
+UNDEFINED = f"""
+    program undefined
+    {vocab_line(10)}
+    input words
+    output y
+    halt when c == 3 or x == 0
+    var x: cat 10 = token
+    var c: cat 10 = 0
+    var y: cat 10 = 0
+    head next = x at 1
+    mlp:
+        c = c + 1
+        if c == 2 and x == 7:
+            y = next
+"""
+
+
+def test_undefined_read_error_names_line_head_layer_position_and_input():
+    program = compile_program(UNDEFINED)
+    # Sequence 0 halts before the first layer; in sequence 1 the last position holds a 7 and
+    # has no right neighbour, read at layer 3 (when c, read before the MLP, is 2).
+    inputs = ["0 0", "1 7 2 7", "7 1"]
+    with pytest.raises(AltaRuntimeError) as info:
+        run(program, inputs)
+    message = str(info.value)
+    line = line_of(UNDEFINED, "y = next")
+    assert message.startswith(f"t.alta:{line}:")
+    assert "'next'" in message
+    assert "layer 3" in message
+    assert "position 3" in message
+    assert "'1 7 2 7'" in message
+    assert "y = next" in message  # the source line is shown
+    diag = info.value.first
+    assert diag.span.line == line and diag.severity == "error"
+    # Without the bad input nothing is undefined where it is read.
+    result = run(program, ["0 0", "7 1", "1 2 3"])
+    assert result.outputs == ("0 0", "1 0", "0 0 0")
+
+
+@pytest.mark.parametrize("inputs, position, text", [
+    (["5 5 5", "1 2 3 2"], 1, "1 2 3 2"),   # the key 2 appears twice: several selected
+    (["5 5", "4 6"], 0, "4 6"),             # no key 3 at all: none selected
+])
+def test_undefined_from_zero_or_several_selected(inputs, position, text):
+    src = f"""
+        program several
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        var x: cat 10 = token
+        var three: cat 10 = 3
+        var two: cat 10 = 2
+        var y: cat 10 = 0
+        head h = x where x == want
+        var want: cat 10 = 2 if token != 4 else 3
+        mlp:
+            if x != 5:
+                y = h
+        """
+    with pytest.raises(AltaRuntimeError) as info:
+        run(compile_program(src), inputs)
+    message = str(info.value)
+    assert "'h'" in message and "layer 1" in message
+    assert f"position {position}" in message and repr(text) in message
+
+
+def test_numerical_head_with_nothing_selected_is_undefined():
+    src = f"""
+        program empty_mean
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        var x: cat 10 = token
+        var v: num {{0, 1}} = 1
+        var nine: cat 10 = 9
+        var y: cat 2 = 0
+        head m: num {{0, 0.5, 1}} = v where x == nine
+        mlp:
+            y = round(m)
+        """
+    program = compile_program(src)
+    assert run(program, ["9 1"]).outputs == ("1 1",)
+    with pytest.raises(AltaRuntimeError, match="'m'.*position 0, input '1 2'"):
+        run(program, ["9", "1 2"])
+
+
+@pytest.mark.parametrize("statement, match", [
+    ("y = 10 // (x - 3)", "division by zero"),
+    ("y = 10 % (x - 3)", "division by zero"),
+    ("y = x * 20", "writes 180 to 'y'"),
+    ("y = [1, 2, 3][x]", "index out of range"),
+])
+def test_run_time_errors_are_located(statement, match):
+    src = f"""
+        program errors
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        var x: cat 10 = token
+        var y: cat 100 = 0
+        mlp:
+            if x != 0:
+                {statement}
+        """
+    program = compile_program(src)
+    # Guarded by the `if`, x == 0 never reaches the statement; 1 and 2 are safe everywhere.
+    assert run(program, ["0 1 2", "0"]).outputs == tuple(
+        " ".join(str(eval(statement.split(" = ")[1], {"x": x}) if x else 0) for x in xs)
+        for xs in ([0, 1, 2], [0]))
+    bad = {"division by zero": "3", "writes 180": "9", "index out of range": "4"}
+    token = next(v for k, v in bad.items() if k in match)
+    with pytest.raises(AltaRuntimeError, match=match) as info:
+        run(program, ["0 1 2", f"1 {token} 0"])
+    message = str(info.value)
+    assert "layer 1" in message and "position 1" in message and "'1 " + token + " 0'" in message
+    assert message.startswith(f"t.alta:{line_of(src, statement)}:")
+
+
+@pytest.mark.xfail(strict=True, reason="a set value outside the declared sets crashes with "
+                   "TypeError (SetValued.format is given the raw bit mask) instead of an "
+                   "AltaRuntimeError")
+def test_out_of_range_set_write_is_an_alta_error():
+    src = f"""
+        program t
+        {vocab_line(10)}
+        input words
+        output s
+        max_layers 1
+        var x: cat 10 = token
+        var s: set 8 = {{}}
+        mlp:
+            s = {{x}}
+        """
+    program = compile_program(src)
+    assert run(program, ["1 7"]).outputs == ("{1} {7}",)
+    with pytest.raises(AltaRuntimeError, match="'s'.*position 1"):
+        run(program, ["1 9"])
+
+
+@pytest.mark.xfail(strict=True, reason="an initialisation error in any sequence but the "
+                   "first crashes with IndexError (initial_state passes rows=[fault.sequence] "
+                   "and then indexes it with fault.sequence)")
+def test_initialisation_error_in_a_later_sequence_is_an_alta_error():
+    src = f"""
+        program t
+        {vocab_line(10)}
+        input words
+        output q
+        max_layers 1
+        var q: cat 3 = position
+        """
+    program = compile_program(src)
+    with pytest.raises(AltaRuntimeError, match="position 3, input '1 2 3 4'"):
+        run(program, ["1 2", "1 2 3 4"])
+
+
+def test_initialisation_error_in_the_first_sequence_is_located():
+    src = f"""
+        program t
+        {vocab_line(10)}
+        input words
+        output q
+        max_layers 1
+        var q: cat 3 = position
+        """
+    with pytest.raises(AltaRuntimeError, match="position 3, input '1 2 3 4'"):
+        run(compile_program(src), ["1 2 3 4", "1 2"])
+
+
+@pytest.mark.xfail(strict=True, reason="a constant set with an element above 62 passes the "
+                   "checker and then crashes the interpreter with OverflowError")
+@pytest.mark.parametrize("statement", ["s = s | {70}", "y = 1 if s == {70} else 0"])
+def test_constant_set_element_out_of_range_is_an_alta_error(statement):
+    src = f"""
+        program t
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        var y: cat 2 = 0
+        var s: set 8 = {{}}
+        mlp:
+            {statement}
+        """
+    with pytest.raises(AltaError):
+        run(compile_program(src), ["1 2"])
+
+
+@pytest.mark.xfail(strict=True, reason="a set literal of floats, the num-type syntax DESIGN.md "
+                   "and the checker's own hint use ('num {0, 0.5, 1}'), is rejected: 'set "
+                   "elements must be integers'")
+def test_num_type_with_float_set_literal():
+    src = f"""
+        program t
+        {vocab_line(10)}
+        input words
+        output w
+        max_layers 1
+        var x: cat 10 = token
+        var w: num {{0, 0.5, 1}} = 0
+        mlp:
+            w = x / 2 if x <= 2 else 1
+        """
+    rng = random.Random(22)
+    inputs = random_word_inputs(rng, 20, 10)
+    result = run(compile_program(src), inputs)
+    for text, out in zip(inputs, result.outputs):
+        assert out == " ".join(f"{(x / 2 if x <= 2 else 1):g}" for x in map(int, text.split()))
