@@ -127,6 +127,8 @@ class _Checker:
         self.functions: dict[str, ast.FuncDecl] = {}
         self.declared: dict[str, Span] = {}
         self.head_names: set[str] = set()
+        self.state_names: set[str] = set()
+        self.called: set[str] = set()
         self.reads: set[str] = set()
         self.inlining: list[str] = []
 
@@ -156,6 +158,7 @@ class _Checker:
         for d in decls:
             by_kind.setdefault(type(d), []).append(d)
 
+        self.state_names = {d.name.id for d in decls if isinstance(d, (ast.VarDecl, ast.HeadDecl))}
         name = self.default_name
         for d in self._single(by_kind, ast.ProgramDecl, "program"):
             name = d.name.id
@@ -172,11 +175,13 @@ class _Checker:
             elif isinstance(d, ast.FuncDecl):
                 self.declare(d.name, "function")
                 self.functions[d.name.id] = d
-        settings = {}
+        settings, setting_lines = {}, {}
         for d in by_kind.get(ast.SettingDecl, []):
             if d.key in settings:
-                raise self.error(f"duplicate '{d.key}' declaration", d.span)
+                raise self.error(f"duplicate '{d.key}' declaration: already declared on line "
+                                 f"{setting_lines[d.key]}", d.span)
             settings[d.key] = self._positive_int(d.value, d.key)
+            setting_lines[d.key] = d.span.line
         framing = self._check_framing(self._single(by_kind, ast.InputDecl, "input"))
 
         for d in by_kind.get(ast.VarDecl, []):
@@ -203,9 +208,8 @@ class _Checker:
 
         outputs = self._single(by_kind, ast.OutputDecl, "output")
         if not outputs:
-            end = len(self.source.lines)
             raise self.error("program has no 'output' declaration: say what 'alta run' prints, "
-                             "e.g. 'output result at last'", Span(end, 1, end, 1))
+                             "e.g. 'output result at last'", Span(1, 1, 1, 1))
         output = self._check_output(outputs[0])
 
         self._warn_unused()
@@ -226,7 +230,7 @@ class _Checker:
     def _positive_int(self, expr: ast.Expr, what: str) -> int:
         value = self.const_eval(expr, self.globals)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.error(f"{what} must be a positive integer, got {value!r}", expr.span)
+            raise self.error(f"{what} must be a positive integer, got {show(value)}", expr.span)
         return value
 
     # -- vocabulary, framing, output ----------------------------------------------------------
@@ -259,7 +263,7 @@ class _Checker:
                 count = 1 if item.count is None else self.const_eval(item.count, self.globals)
                 if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                     raise self.error(f"a repeat count must be a non-negative integer, got "
-                                     f"{count!r}", item.count.span)
+                                     f"{show(count)}", item.count.span)
                 items.append(ir.FrameItem("token", self._token_id(item.token), count))
             else:
                 inputs += 1
@@ -279,7 +283,7 @@ class _Checker:
         if d.default is not None:
             default = self.const_eval(d.default, self.globals)
             if not var.type.contains(default):
-                raise self.error(f"output default {default!r} is not a value of "
+                raise self.error(f"output default {show(default)} is not a value of "
                                  f"'{var.name}' ({var.type.describe()})", d.default.span)
         self.reads.add(var.name)
         return ir.Output(var.name, d.at, where, default, d.span)
@@ -370,7 +374,7 @@ class _Checker:
                 value = self.lower_expr(d.init, scope, _Context("init")).value
                 value = _coerce(value, kind)
                 if not type_.contains(value):
-                    raise self.error(f"initialiser gives {value!r} for token \"{token}\", "
+                    raise self.error(f"initialiser gives {show(value)} for token \"{token}\", "
                                      f"which is not a value of '{d.name.id}' "
                                      f"({type_.describe()})", d.init.span)
                 table.append(value)
@@ -450,6 +454,10 @@ class _Checker:
         for h in self.heads.values():
             if h.name not in self.reads:
                 self.warn(f"head '{h.name}' is never read by the MLP", h.span)
+        for f in self.functions.values():
+            if f.name.id not in self.called:
+                self.warn(f"helper function '{f.name.id}' is never called (helpers are "
+                          "checked where they are inlined, so its body is unchecked)", f.span)
 
     def _undefined(self, name: ast.Name, what: str = "name") -> AltaError:
         known = list(self.declared) + list(BUILTINS)
@@ -483,7 +491,7 @@ class _Checker:
             return self._lower_if(list(s.branches), s.orelse, scope, ctx, s.span)
         if isinstance(s, ast.For):
             out = []
-            for item in self._iterate(s, scope):
+            for item in self._iterate(s, scope, ctx):
                 inner = scope.child()
                 self._bind_targets(s.targets, item, inner, s.iterable.span)
                 out.extend(self.lower_block(s.body, inner, ctx))
@@ -539,7 +547,7 @@ class _Checker:
     def _check_constant_write(self, value: ir.Expr, type_, name: str, span: Span) -> None:
         if isinstance(value, ir.Const) and not type_.contains(
                 _coerce(value.value, ir.kind_of(type_))):
-            raise self.error(f"value {value.value!r} is out of range for '{name}' "
+            raise self.error(f"value {show(value.value)} is out of range for '{name}' "
                              f"({type_.describe()})", span)
 
     def _bind_local_name(self, name: ast.Name, scope: _Scope) -> None:
@@ -549,11 +557,15 @@ class _Checker:
         if name.id in scope.names:
             raise self.error(f"duplicate local '{name.id}' in this block", name.span)
 
-    def _iterate(self, s: ast.For, scope: _Scope):
-        items = self.const_eval(s.iterable, scope)
-        if not isinstance(items, (tuple, frozenset)):
-            raise self.error("a 'for' loop runs over a constant collection (a list, tuple, set "
-                             "or range a..b)", s.iterable.span)
+    def _constant_collection(self, e: ast.Expr, scope: _Scope, ctx: _Context, what: str):
+        value = self.lower_expr(e, scope, ctx)
+        if not isinstance(value, ir.Const) or not isinstance(value.value, (tuple, frozenset)):
+            raise self.error(f"{what} runs over a constant collection (a list, tuple, set or "
+                             "range a..b known at compile time)", e.span)
+        return value.value
+
+    def _iterate(self, s: ast.For, scope: _Scope, ctx: _Context):
+        items = self._constant_collection(s.iterable, scope, ctx, "a 'for' loop")
         if len(items) > MAX_UNROLL:
             raise self.error(f"loop would unroll {len(items)} times (limit {MAX_UNROLL})",
                              s.iterable.span)
@@ -565,7 +577,7 @@ class _Checker:
         elif isinstance(item, tuple) and len(item) == len(targets):
             values = item
         else:
-            raise self.error(f"cannot unpack {item!r} into {len(targets)} names", span)
+            raise self.error(f"cannot unpack {show(item)} into {len(targets)} names", span)
         for target, value in zip(targets, values):
             self._bind_local_name(target, scope)
             scope.names[target.id] = _ConstBinding(value, _kind_of_value(value))
@@ -614,7 +626,7 @@ class _Checker:
                 raise self.error(f"'{e.id}' can only be read in a variable's initialiser; "
                                  "copy it into a variable there", e.span)
             return ir.InputRead(e.span, "int", e.id)
-        if e.id in self.variables or e.id in self.head_names:
+        if e.id in self.state_names:
             return self._read_state(e, ctx)
         if e.id in self.functions or e.id in BUILTINS:
             raise self.error(f"'{e.id}' is a function: call it, e.g. {e.id}(...)", e.span)
@@ -623,10 +635,13 @@ class _Checker:
         raise self._undefined(e)
 
     def _read_state(self, e: ast.Name, ctx: _Context) -> ir.Expr:
-        if ctx.where in ("const", "init"):
-            what = "a constant" if ctx.where == "const" else "an initialiser"
-            raise self.error(f"{what} cannot read '{e.id}': its value is only known at run "
-                             "time", e.span)
+        if ctx.where == "const":
+            raise self.error(f"this needs a value known at compile time, but '{e.id}' is a "
+                             f"{'head' if e.id in self.head_names else 'variable'}, known only "
+                             "at run time", e.span)
+        if ctx.where == "init":
+            raise self.error(f"an initialiser cannot read '{e.id}': initialisers read only "
+                             "'token', 'position' and constants", e.span)
         if e.id in self.head_names:
             if ctx.where != "mlp":
                 self._state_variable(e, "this expression")
@@ -684,6 +699,8 @@ class _Checker:
                 kind = "float" if "float" in (left.kind, right.kind) else "int"
         if isinstance(left, ir.Const) and isinstance(right, ir.Const):
             return ir.Const(e.span, kind, self._fold_binary(op, left.value, right.value, e.span))
+        if op in ("/", "//", "%") and isinstance(right, ir.Const) and right.value == 0:
+            raise self.error("division by zero", e.right.span)
         return ir.Binary(e.span, kind, op, left, right)
 
     def _fold_binary(self, op, a, b, span):
@@ -717,7 +734,7 @@ class _Checker:
         type_ = self.variables[read.name].type if not read.is_head else self.heads[read.name].type
         if isinstance(type_, ir.SetValued) or type_.contains(_coerce(const.value, read.kind)):
             return
-        message = (f"{const.value!r} is not a value of '{read.name}' ({type_.describe()}), so "
+        message = (f"{show(const.value)} is not a value of '{read.name}' ({type_.describe()}), so "
                    "this comparison is decided in advance")
         if ctx.where == "state":
             raise self.error(message, const.span)
@@ -792,9 +809,7 @@ class _Checker:
         return out
 
     def _x_Comprehension(self, e: ast.Comprehension, scope, ctx):
-        items = self.const_eval(e.iterable, scope)
-        if not isinstance(items, (tuple, frozenset)):
-            raise self.error("a comprehension runs over a constant collection", e.iterable.span)
+        items = self._constant_collection(e.iterable, scope, ctx, "a comprehension")
         values = []
         for item in (sorted(items) if isinstance(items, frozenset) else items):
             inner = scope.child()
@@ -844,6 +859,8 @@ class _Checker:
         if leaf is None:
             raise self.error("a table indexed by a run-time value must be rectangular, with "
                              "numbers in every cell", e.span)
+        # A "table" kind means more indices must follow (T[x] of a 2-D T); used as a value,
+        # it is a type error wherever it lands.
         return ir.Lookup(e.span, leaf, table, indices)
 
     def _x_Call(self, e: ast.Call, scope, ctx):
@@ -859,8 +876,10 @@ class _Checker:
             raise self.error(f"'{name}' takes {len(func.params)} argument(s), got "
                              f"{len(e.args)}", e.span)
         if name in self.inlining:
-            raise self.error(f"'{name}' calls itself: helper functions are inlined and cannot "
-                             "be recursive", e.span)
+            chain = " -> ".join(self.inlining[self.inlining.index(name):] + [name])
+            raise self.error(f"recursive call ({chain}): helper functions are inlined and "
+                             "cannot be recursive", e.span)
+        self.called.add(name)
         args = [self.lower_expr(a, scope, ctx) for a in e.args]
         inner = self.globals.child()
         lets = []
@@ -911,7 +930,7 @@ class _Checker:
                 return ir.LetIn(s.span, body.kind, uid, s.target.id, value, body)
             if isinstance(s, ast.For):
                 unrolled = []
-                for item in self._iterate(s, scope):
+                for item in self._iterate(s, scope, ctx):
                     unrolled.append(_Bind(s.targets, item, s.iterable.span))
                     unrolled.extend(s.body)
                 stmts = unrolled + rest
@@ -1016,6 +1035,19 @@ def apply_builtin(name: str, args: tuple):
     raise AssertionError(name)
 
 
+def show(value) -> str:
+    """A compile-time value as ALTA source would write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, frozenset):
+        return "{" + ", ".join(show(v) for v in sorted(value, key=_sort_key)) + "}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return str(value)
+
+
 def _coerce(value, kind: str):
     if kind == "int" and isinstance(value, bool):
         return int(value)
@@ -1038,21 +1070,24 @@ def _select_axis(table, axis: int, index: int):
 
 
 def _table_leaf_kind(table, depth: int) -> str | None:
-    """The kind of a rectangular table's cells `depth` levels down; None if ragged or not
-    numbers."""
-    def shape(t, d):
-        if d == 0:
-            return () if not isinstance(t, tuple) else None
-        if not isinstance(t, tuple) or not t:
+    """The kind of a table's cells `depth` levels down: a number kind, "table" when the
+    cells are themselves rows (more indices to come), None if ragged or not numbers."""
+    def shape(t):
+        if not isinstance(t, tuple):
+            return ()
+        if not t:
             return None
-        shapes = {shape(row, d - 1) for row in t}
+        shapes = {shape(row) for row in t}
         return (len(t),) + shapes.pop() if len(shapes) == 1 and None not in shapes else None
 
-    if shape(table, depth) is None:
+    full = shape(table)
+    if full is None or len(full) < depth:
         return None
-    kinds = {_kind_of_value(v) for v in _flatten(table, depth)}
+    kinds = {_kind_of_value(v) for v in _flatten(table, len(full))}
     if not kinds <= {"int", "bool", "float"}:
         return None
+    if len(full) > depth:
+        return "table"
     return "float" if "float" in kinds else ("bool" if kinds == {"bool"} else "int")
 
 
