@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alta import ast, ir
-from alta.errors import AltaError, Diagnostic, Source, Span
+from alta.errors import AltaError, Diagnostic, Source, Span, read_text
 from alta.syntax import parse
 
 BUILTINS = ("min", "max", "abs", "round", "len")
@@ -27,14 +27,7 @@ MAX_UNROLL = 100_000  # guard against runaway compile-time loops
 
 def check_file(path: str | Path) -> ir.Program:
     """Read, parse and check one `.alta` file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AltaError.at(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AltaError.at(f"cannot read {path}: {exc}") from None
-    return check_source(text, str(path))
+    return check_source(read_text(path), str(path))
 
 
 def check_source(text: str, path: str = "<string>") -> ir.Program:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from alta import __version__
-from alta.errors import AltaError
+from alta.errors import AltaError, read_text
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -162,14 +161,7 @@ def _read_inputs(args) -> list[str]:
         if args.inputs_file == "-":
             texts.extend(line.rstrip("\r\n") for line in sys.stdin)
         else:
-            path = Path(args.inputs_file)
-            try:
-                content = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise AltaError.at(f"no such inputs file: {path}") from None
-            except (OSError, UnicodeDecodeError) as exc:
-                raise AltaError.at(f"cannot read inputs file {path}: {exc}") from None
-            texts.extend(content.splitlines())
+            texts.extend(read_text(args.inputs_file, "inputs file").splitlines())
     if not texts and not args.inputs_file:
         raise AltaError.at("no inputs: give INPUT strings after the program, or --inputs PATH "
                            "(use \"\" for the empty input)")

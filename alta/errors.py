@@ -9,6 +9,7 @@ a caret, like a compiler.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,14 @@ class AltaError(Exception):
 
 class AltaRuntimeError(AltaError):
     """An error while running a program on an input (undefined read, out-of-range write)."""
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file's contents, or an `AltaError` saying plainly why not."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AltaError.at(f"no such {what}: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AltaError.at(f"cannot read {what} {path}: {exc}") from None

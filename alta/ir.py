@@ -49,7 +49,8 @@ class Numerical:
 
     def describe(self) -> str:
         vals = ", ".join(f"{v:g}" for v in self.values[:5])
-        return f"num {{{vals}{', ...' if len(self.values) > 5 else ''}}} ({len(self.values)} values)"
+        more = ", ..." if len(self.values) > 5 else ""
+        return f"num {{{vals}{more}}} ({len(self.values)} values)"
 
     def contains(self, value) -> bool:
         return isinstance(value, (int, float, bool)) and any(

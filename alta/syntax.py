@@ -204,15 +204,18 @@ def _unclosed_bracket(source: Source, line: int, column: int) -> tuple[int, int,
 
 def _next_content_line(source: Source, line: int) -> int:
     line += 1
-    while line < len(source.lines) and (not source.line(line).strip()
-                                        or source.line(line).lstrip().startswith("#")):
+    while line < len(source.lines) and _is_blank(source.line(line)):
         line += 1
     return min(line, len(source.lines))
 
 
+def _is_blank(text: str) -> bool:
+    return not text.strip() or text.lstrip().startswith("#")
+
+
 def _previous_content_line(source: Source, line: int) -> int:
     line = min(line, len(source.lines))
-    while line > 1 and (not source.line(line).strip() or source.line(line).lstrip().startswith("#")):
+    while line > 1 and _is_blank(source.line(line)):
         line -= 1
     return max(line, 1)
 
