@@ -678,6 +678,8 @@ class _Checker:
             if left.kind != right.kind or op not in ("|", "&", "-", "^"):
                 raise self.error(f"type error: '{op}' between {_KIND_WORDS[left.kind]} and "
                                  f"{_KIND_WORDS[right.kind]}", e.span)
+            self._small_set(left)
+            self._small_set(right)
             kind = "set"
         else:
             self._numeric(left, op)
@@ -716,6 +718,9 @@ class _Checker:
             self._numeric(right, e.op)
         if isinstance(left, ir.Const) and isinstance(right, ir.Const):
             return ir.Const(e.span, "bool", apply_compare(e.op, left.value, right.value))
+        if left.kind == "set":
+            self._small_set(left)
+            self._small_set(right)
         self._check_comparable_value(left, right, ctx, e.span)
         self._check_comparable_value(right, left, ctx, e.span)
         return ir.Compare(e.span, "bool", e.op, left, right)
@@ -732,6 +737,12 @@ class _Checker:
         if ctx.where == "state":
             raise self.error(message, const.span)
         self.warn(message, const.span)
+
+    def _small_set(self, e: ir.Expr) -> None:
+        """Run-time set values hold integers 0 .. MAX_SET_SIZE - 1."""
+        if isinstance(e, ir.Const) and any(not 0 <= v < MAX_SET_SIZE for v in e.value):
+            raise self.error(f"set {show(e.value)} has elements outside 0..{MAX_SET_SIZE - 1}, "
+                             "the range of set values", e.span)
 
     def _membership(self, e, left, right):
         negated = e.op == "not in"

@@ -200,6 +200,7 @@ def _cmd_run(args) -> int:
 def format_trace(program, result) -> str:
     """A per-layer table of every variable (and head) at every position, for one input."""
     from alta import ir
+    from alta.evaluation import bits_to_set
 
     length = int(result.batch.lengths[0])
     tokens = [program.vocab[t] for t in result.batch.tokens[0, :length]]
@@ -211,8 +212,7 @@ def format_trace(program, result) -> str:
             if undefined is not None and undefined[i]:
                 cells.append("-")
             elif isinstance(type_, ir.SetValued):
-                cells.append(type_.format(frozenset(
-                    v for v in range(type_.size) if (int(values[i]) >> v) & 1)))
+                cells.append(type_.format(bits_to_set(values[i], type_.size)))
             else:
                 cells.append(type_.format(values[i]))
         return [name] + cells

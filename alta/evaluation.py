@@ -47,6 +47,15 @@ def nearest_values(x: np.ndarray, values: np.ndarray) -> np.ndarray:
     return values[np.searchsorted(midpoints, x, side="right")]
 
 
+def set_to_bits(values) -> int:
+    """A set of small integers as the bit mask the interpreter stores."""
+    return sum(1 << int(v) for v in values)
+
+
+def bits_to_set(bits, size: int) -> frozenset[int]:
+    return frozenset(i for i in range(size) if (int(bits) >> i) & 1)
+
+
 def _popcount(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.uint64)
     return np.bitwise_count(x).astype(np.int64)
@@ -73,7 +82,7 @@ class Evaluator:
 
     def _Const(self, e: ir.Const, mask):
         if e.kind == "set":
-            return np.int64(sum(1 << int(v) for v in e.value))
+            return np.int64(set_to_bits(e.value))
         return e.value
 
     def _Read(self, e: ir.Read, mask):
@@ -224,14 +233,18 @@ class Evaluator:
             bad = ~np.isclose(value, near, rtol=1e-9, atol=1e-12)
             what = "not one of its declared values"
         else:
-            allowed = np.fromiter((sum(1 << v for v in s) for s in type_.sets), dtype=np.int64)
+            allowed = np.fromiter(map(set_to_bits, type_.sets), dtype=np.int64)
             bad = ~np.isin(value, allowed)
             what = "not one of its declared sets"
         if np.any(mask & bad):
             where = mask & bad
             b, i = (int(x) for x in np.argwhere(where)[0])
-            shown = type_.format(value[b, i]) if not isinstance(type_, ir.Categorical) \
-                else str(int(value[b, i]))
+            if isinstance(type_, ir.SetValued):
+                shown = type_.format(bits_to_set(value[b, i], 63))
+            elif isinstance(type_, ir.Numerical):
+                shown = type_.format(value[b, i])
+            else:
+                shown = str(int(value[b, i]))
             raise EvaluationFault(node, f"writes {shown} to '{name}', {what} "
                                         f"({type_.describe()})", where)
 

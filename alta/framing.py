@@ -14,7 +14,7 @@ import numpy as np
 
 from alta import ir
 from alta.errors import AltaError
-from alta.evaluation import evaluate_condition
+from alta.evaluation import bits_to_set, evaluate_condition
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,4 @@ def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
 
 
 def _as_value(type_: ir.ValueType, raw):
-    if isinstance(type_, ir.SetValued):
-        return frozenset(i for i in range(type_.size) if (int(raw) >> i) & 1)
-    return raw
+    return bits_to_set(raw, type_.size) if isinstance(type_, ir.SetValued) else raw

@@ -14,7 +14,7 @@ import numpy as np
 
 from alta import ir
 from alta.errors import AltaRuntimeError, Diagnostic
-from alta.evaluation import EvaluationFault, Evaluator, State, evaluate_condition
+from alta.evaluation import EvaluationFault, Evaluator, State, evaluate_condition, set_to_bits
 from alta.framing import Batch, decode_outputs, encode_batch
 
 
@@ -65,7 +65,7 @@ def initial_state(program: ir.Program, batch: Batch) -> dict[str, np.ndarray]:
         if var.init_from == "token":
             table = var.token_table
             if isinstance(var.type, ir.SetValued):
-                table = [sum(1 << v for v in s) for s in table]
+                table = [set_to_bits(s) for s in table]
             values[var.name] = np.asarray(table, dtype=dtype)[batch.tokens]
             continue
         evaluator = Evaluator(program, State({}, {}), {"position": positions})
@@ -74,7 +74,7 @@ def initial_state(program: ir.Program, batch: Batch) -> dict[str, np.ndarray]:
                                     shape).copy()
             evaluator.check_value(var.init, var.name, value, valid)
         except EvaluationFault as fault:
-            raise _runtime_error(program, fault, batch, 0, [fault.sequence],
+            raise _runtime_error(program, fault, batch, 0, np.arange(shape[0]),
                                  f"initialising '{var.name}'") from None
         values[var.name] = value
     return values
@@ -88,7 +88,7 @@ def run_batch(program: ir.Program, batch: Batch, max_layers: int | None = None,
     initial = {k: v.copy() for k, v in state.items()}
     n = len(batch.texts)
     layers = np.zeros(n, dtype=np.int64)
-    running = ~_halted(program, state, valid, np.arange(n))
+    running = ~_halted(program, state, valid, batch, 0, np.arange(n))
     records: list[LayerRecord] = []
     layer = 0
     while running.any() and layer < limit:
@@ -110,17 +110,26 @@ def run_batch(program: ir.Program, batch: Batch, max_layers: int | None = None,
         layers[rows] = layer
         if trace:
             records.append(_record(layer, running, rows, state, attended, undefined))
-        running[rows] = ~_halted(program, updated, sub_valid, rows)
+        running[rows] = ~_halted(program, updated, sub_valid, batch, layer, rows)
     halted = ~running if program.halt is not None else np.ones(n, dtype=bool)
-    outputs = tuple(decode_outputs(program, state, batch.lengths))
+    try:
+        outputs = tuple(decode_outputs(program, state, batch.lengths))
+    except EvaluationFault as fault:
+        raise _runtime_error(program, fault, batch, layer, np.arange(n),
+                             "reading the output") from None
     return RunResult(batch, initial, state, layers, halted,
                      tuple(records) if trace else None, outputs)
 
 
-def _halted(program: ir.Program, values, valid, rows) -> np.ndarray:
+def _halted(program: ir.Program, values, valid, batch: Batch, layer: int,
+            rows) -> np.ndarray:
     if program.halt is None:
         return np.zeros(len(rows), dtype=bool)
-    holds = evaluate_condition(program, program.halt, values, valid)
+    try:
+        holds = evaluate_condition(program, program.halt, values, valid)
+    except EvaluationFault as fault:
+        raise _runtime_error(program, fault, batch, layer, rows,
+                             "checking the halting condition") from None
     return np.all(holds | ~valid, axis=1)
 
 
