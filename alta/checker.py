@@ -146,18 +146,32 @@ class _Checker:
     # -- the whole program ------------------------------------------------------------------
 
     def check(self, module: ast.Module) -> ir.Program:
-        decls = module.decls
-        by_kind: dict[type, list] = {}
-        for d in decls:
-            by_kind.setdefault(type(d), []).append(d)
+        """The checker's stages, in the order names become available to later ones."""
+        decls: dict[type, list] = {}
+        for d in module.decls:
+            decls.setdefault(type(d), []).append(d)
+        self.state_names = {d.name.id for d in module.decls
+                            if isinstance(d, (ast.VarDecl, ast.HeadDecl))}
+        programs = self._single(decls, ast.ProgramDecl, "program")
+        self._check_vocab(self._single(decls, ast.VocabDecl, "vocab"))
+        self._check_compile_time_names(module.decls)
+        settings = self._check_settings(decls.get(ast.SettingDecl, []))
+        framing = self._check_framing(self._single(decls, ast.InputDecl, "input"))
+        self._check_state(decls.get(ast.VarDecl, []), decls.get(ast.HeadDecl, []))
+        mlps = self._single(decls, ast.MlpDecl, "mlp")
+        mlp = self.lower_block(mlps[0].body, self.globals.child(), _Context("mlp")) if mlps else ()
+        halt = self._check_halt(self._single(decls, ast.HaltDecl, "halt"), settings)
+        output = self._check_output(self._single(decls, ast.OutputDecl, "output"))
+        self._warn_unused()
+        return ir.Program(
+            name=programs[0].name.id if programs else self.default_name, source=self.source,
+            vocab=self.vocab, framing=framing, variables=tuple(self.variables.values()),
+            heads=tuple(self.heads.values()), mlp=mlp, halt=halt,
+            max_layers=settings.get("max_layers", DEFAULT_MAX_LAYERS),
+            max_length=settings.get("max_length"), output=output, warnings=tuple(self.warnings))
 
-        self.state_names = {d.name.id for d in decls if isinstance(d, (ast.VarDecl, ast.HeadDecl))}
-        name = self.default_name
-        for d in self._single(by_kind, ast.ProgramDecl, "program"):
-            name = d.name.id
-        self._check_vocab(self._single(by_kind, ast.VocabDecl, "vocab"), module)
-
-        # Compile-time names, in source order (a constant may use earlier ones).
+    def _check_compile_time_names(self, decls) -> None:
+        """Enums, constants and helpers, in source order (a constant may use earlier ones)."""
         for d in decls:
             if isinstance(d, ast.EnumDecl):
                 self._check_enum(d)
@@ -168,50 +182,38 @@ class _Checker:
             elif isinstance(d, ast.FuncDecl):
                 self.declare(d.name, "function")
                 self.functions[d.name.id] = d
-        settings, setting_lines = {}, {}
-        for d in by_kind.get(ast.SettingDecl, []):
+
+    def _check_settings(self, decls: list[ast.SettingDecl]) -> dict[str, int]:
+        settings, lines = {}, {}
+        for d in decls:
             if d.key in settings:
                 raise self.error(f"duplicate '{d.key}' declaration: already declared on line "
-                                 f"{setting_lines[d.key]}", d.span)
+                                 f"{lines[d.key]}", d.span)
             settings[d.key] = self._positive_int(d.value, d.key)
-            setting_lines[d.key] = d.span.line
-        framing = self._check_framing(self._single(by_kind, ast.InputDecl, "input"))
+            lines[d.key] = d.span.line
+        return settings
 
-        for d in by_kind.get(ast.VarDecl, []):
+    def _check_state(self, var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl]) -> None:
+        """Variables, then heads (which read variables)."""
+        for d in var_decls:
             self.declare(d.name, "variable")
-        for d in by_kind.get(ast.HeadDecl, []):
+        for d in head_decls:
             self.declare(d.name, "head")
             self.head_names.add(d.name.id)
-        for d in by_kind.get(ast.VarDecl, []):
+        for d in var_decls:
             self.variables[d.name.id] = self._check_var(d)
-        for d in by_kind.get(ast.HeadDecl, []):
+        for d in head_decls:
             self.heads[d.name.id] = self._check_head(d)
 
-        mlps = self._single(by_kind, ast.MlpDecl, "mlp")
-        mlp = self.lower_block(mlps[0].body, self.globals.child(), _Context("mlp")) if mlps else ()
-
-        halts = self._single(by_kind, ast.HaltDecl, "halt")
-        halt = None
-        if halts:
-            halt = self.lower_expr(halts[0].condition, self.globals, _Context("state"))
-            self._require_truth(halt, "the halting condition")
-        if halt is None and "max_layers" not in settings:
-            raise self.error("program has no 'halt when ...' and no 'max_layers N': it would "
-                             "never stop; declare one of them", Span(1, 1, 1, 1))
-
-        outputs = self._single(by_kind, ast.OutputDecl, "output")
-        if not outputs:
-            raise self.error("program has no 'output' declaration: say what 'alta run' prints, "
-                             "e.g. 'output result at last'", Span(1, 1, 1, 1))
-        output = self._check_output(outputs[0])
-
-        self._warn_unused()
-        max_layers = settings.get("max_layers", DEFAULT_MAX_LAYERS)
-        return ir.Program(
-            name=name, source=self.source, vocab=self.vocab, framing=framing,
-            variables=tuple(self.variables.values()), heads=tuple(self.heads.values()),
-            mlp=mlp, halt=halt, max_layers=max_layers, max_length=settings.get("max_length"),
-            output=output, warnings=tuple(self.warnings))
+    def _check_halt(self, decls: list[ast.HaltDecl], settings: dict) -> ir.Expr | None:
+        if not decls:
+            if "max_layers" not in settings:
+                raise self.error("program has no 'halt when ...' and no 'max_layers N': it "
+                                 "would never stop; declare one of them", Span(1, 1, 1, 1))
+            return None
+        halt = self.lower_expr(decls[0].condition, self.globals, _Context("state"))
+        self._require_truth(halt, "the halting condition")
+        return halt
 
     def _single(self, by_kind, cls, keyword: str) -> list:
         found = by_kind.get(cls, [])
@@ -228,7 +230,7 @@ class _Checker:
 
     # -- vocabulary, framing, output ----------------------------------------------------------
 
-    def _check_vocab(self, decls: list[ast.VocabDecl], module: ast.Module) -> None:
+    def _check_vocab(self, decls: list[ast.VocabDecl]) -> None:
         if not decls:
             raise self.error("program has no 'vocab' declaration: list its tokens, e.g. "
                              'vocab "0" "1"', Span(1, 1, 1, 1))
@@ -266,7 +268,11 @@ class _Checker:
                              decls[0].span)
         return tuple(items)
 
-    def _check_output(self, d: ast.OutputDecl) -> ir.Output:
+    def _check_output(self, decls: list[ast.OutputDecl]) -> ir.Output:
+        if not decls:
+            raise self.error("program has no 'output' declaration: say what 'alta run' prints, "
+                             "e.g. 'output result at last'", Span(1, 1, 1, 1))
+        d = decls[0]
         var = self._state_variable(d.variable, "output")
         where = None
         if d.where is not None:
