@@ -1,1 +1,49 @@
-"""Compiler: Program IR -> rules -> residual layout -> weights (see DESIGN.md)."""
+"""Compiler: Program IR -> sparse rules -> residual layout -> weights (see DESIGN.md).
+
+`compile_program` is the whole pipeline, one call per stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alta import ir
+from alta.compiler.layout import ResidualLayout, build_layout
+from alta.compiler.rules import RuleSet, compile_rules
+from alta.compiler.weights import CompileReport, build_weights
+from alta.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    program: ir.Program
+    layout: ResidualLayout
+    rules: RuleSet
+    weights: dict[str, np.ndarray]
+    report: CompileReport
+    config: ModelConfig
+
+
+def compile_program(program: ir.Program, max_length: int | None = None) -> CompiledProgram:
+    """Compile a checked program into Universal Transformer weights."""
+    rules = compile_rules(program)                       # MLP body -> minimised sparse rules
+    layout = build_layout(program)                       # variables and heads -> dimensions
+    weights, report = build_weights(program, layout, rules, max_length)  # -> numpy weights
+    config = model_config(program, weights, report)
+    return CompiledProgram(program, layout, rules, weights, report, config)
+
+
+def model_config(program: ir.Program, weights: dict[str, np.ndarray],
+                 report: CompileReport) -> ModelConfig:
+    heads, width, key_width = weights["attention.query"].shape
+    halting = tuple(weights[f"halting.{i}.weight"].shape[1] for i in range(3)) \
+        if "halting.0.weight" in weights else ()
+    return ModelConfig(
+        vocab_size=len(program.vocab), width=width, num_heads=heads, key_width=key_width,
+        value_width=weights["attention.value"].shape[2], mlp_widths=report.mlp_widths,
+        activation="clipped_relu",
+        max_positions=weights["embed.position"].shape[0] if "embed.position" in weights else 0,
+        head_offsets=tuple(h.offsets for h in program.heads), attention_scale=1.0,
+        halting_widths=halting, max_layers=program.max_layers)

@@ -1,0 +1,102 @@
+"""The compiled back end: run a compiled program's Universal Transformer on input strings.
+
+`run_compiled` is the fast path (the whole run in one jitted `while_loop`);
+`trace_compiled` steps layer by layer and keeps every residual, for verification.
+Both frame inputs and read outputs back exactly as the interpreter does (alta.framing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alta.compiler import CompiledProgram
+from alta.compiler.layout import decode_state
+from alta.errors import AltaError
+from alta.framing import Batch, decode_outputs, encode_batch
+
+
+@dataclass(frozen=True)
+class CompiledRun:
+    batch: Batch
+    residual: np.ndarray  # (batch, positions, D) final
+    layers: np.ndarray
+    halted: np.ndarray
+    outputs: tuple[str, ...]
+
+    @property
+    def not_halted(self) -> list[int]:
+        return [int(b) for b in np.flatnonzero(~self.halted)]
+
+
+@dataclass(frozen=True)
+class CompiledLayer:
+    layer: int
+    active: np.ndarray  # (batch,) sequences this layer ran on
+    after_attention: np.ndarray  # (batch, positions, D)
+    after_mlp: np.ndarray
+
+
+def load_model(compiled: CompiledProgram):
+    from alta.model import UniversalTransformer
+
+    return UniversalTransformer.from_weights(compiled.config, compiled.weights)
+
+
+def _check_length(compiled: CompiledProgram, batch: Batch) -> None:
+    longest = int(batch.lengths.max(initial=0))
+    if longest > compiled.report.guaranteed_length:
+        raise AltaError.at(f"an input needs {longest} positions, but the compiled model of "
+                           f"{compiled.program.name} is exact only up to "
+                           f"{compiled.report.guaranteed_length} (recompile with a larger "
+                           "max_length)")
+
+
+def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None,
+                 model=None) -> CompiledRun:
+    import jax.numpy as jnp
+
+    from alta.model import run_model
+
+    program = compiled.program
+    batch = encode_batch(program, texts)
+    _check_length(compiled, batch)
+    model = model or load_model(compiled)
+    limit = program.max_layers if max_layers is None else max_layers
+    residual, layers, halted = run_model(model, jnp.asarray(batch.tokens),
+                                         jnp.asarray(batch.lengths), limit)
+    residual = np.asarray(residual)
+    halted = np.asarray(halted) if program.halt is not None else np.ones(len(texts), bool)
+    values = decode_state(program, compiled.layout, residual)
+    outputs = tuple(decode_outputs(program, values, batch.lengths))
+    return CompiledRun(batch, residual, np.asarray(layers), halted, outputs)
+
+
+def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | None = None,
+                   model=None) -> tuple[np.ndarray, list[CompiledLayer], np.ndarray]:
+    """(initial residual, every layer's residuals, running-after-the-last-layer)."""
+    import jax.numpy as jnp
+
+    from alta.model import check_halted, embed_and_check, run_layer
+
+    _check_length(compiled, batch)
+    model = model or load_model(compiled)
+    limit = compiled.program.max_layers if max_layers is None else max_layers
+    valid = jnp.asarray(batch.valid)
+    x, halted = embed_and_check(model, jnp.asarray(batch.tokens), valid)
+    initial = np.asarray(x)
+    has_halting = compiled.program.halt is not None
+    running = ~np.asarray(halted) if has_halting else np.ones(len(batch.texts), bool)
+    records = []
+    layer = 0
+    while running.any() and layer < limit:
+        layer += 1
+        attended, new = run_layer(model, x, valid)
+        update = running[:, None, None] & batch.valid[:, :, None]
+        x = jnp.where(jnp.asarray(update), new, x)
+        records.append(CompiledLayer(layer, running.copy(), np.asarray(attended),
+                                     np.asarray(x)))
+        if has_halting:
+            running = running & ~np.asarray(check_halted(model, x, valid))
+    return initial, records, running

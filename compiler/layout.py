@@ -1,0 +1,107 @@
+"""Program IR -> residual layout: which dimensions of the residual stream hold what.
+
+Categorical values are one-hot blocks, numerical values one scalar dimension, set values
+multi-hot blocks; every head output has a block of its own. Each dimension knows its
+variable, its value and the source line that declared it, so a residual vector can be read
+back into variables and any dimension explained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alta import ir
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    kind: str  # "categorical" | "numerical" | "set"
+    start: int
+    size: int
+    is_head: bool
+    line: int
+    labels: tuple[str, ...]  # what each dimension means ("3", "I_JUMP", "value", "has 2")
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+
+@dataclass(frozen=True)
+class ResidualLayout:
+    blocks: tuple[Block, ...]
+
+    @property
+    def width(self) -> int:
+        return self.blocks[-1].stop if self.blocks else 0
+
+    def block(self, name: str) -> Block:
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def dim(self, name: str, value=None) -> int:
+        """The dimension of a categorical value or set element, or a numerical scalar."""
+        b = self.block(name)
+        return b.start if b.kind == "numerical" else b.start + int(value)
+
+    def describe(self, d: int) -> tuple[str, str, int]:
+        """(name, meaning, source line) of dimension d."""
+        for b in self.blocks:
+            if b.start <= d < b.stop:
+                return b.name, b.labels[d - b.start], b.line
+        raise IndexError(d)
+
+    def to_json(self) -> list[dict]:
+        return [{"name": b.name, "kind": b.kind, "start": b.start, "size": b.size,
+                 "head": b.is_head, "line": b.line, "labels": list(b.labels)}
+                for b in self.blocks]
+
+    @classmethod
+    def from_json(cls, data: list[dict]) -> ResidualLayout:
+        return cls(tuple(Block(d["name"], d["kind"], d["start"], d["size"], d["head"], d["line"],
+                               tuple(d["labels"])) for d in data))
+
+
+def build_layout(program: ir.Program) -> ResidualLayout:
+    blocks = []
+    start = 0
+    entries = [(v.name, v.type, False, v.span.line) for v in program.variables] + \
+              [(h.name, h.type, True, h.span.line) for h in program.heads]
+    for name, type_, is_head, line in entries:
+        if isinstance(type_, ir.Categorical):
+            kind, labels = "categorical", tuple(type_.format(v) for v in range(type_.size))
+        elif isinstance(type_, ir.Numerical):
+            kind, labels = "numerical", ("value",)
+        else:
+            kind, labels = "set", tuple(f"has {v}" for v in range(type_.size))
+        blocks.append(Block(name, kind, start, len(labels), is_head, line, labels))
+        start += len(labels)
+    return ResidualLayout(tuple(blocks))
+
+
+def decode_state(program: ir.Program, layout: ResidualLayout,
+                 residual: np.ndarray) -> dict[str, np.ndarray]:
+    """Residual vectors (..., D) -> the interpreter's arrays per variable and head output.
+
+    Categorical: the largest dimension of the block; numerical: the nearest declared value;
+    sets: the bit mask of dimensions above one half."""
+    from alta.evaluation import nearest_values
+
+    values = {}
+    for b in layout.blocks:
+        x = residual[..., b.start:b.stop]
+        if b.kind == "categorical":
+            values[b.name] = np.argmax(x, axis=-1).astype(np.int64)
+        elif b.kind == "numerical":
+            declared = np.asarray(program.type_of(b.name).values)
+            values[b.name] = nearest_values(x[..., 0].astype(np.float64), declared) \
+                if not b.is_head else x[..., 0].astype(np.float64)
+        else:
+            bits = (x > 0.5).astype(np.int64)
+            values[b.name] = (bits << np.arange(b.size, dtype=np.int64)).sum(axis=-1)
+    return values

@@ -1,0 +1,353 @@
+"""MLP body -> sparse rules, by lazy symbolic enumeration, then minimisation.
+
+The MLP body is executed over *partial* assignments: a variable (or head output) gets a
+value only when the body reads it, on the path where it is read; reading an unassigned one
+forks the execution over its domain. Each finished path is a conjunction of the atoms it read
+and the writes it made. A write also needs the written variable's old value (the compiled MLP
+adds new - old to the residual), so paths fork over it where it was not read. Paths that
+change nothing produce no rule.
+
+Minimisation then merges rules with the same effect whose atoms agree everywhere but on one
+variable, taking the union of that variable's values (an atom is "x in {values}", which one
+unit reads exactly on a one-hot block), and drops an atom whose values cover its whole domain.
+Rules from different paths are disjoint, and merging keeps them so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alta import ir
+from alta.checker import apply_binary, apply_builtin, apply_compare, show
+from alta.errors import AltaError, Span
+
+
+@dataclass(frozen=True)
+class Atom:
+    """`name` (a variable or head) has one of `values`."""
+
+    name: str
+    values: frozenset
+
+
+@dataclass(frozen=True)
+class Write:
+    variable: str
+    old: object
+    new: object
+
+
+@dataclass(frozen=True)
+class Rule:
+    atoms: tuple[Atom, ...]  # sorted by name
+    writes: tuple[Write, ...]  # sorted by variable; empty for a condition's rules
+    lines: tuple[int, ...]  # source lines of the writes (or the condition)
+
+    def describe(self, program: ir.Program) -> str:
+        def value(name, v):
+            return program.type_of(name).format(v)
+
+        conds = " and ".join(
+            f"{a.name} == {value(a.name, next(iter(a.values)))}" if len(a.values) == 1 else
+            f"{a.name} in {{{', '.join(value(a.name, v) for v in sorted(a.values, key=_key))}}}"
+            for a in self.atoms) or "always"
+        effects = ", ".join(f"{w.variable}: {value(w.variable, w.old)} -> "
+                            f"{value(w.variable, w.new)}" for w in self.writes)
+        return f"if {conds}: {effects}" if effects else f"when {conds}"
+
+
+def domain(program: ir.Program, name: str) -> tuple:
+    """The values a variable or head output can take, as the MLP reads them."""
+    type_ = program.type_of(name)
+    if isinstance(type_, ir.Categorical):
+        return tuple(range(type_.size))
+    if isinstance(type_, ir.Numerical):
+        return type_.values
+    return type_.sets
+
+
+def _key(v):
+    return (len(v), sorted(v)) if isinstance(v, frozenset) else v
+
+
+# ---- scalar execution over a partial assignment ------------------------------------------
+
+class _Fork(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _PathError(Exception):
+    def __init__(self, span: Span, message: str) -> None:
+        self.span, self.message = span, message
+
+
+class _Path:
+    """Executes IR on scalars; reading an unassigned variable raises _Fork."""
+
+    def __init__(self, assignment: dict, inputs: dict | None = None) -> None:
+        self.assignment = assignment
+        self.inputs = inputs or {}
+        self.locals: dict[int, object] = {}
+        self.writes: dict[str, object] = {}
+        self.lines: dict[str, int] = {}
+
+    def eval(self, e: ir.Expr):
+        return getattr(self, "_" + type(e).__name__)(e)
+
+    def _Const(self, e):
+        return e.value
+
+    def _Read(self, e):
+        if e.name not in self.assignment:
+            raise _Fork(e.name)
+        return self.assignment[e.name]
+
+    def _InputRead(self, e):
+        return self.inputs[e.which]
+
+    def _Local(self, e):
+        return self.locals[e.uid]
+
+    def _Unary(self, e):
+        x = self.eval(e.operand)
+        return -x if e.op == "-" else not x
+
+    def _Binary(self, e):
+        a, b = self.eval(e.left), self.eval(e.right)
+        if e.kind == "bool":
+            a, b = bool(a), bool(b)
+        elif e.kind == "int":
+            a, b = int(a), int(b)
+        try:
+            return apply_binary(e.op, a, b)
+        except ZeroDivisionError:
+            raise _PathError(e.span, "division by zero") from None
+
+    def _Compare(self, e):
+        return apply_compare(e.op, self.eval(e.left), self.eval(e.right))
+
+    def _Member(self, e):
+        return (int(self.eval(e.element)) in self.eval(e.container)) != e.negated
+
+    def _Logical(self, e):
+        left = bool(self.eval(e.left))
+        if left == (e.op == "or"):
+            return left
+        return bool(self.eval(e.right))
+
+    def _Cond(self, e):
+        return self.eval(e.then) if self.eval(e.cond) else self.eval(e.orelse)
+
+    def _Builtin(self, e):
+        args = [self.eval(a) for a in e.args]
+        if e.name == "len":
+            return len(args[0])
+        if e.name == "singleton":
+            if not 0 <= int(args[0]) < 63:
+                raise _PathError(e.span, "set element out of range")
+            return frozenset({int(args[0])})
+        return apply_builtin(e.name, tuple(args))
+
+    def _Lookup(self, e):
+        table = e.table
+        for index in e.indices:
+            i = int(self.eval(index))
+            if not 0 <= i < len(table):
+                raise _PathError(index.span, f"index {i} out of range for a table of "
+                                             f"{len(table)} rows")
+            table = table[i]
+        return table
+
+    def _LetIn(self, e):
+        self.locals[e.uid] = self.eval(e.value)
+        return self.eval(e.body)
+
+    def run(self, stmts) -> None:
+        for s in stmts:
+            if isinstance(s, ir.Assign):
+                self.writes[s.variable] = self.eval(s.value)
+                self.lines[s.variable] = s.span.line
+            elif isinstance(s, ir.LetStmt):
+                self.locals[s.uid] = self.eval(s.value)
+            else:
+                self.run(s.then if self.eval(s.cond) else s.orelse)
+
+
+def evaluate_scalar(expr: ir.Expr, inputs: dict | None = None):
+    """One expression on scalars, e.g. an initialiser with `position` bound."""
+    return _Path({}, inputs).eval(expr)
+
+
+def _explore(program: ir.Program, execute):
+    """Every path of `execute(path)`, as (assignment, path) once it finishes."""
+    pending: list[dict] = [{}]
+    while pending:
+        assignment = pending.pop()
+        path = _Path(assignment)
+        try:
+            execute(path)
+        except _Fork as fork:
+            for value in reversed(domain(program, fork.name)):
+                pending.append({**assignment, fork.name: value})
+            continue
+        except _PathError as err:
+            raise _located(program, err.span, f"{err.message} on the path where "
+                                              f"{_describe(program, assignment)}") from None
+        yield assignment, path
+
+
+def _describe(program: ir.Program, assignment: dict) -> str:
+    if not assignment:
+        return "nothing has been read"
+    return ", ".join(f"{k} = {program.type_of(k).format(v)}" for k, v in assignment.items())
+
+
+def _located(program: ir.Program, span: Span, message: str) -> AltaError:
+    return AltaError.at(message, span, program.source)
+
+
+def _coerce(type_: ir.ValueType, value):
+    if isinstance(type_, ir.Categorical):
+        return int(value)
+    if isinstance(type_, ir.Numerical):
+        return min(type_.values, key=lambda v: abs(v - float(value)))
+    return value
+
+
+def mlp_rules(program: ir.Program) -> list[Rule]:
+    """The unminimised rules of the MLP body: one per path and old value that changes state."""
+    rules = []
+    for assignment, path in _explore(program, lambda p: p.run(program.mlp)):
+        writes = {}
+        for name, value in path.writes.items():
+            type_ = program.type_of(name)
+            if not type_.contains(value if not isinstance(value, bool) else int(value)):
+                stmt = _find_assign(program.mlp, name, path.lines[name])
+                raise _located(program, stmt.span if stmt else None,
+                               f"writes {_show_value(type_, value)} to '{name}', which is not "
+                               f"one of its values ({type_.describe()}), on the path where "
+                               f"{_describe(program, assignment)}")
+            writes[name] = _coerce(type_, value)
+        rules.extend(_with_old_values(program, assignment, writes, path.lines))
+    return rules
+
+
+def _show_value(type_, value) -> str:
+    return show(value) if not isinstance(type_, ir.Categorical) else str(value)
+
+
+def _find_assign(stmts, name: str, line: int):
+    for s in stmts:
+        if isinstance(s, ir.Assign) and s.variable == name and s.span.line == line:
+            return s
+        if isinstance(s, ir.IfStmt):
+            found = _find_assign(s.then, name, line) or _find_assign(s.orelse, name, line)
+            if found:
+                return found
+    return None
+
+
+def _with_old_values(program, assignment: dict, writes: dict, lines: dict) -> list[Rule]:
+    """Fork over the old value of every written variable the path did not read."""
+    unknown = sorted(name for name in writes if name not in assignment)
+    cases = [dict(assignment)]
+    for name in unknown:
+        cases = [{**case, name: old} for case in cases for old in domain(program, name)]
+    rules = []
+    for case in cases:
+        changes = tuple(Write(name, case[name], new) for name, new in sorted(writes.items())
+                        if not _same(case[name], new))
+        if changes:
+            atoms = tuple(Atom(k, frozenset({v})) for k, v in sorted(case.items()))
+            rules.append(Rule(atoms, changes, tuple(sorted({lines[w.variable] for w in changes}))))
+    return rules
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) <= 1e-12
+    return a == b
+
+
+def condition_rules(program: ir.Program, expr: ir.Expr) -> list[Rule]:
+    """Rules covering exactly the assignments where a state-level condition holds."""
+    rules = []
+    holds = {}
+
+    def execute(path):
+        holds[id(path)] = bool(path.eval(expr))
+
+    for assignment, path in _explore(program, execute):
+        if holds.pop(id(path)):
+            atoms = tuple(Atom(k, frozenset({v})) for k, v in sorted(assignment.items()))
+            rules.append(Rule(atoms, (), (expr.span.line,)))
+    return rules
+
+
+# ---- minimisation --------------------------------------------------------------------------
+
+def minimise(program: ir.Program, rules: list[Rule]) -> list[Rule]:
+    """Merge rules with equal effects that differ in one atom; drop atoms that cover their
+    whole domain. Repeats until nothing merges."""
+    by_effect: dict[tuple, list[dict]] = {}
+    lines: dict[tuple, set] = {}
+    for rule in rules:
+        by_effect.setdefault(rule.writes, []).append({a.name: a.values for a in rule.atoms})
+        lines.setdefault(rule.writes, set()).update(rule.lines)
+    full = {}
+    out = []
+    for writes, cubes in by_effect.items():
+        names = sorted({n for c in cubes for n in c})
+        for name in names:
+            full.setdefault(name, frozenset(domain(program, name)))
+        changed = True
+        while changed:
+            changed = False
+            for name in names:
+                merged = _merge_along(cubes, name, full[name])
+                if len(merged) < len(cubes):
+                    cubes, changed = merged, True
+        for cube in cubes:
+            atoms = tuple(Atom(n, v) for n, v in sorted(cube.items()))
+            out.append(Rule(atoms, writes, tuple(sorted(lines[writes]))))
+    return sorted(out, key=lambda r: (r.lines, [(a.name, sorted(a.values, key=_key))
+                                                for a in r.atoms]))
+
+
+def _merge_along(cubes: list[dict], name: str, full: frozenset) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for cube in cubes:
+        rest = tuple(sorted((k, tuple(sorted(v, key=_key))) for k, v in cube.items() if k != name))
+        groups.setdefault(rest, []).append(cube)
+    merged = []
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        values = frozenset().union(*(c.get(name, full) for c in group))
+        base = {k: v for k, v in group[0].items() if k != name}
+        if values != full:
+            base[name] = values
+        merged.append(base)
+    return merged
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The compiled MLP and halting condition as rules, with counts for reports."""
+
+    mlp: tuple[Rule, ...]
+    halting: tuple[Rule, ...]
+    unminimised: int
+
+    @property
+    def atoms_per_rule(self) -> float:
+        return sum(len(r.atoms) for r in self.mlp) / max(len(self.mlp), 1)
+
+
+def compile_rules(program: ir.Program) -> RuleSet:
+    raw = mlp_rules(program)
+    halting = minimise(program, condition_rules(program, program.halt)) \
+        if program.halt is not None else []
+    return RuleSet(tuple(minimise(program, raw)), tuple(halting), len(raw))
