@@ -19,7 +19,12 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `alta run FILE --backend compiled "1 0"`: inputs may come after options too.
+    if getattr(args, "handler", None) is _cmd_run and not any(e.startswith("-") for e in extra):
+        args.inputs = list(args.inputs) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_USAGE
@@ -46,12 +51,17 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alta",
         description="ALTA: a programming language whose programs are Transformers. Check a "
-                    ".alta program, or run it with the symbolic interpreter.",
+                    ".alta program, run it with the symbolic interpreter, compile it into the "
+                    "weights of a Universal Transformer, and verify that the two agree.",
         epilog="Examples:\n"
                "  alta check programs/parity.alta\n"
                "  alta run programs/parity.alta \"1 0 1 1\"\n"
                "  alta run programs/parity.alta --inputs bits.txt\n"
-               "  alta run programs/parity.alta \"1 0 1\" --trace",
+               "  alta run programs/parity.alta \"1 0 1\" --trace\n"
+               "  alta compile programs/parity.alta -o parity.safetensors\n"
+               "  alta run parity.safetensors \"1 0 1 1\"\n"
+               "  alta verify programs/parity.alta --samples 500 --max-length 200\n"
+               "  alta inspect programs/parity.alta",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"alta {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -67,14 +77,16 @@ def _build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_check)
 
     run = sub.add_parser(
-        "run", help="run a program on inputs with the symbolic interpreter",
-        description="Run an ALTA program on one or more inputs with the symbolic interpreter "
-                    "(all inputs as one batch) and print one output line per input, using the "
-                    "program's own tokenisation, framing and output declaration. An input that "
-                    "does not halt within the layer budget is reported on stderr, its output "
-                    "line is left empty, and the exit status is 1.",
+        "run", help="run a program (or a compiled model) on inputs",
+        description="Run an ALTA program on one or more inputs (all inputs as one batch) and "
+                    "print one output line per input, using the program's own tokenisation, "
+                    "framing and output declaration. FILE is a .alta program (run by the "
+                    "symbolic interpreter, or compiled in memory with --backend compiled) or a "
+                    "compiled .safetensors checkpoint (no source needed). An input that does "
+                    "not halt within the layer budget is reported on stderr, its output line is "
+                    "left empty, and the exit status is 1.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("file", metavar="FILE", help="the .alta program")
+    run.add_argument("file", metavar="FILE", help="a .alta program or a compiled .safetensors")
     run.add_argument("inputs", metavar="INPUT", nargs="*",
                      help="input strings (quote each one; \"\" is the empty input)")
     run.add_argument("--inputs", dest="inputs_file", metavar="PATH",
@@ -83,8 +95,50 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="run at most N layers (default: the program's max_layers)")
     run.add_argument("--trace", action="store_true",
                      help="print every variable and head at every position after attention "
-                          "and after the MLP of each layer (one input only)")
+                          "and after the MLP of each layer (one input only; interpreter)")
+    run.add_argument("--backend", choices=("interpreter", "compiled"), default=None,
+                     help="interpreter (default for .alta files) or compiled (the Universal "
+                          "Transformer; always for .safetensors files)")
     run.set_defaults(handler=_cmd_run)
+
+    compile_ = sub.add_parser(
+        "compile", help="compile a program into Universal Transformer weights",
+        description="Compile an ALTA program into the weights of a Universal Transformer and "
+                    "save them, with a manifest, as one .safetensors checkpoint. Prints the "
+                    "model's size and the compiler's guarantees.")
+    compile_.add_argument("file", metavar="FILE", help="the .alta program")
+    compile_.add_argument("-o", "--output", metavar="MODEL", required=True,
+                          help="where to write the checkpoint (.safetensors)")
+    compile_.add_argument("--max-length", type=int, metavar="N",
+                          help="the input length (positions) the attention scales are derived "
+                               "for (default: the program's max_length, else 100000)")
+    compile_.set_defaults(handler=_cmd_compile)
+
+    verify = sub.add_parser(
+        "verify", help="check interpreter == compiled model at every layer",
+        description="Run the interpreter and the compiled model on sampled inputs and compare "
+                    "every variable at every position after every layer (and every head output "
+                    "where it is defined, and when each input halts). Exit status 0 only if "
+                    "everything agrees; otherwise prints the first divergence.")
+    verify.add_argument("file", metavar="FILE", help="a .alta program or a compiled .safetensors")
+    verify.add_argument("--samples", type=int, default=200, metavar="N",
+                        help="how many random inputs (default 200)")
+    verify.add_argument("--max-length", type=int, metavar="L",
+                        help="longest sampled input, in words or characters (default: 32, or "
+                             "what the program's max_length allows)")
+    verify.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed")
+    verify.add_argument("--inputs", dest="inputs_file", metavar="PATH",
+                        help="verify on the inputs in this file (one per line) instead")
+    verify.set_defaults(handler=_cmd_verify)
+
+    inspect = sub.add_parser(
+        "inspect", help="print the residual layout and the rule table",
+        description="Print a compiled program's residual layout (every dimension with its "
+                    "variable, value and source line) and its MLP rules with their source lines.")
+    inspect.add_argument("file", metavar="FILE", help="a .alta program or a compiled .safetensors")
+    inspect.add_argument("--rules", type=int, default=200, metavar="N",
+                         help="show at most N rules (default 200; 0 for all)")
+    inspect.set_defaults(handler=_cmd_inspect)
     return parser
 
 
@@ -168,21 +222,61 @@ def _read_inputs(args) -> list[str]:
     return texts
 
 
-def _cmd_run(args) -> int:
-    from alta.checker import check_file
-    from alta.interpreter import run
+def _is_checkpoint(path: str) -> bool:
+    return path.endswith(".safetensors")
 
-    if args.max_layers is not None and args.max_layers < 0:
-        raise AltaError.at("--max-layers must be a non-negative integer")
-    program = check_file(args.file)
+
+def _load_program(path: str):
+    from alta.checker import check_file
+
+    program = check_file(path)
     for w in program.warnings:
         print(w.format(), file=sys.stderr)
+    return program
+
+
+def _load_compiled(path: str, max_length: int | None = None):
+    """A compiled program from a checkpoint, or compiled in memory from a .alta file."""
+    if _is_checkpoint(path):
+        from alta.checkpoint import load_checkpoint
+
+        return load_checkpoint(path)
+    from alta.compiler import compile_program
+
+    compiled = compile_program(_load_program(path), max_length=max_length)
+    for w in compiled.report.warnings:
+        print(f"{path}: warning: {w}", file=sys.stderr)
+    return compiled
+
+
+def _cmd_run(args) -> int:
+    if args.max_layers is not None and args.max_layers < 0:
+        raise AltaError.at("--max-layers must be a non-negative integer")
+    compiled_backend = _is_checkpoint(args.file) or args.backend == "compiled"
+    if _is_checkpoint(args.file) and args.backend == "interpreter":
+        raise AltaError.at("a compiled checkpoint runs on the compiled backend; give the .alta "
+                           "program to use the interpreter")
+    if compiled_backend and args.trace:
+        raise AltaError.at("--trace shows the interpreter's trace; use 'alta verify' to "
+                           "compare the compiled model layer by layer")
     texts = _read_inputs(args)
     if args.trace and len(texts) != 1:
         raise AltaError.at(f"--trace shows one input; got {len(texts)}")
-    if not texts:
-        return EXIT_OK
-    result = run(program, texts, max_layers=args.max_layers, trace=args.trace)
+    if compiled_backend:
+        from alta.compiled import run_compiled
+
+        compiled = _load_compiled(args.file)
+        program = compiled.program
+        if not texts:
+            return EXIT_OK
+        result = run_compiled(compiled, texts, max_layers=args.max_layers)
+    else:
+        from alta.interpreter import run
+
+        program = _load_program(args.file)
+        if not texts:
+            return EXIT_OK
+        result = run(program, texts, max_layers=args.max_layers, trace=args.trace)
     if args.trace:
         print(format_trace(program, result))
     status = EXIT_OK
@@ -195,6 +289,97 @@ def _cmd_run(args) -> int:
               "layers (raise --max-layers, or check the halting condition)", file=sys.stderr)
         status = EXIT_ERROR
     return status
+
+
+def _cmd_compile(args) -> int:
+    from alta.checkpoint import save_checkpoint
+
+    if _is_checkpoint(args.file):
+        raise AltaError.at(f"{args.file} is already compiled; give a .alta program")
+    if not args.output.endswith(".safetensors"):
+        raise AltaError.at(f"the output should be a .safetensors file, got {args.output}")
+    compiled = _load_compiled(args.file, args.max_length)
+    save_checkpoint(compiled, args.output)
+    print(f"compiled {compiled.program.name} -> {args.output}")
+    print(format_report(compiled.report))
+    return EXIT_OK
+
+
+def format_report(report) -> str:
+    e1, e2, r = report.mlp_widths
+    scales = ", ".join(f"{s.name} {s.beta:.1f}" for s in report.head_scales) or "none"
+    return "\n".join([
+        f"  residual width D   {report.width}",
+        f"  heads              {report.heads}",
+        f"  MLP widths         {e1}, {e2}, {r} (expansion, expansion, rule units)",
+        f"  rules              {report.rules} (from {report.unminimised_rules} paths before "
+        f"minimisation; {report.atoms_per_rule:.1f} atoms per rule) + {report.reset_units} "
+        "head resets",
+        f"  halting rules      {report.halting_rules}",
+        f"  parameters         {report.parameters:,}",
+        f"  attention scales   {scales}",
+        f"  exact up to        {report.guaranteed_length:,} positions",
+    ] + [f"  warning: {w}" for w in report.warnings])
+
+
+def _cmd_verify(args) -> int:
+    from alta.sampling import longest_input, sample_inputs
+    from alta.verify import verify
+
+    if args.samples < 1:
+        raise AltaError.at("--samples must be at least 1")
+    compiled = _load_compiled(args.file)
+    program = compiled.program
+    if args.inputs_file:
+        texts = read_text(args.inputs_file, "inputs file").splitlines()
+    else:
+        cap = longest_input(program)
+        length = args.max_length if args.max_length is not None else (
+            32 if cap is None else min(cap, 32))
+        if length < 0:
+            raise AltaError.at("--max-length must be non-negative")
+        texts = sample_inputs(program, args.samples, length, seed=args.seed)
+    print(f"verifying {program.name} on {len(texts)} inputs ...", file=sys.stderr)
+    report = verify(compiled, texts)
+    if report.ok:
+        print(f"ok: interpreter and compiled model agree on {report.inputs} inputs, "
+              f"{report.layers} layers, {report.comparisons:,} values compared")
+        return EXIT_OK
+    print(report.divergence.format(program.source.path))
+    line = program.source.line(report.divergence.line).strip()
+    if line:
+        print(f"    {line}")
+    return EXIT_ERROR
+
+
+def _cmd_inspect(args) -> int:
+    from alta.compiler.rules import compile_rules
+
+    compiled = _load_compiled(args.file)
+    program = compiled.program
+    rules = compiled.rules or compile_rules(program)
+    print(f"program {program.name}: residual layout ({compiled.layout.width} dimensions)")
+    print(f"  {'dims':>11}  {'name':<16} {'kind':<12} {'line':>4}  values")
+    for b in compiled.layout.blocks:
+        dims = f"{b.start}" if b.size == 1 else f"{b.start}-{b.stop - 1}"
+        kind = b.kind + (" head" if b.is_head else "")
+        shown = " ".join(b.labels[:12]) + (" ..." if b.size > 12 else "")
+        print(f"  {dims:>11}  {b.name:<16} {kind:<12} {b.line:>4}  {shown}")
+    print()
+    print(format_report(compiled.report))
+    print()
+    limit = args.rules or len(rules.mlp)
+    print(f"MLP rules ({len(rules.mlp)}; each is one hidden unit of the rule layer):")
+    for i, rule in enumerate(rules.mlp[:limit]):
+        lines = ",".join(str(n) for n in rule.lines)
+        print(f"  {i:>5}  line {lines:<8} {rule.describe(program)}")
+    if len(rules.mlp) > limit:
+        print(f"  ... {len(rules.mlp) - limit} more (--rules 0 shows all)")
+    if rules.halting:
+        print(f"halting rules ({len(rules.halting)}):")
+        for i, rule in enumerate(rules.halting[:limit]):
+            print(f"  {i:>5}  line {rule.lines[0]:<8} {rule.describe(program)}")
+    return EXIT_OK
 
 
 def format_trace(program, result) -> str:

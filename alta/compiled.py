@@ -7,6 +7,7 @@ Both frame inputs and read outputs back exactly as the interpreter does (alta.fr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +33,11 @@ class CompiledRun:
 
 @dataclass(frozen=True)
 class CompiledLayer:
-    layer: int
+    layer: int  # 0: the initial state (embeddings)
     active: np.ndarray  # (batch,) sequences this layer ran on
-    after_attention: np.ndarray  # (batch, positions, D)
+    after_attention: np.ndarray | None  # (batch, positions, D); None for layer 0
     after_mlp: np.ndarray
+    running: np.ndarray  # (batch,) still running after this layer's halting check
 
 
 def load_model(compiled: CompiledProgram):
@@ -74,8 +76,9 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
 
 
 def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | None = None,
-                   model=None) -> tuple[np.ndarray, list[CompiledLayer], np.ndarray]:
-    """(initial residual, every layer's residuals, running-after-the-last-layer)."""
+                   model=None) -> Iterator[CompiledLayer]:
+    """The initial state, then every layer's residuals, one layer at a time (nothing is kept,
+    so long runs of wide models fit in memory)."""
     import jax.numpy as jnp
 
     from alta.model import check_halted, embed_and_check, run_layer
@@ -85,18 +88,16 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     limit = compiled.program.max_layers if max_layers is None else max_layers
     valid = jnp.asarray(batch.valid)
     x, halted = embed_and_check(model, jnp.asarray(batch.tokens), valid)
-    initial = np.asarray(x)
     has_halting = compiled.program.halt is not None
     running = ~np.asarray(halted) if has_halting else np.ones(len(batch.texts), bool)
-    records = []
+    yield CompiledLayer(0, np.zeros_like(running), None, np.asarray(x), running.copy())
     layer = 0
     while running.any() and layer < limit:
         layer += 1
+        active = running.copy()
         attended, new = run_layer(model, x, valid)
-        update = running[:, None, None] & batch.valid[:, :, None]
+        update = active[:, None, None] & batch.valid[:, :, None]
         x = jnp.where(jnp.asarray(update), new, x)
-        records.append(CompiledLayer(layer, running.copy(), np.asarray(attended),
-                                     np.asarray(x)))
         if has_halting:
             running = running & ~np.asarray(check_halted(model, x, valid))
-    return initial, records, running
+        yield CompiledLayer(layer, active, np.asarray(attended), np.asarray(x), running.copy())

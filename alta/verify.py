@@ -59,8 +59,8 @@ def _show(program: ir.Program, name: str, raw) -> str:
 
 
 class _Comparer:
-    def __init__(self, program: ir.Program, texts) -> None:
-        self.program, self.texts = program, texts
+    def __init__(self, program: ir.Program) -> None:
+        self.program, self.texts = program, ()
         self.count = 0
 
     def compare(self, names, expected: dict, got: dict, where: np.ndarray, layer: int,
@@ -86,46 +86,70 @@ class _Comparer:
         return None
 
 
-def verify(compiled: CompiledProgram, texts, max_layers: int | None = None,
-           model=None) -> VerifyReport:
-    program = compiled.program
+def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, model=None,
+           chunk: int = 64) -> VerifyReport:
+    """Compare the back ends on `texts`, `chunk` inputs at a time; stop at the first
+    divergence."""
+    from alta.compiled import load_model
+
     texts = tuple(texts)
+    model = model or load_model(compiled)
+    comparer = _Comparer(compiled.program)
+    depth = 0
+    # Similar lengths together: a batch runs until its longest input halts.
+    ordered = sorted(texts, key=len)
+    for start in range(0, len(ordered), chunk):
+        part = tuple(ordered[start:start + chunk])
+        found, layers = _verify_batch(compiled, part, max_layers, model, comparer)
+        depth = max(depth, layers)
+        if found:
+            return VerifyReport(len(texts), depth, comparer.count, found)
+    return VerifyReport(len(texts), depth, comparer.count, None)
+
+
+def _verify_batch(compiled: CompiledProgram, texts: tuple[str, ...], max_layers, model,
+                  comparer) -> tuple[Divergence | None, int]:
+    program = compiled.program
     batch = encode_batch(program, texts)
     interpreted = run_batch(program, batch, max_layers, trace=True)
-    initial, layers, running = trace_compiled(compiled, batch, max_layers, model)
     valid = batch.valid
     variables = [v.name for v in program.variables]
-    comparer = _Comparer(program, texts)
-
-    def report(divergence):
-        return VerifyReport(len(texts), len(interpreted.trace), comparer.count, divergence)
-
-    found = comparer.compare(variables, interpreted.initial,
-                             decode_state(program, compiled.layout, initial), valid, 0,
-                             "initial state")
-    if found:
-        return report(found)
-    for want, got in zip(interpreted.trace, layers):
-        if not np.array_equal(want.active, got.active):
-            return report(_halting(program, texts, want.active, got.active, want.layer - 1))
+    expected = iter(interpreted.trace)
+    comparer.texts = texts
+    last = None
+    for got in trace_compiled(compiled, batch, max_layers, model):
+        last = got
+        if got.layer == 0:
+            found = comparer.compare(variables, interpreted.initial,
+                                     decode_state(program, compiled.layout, got.after_mlp),
+                                     valid, 0, "initial state")
+            if found:
+                return found, 0
+            continue
+        want = next(expected, None)
+        if want is None or not np.array_equal(want.active, got.active):
+            interp_active = want.active if want is not None else np.zeros_like(got.active)
+            return _halting(program, texts, interp_active, got.active, got.layer - 1), got.layer
         attended = decode_state(program, compiled.layout, got.after_attention)
         for head in program.heads:
             defined = valid & ~want.undefined[head.name] & want.active[:, None]
             found = comparer.compare([head.name], want.after_attention, attended, defined,
                                      want.layer, "after attention")
             if found:
-                return report(found)
+                return found, got.layer
         found = comparer.compare(variables, want.after_mlp,
                                  decode_state(program, compiled.layout, got.after_mlp), valid,
                                  want.layer, "after the MLP")
         if found:
-            return report(found)
-    final_running = ~interpreted.halted if program.halt is not None else running
-    if len(layers) != len(interpreted.trace) or not np.array_equal(running, final_running):
-        depth = min(len(layers), len(interpreted.trace))
-        ran_c = layers[-1].active if len(layers) > depth - 1 and layers else running
-        return report(_halting(program, texts, ~interpreted.halted, running, depth))
-    return report(None)
+            return found, got.layer
+    depth = last.layer if last is not None else 0
+    leftover = next(expected, None)
+    if leftover is not None:  # the interpreter ran a layer the compiled model did not
+        return _halting(program, texts, leftover.active, np.zeros_like(leftover.active),
+                        depth), depth
+    if program.halt is not None and not np.array_equal(last.running, ~interpreted.halted):
+        return _halting(program, texts, ~interpreted.halted, last.running, depth), depth
+    return None, depth
 
 
 def _halting(program, texts, interpreter_running, compiled_running, layer) -> Divergence:
@@ -133,7 +157,7 @@ def _halting(program, texts, interpreter_running, compiled_running, layer) -> Di
     line = program.halt.span.line if program.halt is not None else 1
 
     def state(running):
-        return "still running" if running[b] else "halted"
+        return "ran this layer" if running[b] else "had halted"
 
     return Divergence(texts[b], layer, "halting", None, "halt", state(interpreter_running),
                       state(compiled_running), line)

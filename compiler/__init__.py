@@ -20,7 +20,7 @@ from alta.config import ModelConfig
 class CompiledProgram:
     program: ir.Program
     layout: ResidualLayout
-    rules: RuleSet
+    rules: RuleSet | None  # None when loaded from a checkpoint (derivable from the source)
     weights: dict[str, np.ndarray]
     report: CompileReport
     config: ModelConfig

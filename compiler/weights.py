@@ -273,7 +273,7 @@ def _attention(program: ir.Program, layout: ResidualLayout,
     dk = max([program.variable(h.key).type.size for h in program.heads if h.key] + [1])
     dv = max([layout.block(h.name).size for h in program.heads] + [1])
     Q, K = np.zeros((H, D, dk)), np.zeros((H, D, dk))
-    V, O = np.zeros((H, D, dv)), np.zeros((H, dv, D))
+    V, out_proj = np.zeros((H, D, dv)), np.zeros((H, dv, D))
     scales = []
     for h, head in enumerate(program.heads):
         scale = _head_scale(program, head, target)
@@ -286,9 +286,9 @@ def _attention(program: ir.Program, layout: ResidualLayout,
         value, out = layout.block(head.value), layout.block(head.name)
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0
-            O[h, v, out.start + v] = 1.0
+            out_proj[h, v, out.start + v] = 1.0
     return ({"attention.query": Q, "attention.key": K, "attention.value": V,
-             "attention.output": O}, scales)
+             "attention.output": out_proj}, scales)
 
 
 def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:

@@ -1,0 +1,169 @@
+"""Compiled checkpoints: one `.safetensors` file, weights plus a JSON manifest.
+
+The manifest (in the safetensors header metadata, key "alta") says what the weights are:
+format and version, program name, the program's source and its hash (so the model runs with
+no source file at hand, framing and output read-back included), vocabulary and framing, the
+residual layout, halting, the model config and the compiler's report. Loading checks all of
+it against the tensors and fails with a clear message on a corrupt, truncated or mismatched
+file. The file is written to a temporary name and renamed, so a failed save leaves nothing
+behind. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from alta.config import ModelConfig
+from alta.errors import AltaError
+
+FORMAT = "alta-compiled-transformer"
+FORMAT_VERSION = 1
+
+
+def source_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_for(compiled) -> dict:
+    program = compiled.program
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "program": program.name,
+        "source_path": program.source.path,
+        "source": program.source.text,
+        "source_sha256": source_hash(program.source.text),
+        "vocab": list(program.vocab),
+        "framing": [asdict(item) for item in program.framing],
+        "halting": (program.source.line(program.halt.span.line).strip()
+                    if program.halt is not None else None),
+        "max_layers": program.max_layers,
+        "layout": compiled.layout.to_json(),
+        "config": compiled.config.to_json(),
+        "report": asdict(compiled.report),
+    }
+
+
+def save_checkpoint(compiled, path: str | Path) -> Path:
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    metadata = {"alta": json.dumps(manifest_for(compiled))}
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in compiled.weights.items()}
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise AltaError.at(f"cannot write {path}: no such directory {directory}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _fail(path: Path, why: str) -> AltaError:
+    return AltaError.at(f"{path}: not a usable ALTA checkpoint: {why}")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The manifest and the weights, validated against each other."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise AltaError.at(f"no such checkpoint: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            weights = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _fail(path, f"the file is corrupt or truncated ({exc})") from None
+    if "alta" not in metadata:
+        raise _fail(path, "it has no ALTA manifest (is it a safetensors file from elsewhere?)")
+    try:
+        manifest = json.loads(metadata["alta"])
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"its manifest is not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise _fail(path, f"unknown format {manifest.get('format')!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise _fail(path, f"format version {manifest.get('format_version')!r}; this ALTA reads "
+                          f"version {FORMAT_VERSION}")
+    for key in ("program", "source", "source_sha256", "layout", "config", "report"):
+        if key not in manifest:
+            raise _fail(path, f"its manifest lacks '{key}'")
+    if source_hash(manifest["source"]) != manifest["source_sha256"]:
+        raise _fail(path, "the embedded source does not match its hash")
+    try:
+        config = ModelConfig.from_json(manifest["config"])
+    except (TypeError, KeyError) as exc:
+        raise _fail(path, f"its model config is malformed ({exc})") from None
+    _check_shapes(path, config, weights)
+    return manifest, weights
+
+
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    D, H = config.width, config.num_heads
+    shapes = {"embed.token": (config.vocab_size, D),
+              "attention.query": (H, D, config.key_width),
+              "attention.key": (H, D, config.key_width),
+              "attention.value": (H, D, config.value_width),
+              "attention.output": (H, config.value_width, D)}
+    if config.max_positions:
+        shapes["embed.position"] = (config.max_positions, D)
+    sizes = (D,) + tuple(config.mlp_widths) + (D,)
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes[f"mlp.{i}.weight"], shapes[f"mlp.{i}.bias"] = (a, b), (b,)
+    halting = (D,) + tuple(config.halting_widths)
+    for i, (a, b) in enumerate(zip(halting[:-1], halting[1:])):
+        shapes[f"halting.{i}.weight"], shapes[f"halting.{i}.bias"] = (a, b), (b,)
+    return shapes
+
+
+def _check_shapes(path: Path, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
+    expected = expected_shapes(config)
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise _fail(path, f"its tensors do not match its config (missing {missing}, "
+                          f"unexpected {extra})")
+    for name, shape in expected.items():
+        if tuple(weights[name].shape) != shape:
+            raise _fail(path, f"tensor {name} has shape {tuple(weights[name].shape)}, its "
+                              f"config says {shape}")
+        if not np.all(np.isfinite(weights[name])):
+            raise _fail(path, f"tensor {name} holds NaN or infinite values")
+
+
+def load_checkpoint(path: str | Path):
+    """A checkpoint as a `CompiledProgram` (rules are not stored: `alta inspect` derives them
+    from the embedded source when asked)."""
+    from alta.checker import check_source
+    from alta.compiler import CompiledProgram
+    from alta.compiler.layout import ResidualLayout, build_layout
+    from alta.compiler.weights import CompileReport, HeadScale
+
+    path = Path(path)
+    manifest, weights = read_checkpoint(path)
+    program = check_source(manifest["source"], manifest.get("source_path", str(path)))
+    layout = ResidualLayout.from_json(manifest["layout"])
+    if layout != build_layout(program):
+        raise _fail(path, "its residual layout does not match its program")
+    if layout.width != ModelConfig.from_json(manifest["config"]).width:
+        raise _fail(path, "its residual layout and model width disagree")
+    report = dict(manifest["report"])
+    report["head_scales"] = tuple(HeadScale(**s) for s in report["head_scales"])
+    report["mlp_widths"] = tuple(report["mlp_widths"])
+    report["warnings"] = tuple(report.get("warnings", ()))
+    return CompiledProgram(program, layout, None, weights, CompileReport(**report),
+                           ModelConfig.from_json(manifest["config"]))
