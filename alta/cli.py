@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("jax", "jaxlib", "flax", "optax",
+                                                   "safetensors"):
+            print(f"alta: error: this command needs {exc.name.split('.')[0]}, part of the "
+                  "'model' extra: pip install 'alta[model]'", file=sys.stderr)
+            return EXIT_ERROR
+        raise
     except Exception as exc:  # an ALTA bug, not a user error: say so briefly
         if os.environ.get("ALTA_DEBUG"):
             raise

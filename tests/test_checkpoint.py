@@ -1,0 +1,174 @@
+"""Compiled checkpoints: round trips in a fresh process, and clear failures on bad files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from alta.checker import check_file
+from alta.checkpoint import load_checkpoint, save_checkpoint
+from alta.compiler import compile_program
+from alta.errors import AltaError
+from alta.interpreter import run
+from alta.sampling import sample_inputs
+from conftest import PROGRAMS
+
+
+def alta(*args):
+    return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def parity_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "parity.safetensors"
+    done = alta("compile", PROGRAMS / "parity.alta", "-o", path)
+    assert done.returncode == 0, done.stderr
+    assert "residual width D   8" in done.stdout and "parameters" in done.stdout
+    return path
+
+
+def test_round_trip_in_a_fresh_process_without_the_source(parity_model, tmp_path):
+    program = check_file(PROGRAMS / "parity.alta")
+    texts = sample_inputs(program, 40, 60, seed=3)
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("\n".join(texts) + "\n")
+    moved = tmp_path / "elsewhere.safetensors"
+    moved.write_bytes(parity_model.read_bytes())
+    done = alta("run", moved, "--inputs", inputs)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == list(run(program, texts).outputs)
+
+
+def test_loaded_checkpoint_equals_the_compiled_program(parity_model):
+    fresh = compile_program(check_file(PROGRAMS / "parity.alta"))
+    loaded = load_checkpoint(parity_model)
+    assert loaded.layout == fresh.layout and loaded.config == fresh.config
+    assert loaded.report == fresh.report
+    assert set(loaded.weights) == set(fresh.weights)
+    for name, value in fresh.weights.items():
+        assert np.array_equal(loaded.weights[name], value), name
+
+
+def test_manifest_describes_the_model(parity_model):
+    from safetensors import safe_open
+
+    with safe_open(str(parity_model), framework="numpy") as f:
+        manifest = json.loads(f.metadata()["alta"])
+    assert manifest["program"] == "parity" and manifest["vocab"] == ["0", "1", "<s>"]
+    assert manifest["format_version"] == 1 and len(manifest["source_sha256"]) == 64
+    assert [b["name"] for b in manifest["layout"]] == ["parity", "done", "parity_left",
+                                                        "done_left"]
+    assert manifest["halting"] == "halt when done == 1"
+    assert manifest["config"]["width"] == 8 and manifest["report"]["rules"] == 3
+
+
+def _expect_failure(path, message):
+    with pytest.raises(AltaError, match=message):
+        load_checkpoint(path)
+    done = alta("run", path, "1 0")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert message.split("(")[0].strip() in done.stderr or message in done.stderr
+
+
+def test_truncated_file(parity_model, tmp_path):
+    bad = tmp_path / "truncated.safetensors"
+    bad.write_bytes(parity_model.read_bytes()[:-50])
+    _expect_failure(bad, "corrupt or truncated")
+
+
+def test_garbage_file(tmp_path):
+    bad = tmp_path / "garbage.safetensors"
+    bad.write_bytes(b"\x00\x01 not a checkpoint at all" * 10)
+    _expect_failure(bad, "corrupt or truncated")
+
+
+def test_foreign_safetensors_without_manifest(tmp_path):
+    from safetensors.numpy import save_file
+
+    bad = tmp_path / "foreign.safetensors"
+    save_file({"w": np.zeros((2, 2), np.float32)}, str(bad))
+    _expect_failure(bad, "no ALTA manifest")
+
+
+def _rewrite(source, target, change_manifest=None, change_tensors=None):
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(source), framework="numpy") as f:
+        metadata = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    manifest = json.loads(metadata["alta"])
+    if change_manifest:
+        change_manifest(manifest)
+    if change_tensors:
+        change_tensors(tensors)
+    save_file(tensors, str(target), metadata={"alta": json.dumps(manifest)})
+
+
+def test_mismatched_tensor_shape(parity_model, tmp_path):
+    bad = tmp_path / "shape.safetensors"
+    _rewrite(parity_model, bad,
+             change_tensors=lambda t: t.update({"mlp.0.weight": np.zeros((8, 5), np.float32)}))
+    _expect_failure(bad, "tensor mlp.0.weight has shape")
+
+
+def test_missing_tensor(parity_model, tmp_path):
+    bad = tmp_path / "missing.safetensors"
+    _rewrite(parity_model, bad, change_tensors=lambda t: t.pop("halting.2.bias"))
+    _expect_failure(bad, "do not match its config")
+
+
+def test_edited_source_fails_its_hash(parity_model, tmp_path):
+    bad = tmp_path / "edited.safetensors"
+    _rewrite(parity_model, bad,
+             change_manifest=lambda m: m.update(source=m["source"].replace("at -1", "at -2")))
+    _expect_failure(bad, "does not match its hash")
+
+
+def test_newer_format_version(parity_model, tmp_path):
+    bad = tmp_path / "future.safetensors"
+    _rewrite(parity_model, bad, change_manifest=lambda m: m.update(format_version=99))
+    _expect_failure(bad, "format version 99")
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    compiled = compile_program(check_file(PROGRAMS / "parity.alta"))
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", explode)
+    with pytest.raises(OSError):
+        save_checkpoint(compiled, tmp_path / "model.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_passes_on_the_real_model_and_inspect_lists_rules(parity_model):
+    done = alta("verify", parity_model, "--samples", "60", "--max-length", "40")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("ok: interpreter and compiled model agree on 60 inputs")
+    shown = alta("inspect", parity_model)
+    assert shown.returncode == 0, shown.stderr
+    assert "MLP rules (3;" in shown.stdout and "line 23,24" in shown.stdout
+    assert "parity_left      categorical head" in shown.stdout
+
+
+def test_verify_reports_the_first_divergence_of_a_tampered_model(parity_model, tmp_path):
+    # Rule 0 (parity 0 -> 1 when the left parity is 1) now writes nothing to parity.
+    def break_rule(tensors):
+        w = tensors["mlp.3.weight"].copy()
+        w[0, 0:2] = 0.0
+        tensors["mlp.3.weight"] = w
+
+    bad = tmp_path / "tampered.safetensors"
+    _rewrite(parity_model, bad, change_tensors=break_rule)
+    done = alta("verify", bad, "--samples", "50", "--max-length", "12")
+    assert done.returncode == 1
+    first = done.stdout.splitlines()[0]
+    assert "interpreter and compiled model disagree" in first and "'parity'" in first
+    assert "(after the MLP)" in first and ":15:" in first  # parity is declared on line 15
