@@ -727,8 +727,9 @@ class _Checker:
         if left.kind == "set":
             self._small_set(left)
             self._small_set(right)
-        self._check_comparable_value(left, right, ctx, e.span)
-        self._check_comparable_value(right, left, ctx, e.span)
+        if e.op in ("==", "!="):
+            self._check_comparable_value(left, right, ctx, e.span)
+            self._check_comparable_value(right, left, ctx, e.span)
         return ir.Compare(e.span, "bool", e.op, left, right)
 
     def _check_comparable_value(self, read: ir.Expr, const: ir.Expr, ctx, span) -> None:
@@ -868,7 +869,7 @@ class _Checker:
         leaf = _table_leaf_kind(table, len(indices))
         if leaf is None:
             raise self.error("a table indexed by a run-time value must be rectangular, with "
-                             "numbers in every cell", e.span)
+                             "numbers (or sets) in every cell", e.span)
         # A "table" kind means more indices must follow (T[x] of a 2-D T); used as a value,
         # it is a type error wherever it lands.
         return ir.Lookup(e.span, leaf, table, indices)
@@ -1094,6 +1095,8 @@ def _table_leaf_kind(table, depth: int) -> str | None:
     if full is None or len(full) < depth:
         return None
     kinds = {_kind_of_value(v) for v in _flatten(table, len(full))}
+    if kinds == {"set"}:
+        return "table" if len(full) > depth else "set"
     if not kinds <= {"int", "bool", "float"}:
         return None
     if len(full) > depth:

@@ -112,26 +112,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     return manifest, weights
 
 
-def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    D, H = config.width, config.num_heads
-    shapes = {"embed.token": (config.vocab_size, D),
-              "attention.query": (H, D, config.key_width),
-              "attention.key": (H, D, config.key_width),
-              "attention.value": (H, D, config.value_width),
-              "attention.output": (H, config.value_width, D)}
-    if config.max_positions:
-        shapes["embed.position"] = (config.max_positions, D)
-    sizes = (D,) + tuple(config.mlp_widths) + (D,)
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        shapes[f"mlp.{i}.weight"], shapes[f"mlp.{i}.bias"] = (a, b), (b,)
-    halting = (D,) + tuple(config.halting_widths)
-    for i, (a, b) in enumerate(zip(halting[:-1], halting[1:])):
-        shapes[f"halting.{i}.weight"], shapes[f"halting.{i}.bias"] = (a, b), (b,)
-    return shapes
-
-
 def _check_shapes(path: Path, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
-    expected = expected_shapes(config)
+    expected = config.parameter_shapes()
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:

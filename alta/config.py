@@ -21,6 +21,22 @@ class ModelConfig:
     halting_widths: tuple[int, ...] = ()  # hidden widths of the halting readout; () = none
     max_layers: int = 1000
 
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter's name and shape (the names compiled checkpoints use)."""
+        D, H = self.width, self.num_heads
+        shapes = {"embed.token": (self.vocab_size, D),
+                  "attention.query": (H, D, self.key_width),
+                  "attention.key": (H, D, self.key_width),
+                  "attention.value": (H, D, self.value_width),
+                  "attention.output": (H, self.value_width, D)}
+        if self.max_positions:
+            shapes["embed.position"] = (self.max_positions, D)
+        for prefix, sizes in (("mlp", (D,) + tuple(self.mlp_widths) + (D,)),
+                              ("halting", (D,) + tuple(self.halting_widths))):
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+                shapes[f"{prefix}.{i}.weight"], shapes[f"{prefix}.{i}.bias"] = (a, b), (b,)
+        return shapes
+
     def to_json(self) -> dict:
         return asdict(self)
 

@@ -185,7 +185,7 @@ class Evaluator:
         raise AssertionError(e.name)
 
     def _Lookup(self, e: ir.Lookup, mask):
-        table = np.asarray(e.table)
+        table = np.asarray(_bit_masks(e.table) if e.kind == "set" else e.table)
         index = []
         for axis, idx in enumerate(e.indices):
             i = np.asarray(self.eval(idx, mask), dtype=np.int64)
@@ -247,6 +247,11 @@ class Evaluator:
                 shown = str(int(value[b, i]))
             raise EvaluationFault(node, f"writes {shown} to '{name}', {what} "
                                         f"({type_.describe()})", where)
+
+
+def _bit_masks(table):
+    return tuple(_bit_masks(row) for row in table) if isinstance(table, tuple) \
+        else set_to_bits(table)
 
 
 def _zero(kind: str):

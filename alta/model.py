@@ -29,31 +29,65 @@ def activation(name: str):
     raise ValueError(f"unknown activation {name!r}")
 
 
-def _mlp_shapes(width: int, hidden: tuple[int, ...], out: int) -> list[tuple[int, int]]:
-    sizes = (width,) + tuple(hidden) + (out,)
-    return list(zip(sizes[:-1], sizes[1:]))
+def _check_weights(shapes: dict, weights: dict) -> None:
+    missing = sorted(set(shapes) - set(weights))
+    unexpected = sorted(set(weights) - set(shapes))
+    if missing or unexpected:
+        raise ValueError(f"weights do not fit the model: missing {missing}, "
+                         f"unexpected {unexpected}")
+    for name, shape in shapes.items():
+        if tuple(np.shape(weights[name])) != shape:
+            raise ValueError(f"weight {name} has shape {np.shape(weights[name])}, the model "
+                             f"expects {shape}")
+
+
+class Dense(nnx.Module):
+    """x @ weight + bias (weight stored (in, out), as in compiled checkpoints)."""
+
+    def __init__(self, weight: nnx.Param, bias: nnx.Param) -> None:
+        self.weight, self.bias = weight, bias
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x @ self.weight[...] + self.bias[...]
 
 
 class UniversalTransformer(nnx.Module):
     """Parameters are named as in compiled checkpoints: `embed.token`, `attention.query`,
     `mlp.0.weight`, ..., `halting.2.bias`."""
 
-    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs) -> None:
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs | None = None,
+                 weights: dict[str, np.ndarray] | None = None) -> None:
+        """Randomly initialised from `rngs`, or filled with given `weights` (compiled ones)."""
         self.config = config
-        D, H = config.width, config.num_heads
-        normal = nnx.initializers.normal(stddev=0.02)
-        self.token_embedding = nnx.Param(normal(rngs.params(), (config.vocab_size, D)))
-        self.position_embedding = (nnx.Param(normal(rngs.params(), (config.max_positions, D)))
-                                   if config.max_positions else None)
-        self.query = nnx.Param(normal(rngs.params(), (H, D, config.key_width)))
-        self.key = nnx.Param(normal(rngs.params(), (H, D, config.key_width)))
-        self.value = nnx.Param(normal(rngs.params(), (H, D, config.value_width)))
-        self.output = nnx.Param(normal(rngs.params(), (H, config.value_width, D)))
-        self.mlp = nnx.List([nnx.Linear(i, o, rngs=rngs)
-                             for i, o in _mlp_shapes(D, config.mlp_widths, D)])
-        halting = config.halting_widths
-        self.halting = nnx.List([nnx.Linear(i, o, rngs=rngs) for i, o in
-                                 zip((D,) + halting[:-1], halting)]) if halting else None
+        shapes = config.parameter_shapes()
+        if weights is not None:
+            _check_weights(shapes, weights)
+
+            def param(name):
+                return nnx.Param(jnp.asarray(weights[name], dtype=jnp.float32))
+        else:
+            rngs = rngs or nnx.Rngs(0)
+            normal = nnx.initializers.normal(stddev=0.02)
+
+            def param(name):
+                if name.endswith(".bias"):
+                    return nnx.Param(jnp.zeros(shapes[name], jnp.float32))
+                if name.startswith(("mlp.", "halting.")):  # fan-in scaled, like nnx.Linear
+                    init = nnx.initializers.lecun_normal()
+                    return nnx.Param(init(rngs.params(), shapes[name], jnp.float32))
+                return nnx.Param(normal(rngs.params(), shapes[name], jnp.float32))
+
+        self.token_embedding = param("embed.token")
+        self.position_embedding = param("embed.position") if config.max_positions else None
+        self.query = param("attention.query")
+        self.key = param("attention.key")
+        self.value = param("attention.value")
+        self.output = param("attention.output")
+        self.mlp = nnx.List([Dense(param(f"mlp.{i}.weight"), param(f"mlp.{i}.bias"))
+                             for i in range(len(config.mlp_widths) + 1)])
+        self.halting = nnx.List([Dense(param(f"halting.{i}.weight"), param(f"halting.{i}.bias"))
+                                 for i in range(len(config.halting_widths))]) \
+            if config.halting_widths else None
 
     # -- the pieces of one layer ----------------------------------------------------------------
 
@@ -142,32 +176,16 @@ class UniversalTransformer(nnx.Module):
             named["embed.position"] = self.position_embedding
         for prefix, layers in (("mlp", self.mlp), ("halting", self.halting or [])):
             for i, layer in enumerate(layers):
-                named[f"{prefix}.{i}.weight"] = layer.kernel
+                named[f"{prefix}.{i}.weight"] = layer.weight
                 named[f"{prefix}.{i}.bias"] = layer.bias
         return named
-
-    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
-        params = self.parameters()
-        missing = sorted(set(params) - set(weights))
-        unexpected = sorted(set(weights) - set(params))
-        if missing or unexpected:
-            raise ValueError(f"weights do not fit the model: missing {missing}, "
-                             f"unexpected {unexpected}")
-        for name, param in params.items():
-            value = np.asarray(weights[name], dtype=np.float32)
-            if value.shape != param[...].shape:
-                raise ValueError(f"weight {name} has shape {value.shape}, the model expects "
-                                 f"{param[...].shape}")
-            param[...] = jnp.asarray(value)
 
     def export_weights(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(param[...]) for name, param in self.parameters().items()}
 
     @classmethod
     def from_weights(cls, config: ModelConfig, weights: dict[str, np.ndarray]):
-        model = cls(config, rngs=nnx.Rngs(0))
-        model.load_weights(weights)
-        return model
+        return cls(config, weights=weights)
 
 
 @nnx.jit

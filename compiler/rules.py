@@ -15,7 +15,7 @@ Rules from different paths are disjoint, and merging keeps them so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alta import ir
 from alta.checker import apply_binary, apply_builtin, apply_compare, show
@@ -82,10 +82,21 @@ class _PathError(Exception):
         self.span, self.message = span, message
 
 
+@dataclass(frozen=True)
+class _Deferred:
+    """A local not evaluated yet. Locals are evaluated when first used, so a binding that
+    decides nothing reads nothing and forks nothing (it cannot change what a path writes;
+    the interpreter evaluates it eagerly, which only adds errors, never other values)."""
+
+    expr: ir.Expr
+
+
 class _Path:
     """Executes IR on scalars; reading an unassigned variable raises _Fork."""
 
-    def __init__(self, assignment: dict, inputs: dict | None = None) -> None:
+    def __init__(self, assignment: dict, inputs: dict | None = None,
+                 program: ir.Program | None = None) -> None:
+        self.program = program
         self.assignment = assignment
         self.inputs = inputs or {}
         self.locals: dict[int, object] = {}
@@ -107,7 +118,10 @@ class _Path:
         return self.inputs[e.which]
 
     def _Local(self, e):
-        return self.locals[e.uid]
+        value = self.locals[e.uid]
+        if isinstance(value, _Deferred):
+            value = self.locals[e.uid] = self.eval(value.expr)
+        return value
 
     def _Unary(self, e):
         x = self.eval(e.operand)
@@ -160,16 +174,24 @@ class _Path:
         return table
 
     def _LetIn(self, e):
-        self.locals[e.uid] = self.eval(e.value)
+        self.locals[e.uid] = _Deferred(e.value)
         return self.eval(e.body)
 
     def run(self, stmts) -> None:
         for s in stmts:
             if isinstance(s, ir.Assign):
-                self.writes[s.variable] = self.eval(s.value)
+                value = self.eval(s.value)
+                type_ = self.program.type_of(s.variable)
+                if not type_.contains(int(value) if isinstance(value, bool) else value):
+                    # Every write is checked, like the interpreter does, even one that a
+                    # later write on the same path replaces.
+                    raise _PathError(s.span, f"writes {_show_value(type_, value)} to "
+                                             f"'{s.variable}', which is not one of its values "
+                                             f"({type_.describe()}),")
+                self.writes[s.variable] = _coerce(type_, value)
                 self.lines[s.variable] = s.span.line
             elif isinstance(s, ir.LetStmt):
-                self.locals[s.uid] = self.eval(s.value)
+                self.locals[s.uid] = _Deferred(s.value)
             else:
                 self.run(s.then if self.eval(s.cond) else s.orelse)
 
@@ -184,7 +206,7 @@ def _explore(program: ir.Program, execute):
     pending: list[dict] = [{}]
     while pending:
         assignment = pending.pop()
-        path = _Path(assignment)
+        path = _Path(assignment, program=program)
         try:
             execute(path)
         except _Fork as fork:
@@ -216,52 +238,59 @@ def _coerce(type_: ir.ValueType, value):
 
 
 def mlp_rules(program: ir.Program) -> list[Rule]:
-    """The unminimised rules of the MLP body: one per path and old value that changes state."""
+    """The unminimised rules of the MLP body, variable by variable.
+
+    Each written variable is enumerated on its own slice of the body: the statements that
+    can write it (other assignments and ifs that cannot write it are left out; reads see
+    pre-MLP values, so nothing else can change what it gets). Independent statements thus
+    add up instead of multiplying, and each rule writes one variable: at a position, at
+    most one rule per variable fires."""
     rules = []
-    for assignment, path in _explore(program, lambda p: p.run(program.mlp)):
-        writes = {}
-        for name, value in path.writes.items():
-            type_ = program.type_of(name)
-            if not type_.contains(value if not isinstance(value, bool) else int(value)):
-                stmt = _find_assign(program.mlp, name, path.lines[name])
-                raise _located(program, stmt.span if stmt else None,
-                               f"writes {_show_value(type_, value)} to '{name}', which is not "
-                               f"one of its values ({type_.describe()}), on the path where "
-                               f"{_describe(program, assignment)}")
-            writes[name] = _coerce(type_, value)
-        rules.extend(_with_old_values(program, assignment, writes, path.lines))
+    for name in _written(program.mlp):
+        body = _slice(program.mlp, name)
+        for assignment, path in _explore(program, lambda p, body=body: p.run(body)):
+            if name in path.writes:
+                rules.extend(_rules_for_write(program, assignment, name, path.writes[name],
+                                              path.lines[name]))
     return rules
+
+
+def _written(stmts) -> list[str]:
+    names: list[str] = []
+    for s in stmts:
+        if isinstance(s, ir.Assign):
+            names.append(s.variable)
+        elif isinstance(s, ir.IfStmt):
+            names.extend(_written(s.then) + _written(s.orelse))
+    return list(dict.fromkeys(names))
+
+
+def _slice(stmts, name: str) -> tuple:
+    """The statements that can write `name` (lets are kept: they are evaluated lazily)."""
+    out = []
+    for s in stmts:
+        if isinstance(s, ir.Assign):
+            if s.variable == name:
+                out.append(s)
+        elif isinstance(s, ir.LetStmt):
+            out.append(s)
+        elif name in _written((s,)):
+            out.append(replace(s, then=_slice(s.then, name), orelse=_slice(s.orelse, name)))
+    return tuple(out)
 
 
 def _show_value(type_, value) -> str:
     return show(value) if not isinstance(type_, ir.Categorical) else str(value)
 
 
-def _find_assign(stmts, name: str, line: int):
-    for s in stmts:
-        if isinstance(s, ir.Assign) and s.variable == name and s.span.line == line:
-            return s
-        if isinstance(s, ir.IfStmt):
-            found = _find_assign(s.then, name, line) or _find_assign(s.orelse, name, line)
-            if found:
-                return found
-    return None
-
-
-def _with_old_values(program, assignment: dict, writes: dict, lines: dict) -> list[Rule]:
-    """Fork over the old value of every written variable the path did not read."""
-    unknown = sorted(name for name in writes if name not in assignment)
-    cases = [dict(assignment)]
-    for name in unknown:
-        cases = [{**case, name: old} for case in cases for old in domain(program, name)]
-    rules = []
-    for case in cases:
-        changes = tuple(Write(name, case[name], new) for name, new in sorted(writes.items())
-                        if not _same(case[name], new))
-        if changes:
-            atoms = tuple(Atom(k, frozenset({v})) for k, v in sorted(case.items()))
-            rules.append(Rule(atoms, changes, tuple(sorted({lines[w.variable] for w in changes}))))
-    return rules
+def _rules_for_write(program, assignment: dict, name: str, new, line: int) -> list[Rule]:
+    """A path's write as rules: one if the path read the old value, else one per old value
+    (the MLP adds new - old). A write that changes nothing needs no rule."""
+    olds = [assignment[name]] if name in assignment else domain(program, name)
+    return [Rule(tuple(Atom(k, frozenset({v})) for k, v in sorted({**assignment, name: old}
+                                                                  .items())),
+                 (Write(name, old, new),), (line,))
+            for old in olds if not _same(old, new)]
 
 
 def _same(a, b) -> bool:

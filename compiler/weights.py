@@ -312,8 +312,7 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
         # A float32 weighted sum of N terms errs by at most about (N + 3) u max|value|.
         rounding_limit = (tolerance / 2) / (largest * FLOAT32_EPS) - 3
     leak_budget = tolerance / 2 if head.numerical else tolerance
-    beta = math.log(target * magnitude / leak_budget) + 2.0  # e^2: a safety factor
-    beta = max(beta, 1.0)
-    guaranteed = min(int(math.exp(beta) * leak_budget / magnitude / math.e ** 2 * 1.0),
-                     int(min(rounding_limit, 1e12)))
+    # beta is chosen for `target` positions, with a safety factor of e^2 on the leakage.
+    beta = max(math.log(target * magnitude / leak_budget) + 2.0, 1.0)
+    guaranteed = min(target, int(min(rounding_limit, 1e12)))
     return HeadScale(head.name, beta, max(guaranteed, 0), tolerance)
