@@ -28,7 +28,7 @@ import numpy as np
 
 from alta import ir
 from alta.compiler.layout import ResidualLayout
-from alta.compiler.rules import Rule, RuleSet, evaluate_scalar
+from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.errors import AltaError
 
 DEFAULT_GUARANTEED_LENGTH = 100_000  # for programs that declare no max_length
@@ -60,170 +60,164 @@ class CompileReport:
 
 
 @dataclass
-class _Units:
-    """Allocates units of one layer and remembers what each one is."""
+class _Layer:
+    """One layer of units being built: each unit's input weights (sparse) and bias, and a
+    key per unit so later layers can find it."""
 
-    names: list[str] = field(default_factory=list)
+    units: list[tuple[dict[int, float], float]] = field(default_factory=list)
     index: dict = field(default_factory=dict)
 
-    def add(self, key, label: str) -> int:
-        self.index[key] = len(self.names)
-        self.names.append(label)
+    def add(self, key, weights: dict[int, float], bias: float) -> int:
+        self.index[key] = len(self.units)
+        self.units.append((weights, bias))
         return self.index[key]
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.units)
+
+    def dense(self, inputs: int) -> tuple[np.ndarray, np.ndarray]:
+        W, b = np.zeros((inputs, len(self.units))), np.zeros(len(self.units))
+        for u, (ws, bias) in enumerate(self.units):
+            for i, w in ws.items():
+                W[i, u] = w
+            b[u] = bias
+        return W, b
 
 
-def _atom_names(rules: RuleSet) -> list[str]:
-    names = {a.name for r in rules.mlp + rules.halting for a in r.atoms}
-    return sorted(names)
+@dataclass
+class _Expansion:
+    """MLP layers 1 and 2, and the head dimensions the rule layer must reset."""
+
+    first: _Layer
+    second: _Layer
+    resets: list[tuple[int, int, float]]  # (layer-2 unit, residual dim, output weight)
+    reset_bias: np.ndarray  # output bias (numerical head resets)
 
 
 def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
                   max_length: int | None = None) -> tuple[dict[str, np.ndarray], CompileReport]:
     """All weights as named float32 arrays, and the compiler's report on them."""
-    D = layout.width
-    warnings: list[str] = []
     target = max_length or program.max_length or DEFAULT_GUARANTEED_LENGTH
-
     weights: dict[str, np.ndarray] = {}
     weights.update(_embeddings(program, layout))
     attention, scales = _attention(program, layout, target)
     weights.update(attention)
+    expansion = _expansion(program, layout, sorted({a.name for r in rules.mlp + rules.halting
+                                                     for a in r.atoms}))
+    weights.update(_mlp(program, layout, rules, expansion))
+    if program.halt is not None:
+        # The halting readout keeps its own copy of the expansion, so that a learned MLP can
+        # replace the compiled one without changing when the model stops.
+        WH, bH = _rule_layer(rules.halting, expansion.second)
+        weights.update({"halting.0.weight": weights["mlp.0.weight"],
+                        "halting.0.bias": weights["mlp.0.bias"],
+                        "halting.1.weight": weights["mlp.1.weight"],
+                        "halting.1.bias": weights["mlp.1.bias"],
+                        "halting.2.weight": WH, "halting.2.bias": bH})
+    weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
 
-    read = _atom_names(rules)
-    l1, l2 = _Units(), _Units()
-    cols1: list[tuple[dict[int, float], float]] = []  # per unit: weights by input dim, bias
-    cols2: list[tuple[dict[int, float], float]] = []
+    guaranteed = min([s.guaranteed_length for s in scales] + [target])
+    warnings = []
+    if program.max_length and guaranteed < program.max_length:
+        warnings.append(f"float32 attention is exact only up to {guaranteed} positions, "
+                        f"below the declared max_length {program.max_length}")
+    report = CompileReport(
+        width=layout.width, heads=len(program.heads),
+        mlp_widths=(len(expansion.first), len(expansion.second),
+                    len(rules.mlp) + len(expansion.resets)),
+        rules=len(rules.mlp), reset_units=len(expansion.resets),
+        unminimised_rules=rules.unminimised, halting_rules=len(rules.halting),
+        atoms_per_rule=rules.atoms_per_rule,
+        parameters=int(sum(v.size for v in weights.values())), head_scales=tuple(scales),
+        guaranteed_length=guaranteed, warnings=tuple(warnings))
+    return weights, report
 
-    def unit1(key, label, ws, bias):
-        l1.add(key, label)
-        cols1.append((ws, bias))
 
-    def unit2(key, label, ws, bias):
-        l2.add(key, label)
-        cols2.append((ws, bias))
-
+def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> _Expansion:
+    first, second = _Layer(), _Layer()
     for name in read:
         block = layout.block(name)
         type_ = program.type_of(name)
         if block.kind in ("categorical", "set"):
-            for v in range(block.size):
-                unit1((name, "bit", v), f"{name}[{block.labels[v]}] sharpened",
-                      {block.start + v: 2.0}, -0.5)
+            for v in range(block.size):  # sharpen: 2x - 1/2
+                first.add((name, "bit", v), {block.start + v: 2.0}, -0.5)
             if block.kind == "categorical":
                 for v in range(block.size):
-                    unit2((name, v), f"{name} == {block.labels[v]}",
-                          {l1.index[(name, "bit", v)]: 1.0}, 0.0)
-            else:
+                    second.add((name, v), {first.index[(name, "bit", v)]: 1.0}, 0.0)
+            else:  # which possible set: +1 per element in it, -1 per element not in it
                 for s in type_.sets:
-                    ws = {l1.index[(name, "bit", v)]: (1.0 if v in s else -1.0)
-                          for v in range(block.size)}
-                    unit2((name, s), f"{name} == {type_.format(s)}", ws, 1.0 - len(s))
+                    second.add((name, s), {first.index[(name, "bit", v)]: (1.0 if v in s else
+                                                                           -1.0)
+                                           for v in range(block.size)}, 1.0 - len(s))
         else:
             values = type_.values
             for k in range(len(values) - 1):
                 gap = values[k + 1] - values[k]
                 mid = (values[k + 1] + values[k]) / 2
                 slope = 2.0 / gap  # saturates a quarter gap either side of the midpoint
-                unit1((name, "step", k), f"{name} > {mid:g}", {block.start: slope},
-                      0.5 - slope * mid)
-            for k, value in enumerate(values):
-                ws, bias = {}, 0.0
-                if k == 0:
-                    bias = 1.0
-                else:
-                    ws[l1.index[(name, "step", k - 1)]] = 1.0
+                first.add((name, "step", k), {block.start: slope}, 0.5 - slope * mid)
+            for k, value in enumerate(values):  # bucket k: step k-1 minus step k
+                ws = {}
+                if k > 0:
+                    ws[first.index[(name, "step", k - 1)]] = 1.0
                 if k < len(values) - 1:
-                    ws[l1.index[(name, "step", k)]] = -1.0
-                unit2((name, value), f"{name} ~ {value:g}", ws, bias)
+                    ws[first.index[(name, "step", k)]] = -1.0
+                second.add((name, value), ws, 1.0 if k == 0 else 0.0)
 
     # Raw copies of head dimensions, for the reset units.
-    resets = []  # (layer-2 unit, residual dim, output weight)
-    head_bias = np.zeros(D)
+    resets = []
+    reset_bias = np.zeros(layout.width)
     for head in program.heads:
         block = layout.block(head.name)
-        if block.kind == "numerical":
+        if block.kind == "numerical":  # the mean lies in [lo, hi]: rescale it into [0, 1]
             values = program.type_of(head.value).values
             lo, hi = min(values), max(values)
             span = hi - lo
-            unit1((head.name, "raw"), f"{head.name} raw", {block.start: 1.0 / span} if span
-                  else {}, -lo / span if span else 0.0)
-            unit2((head.name, "raw"), f"{head.name} raw", {l1.index[(head.name, "raw")]: 1.0},
-                  0.0)
-            resets.append((l2.index[(head.name, "raw")], block.start, -span))
-            head_bias[block.start] = -lo
+            key = (head.name, "raw")
+            first.add(key, {block.start: 1.0 / span} if span else {}, -lo / span if span else 0)
+            resets.append((second.add(key, {first.index[key]: 1.0}, 0.0), block.start, -span))
+            reset_bias[block.start] = -lo
         else:
             for v in range(block.size):
                 key = (head.name, "raw", v)
-                unit1(key, f"{head.name}[{block.labels[v]}] raw", {block.start + v: 1.0}, 0.0)
-                unit2(key, f"{head.name}[{block.labels[v]}] raw", {l1.index[key]: 1.0}, 0.0)
-                resets.append((l2.index[key], block.start + v, -1.0))
+                first.add(key, {block.start + v: 1.0}, 0.0)
+                resets.append((second.add(key, {first.index[key]: 1.0}, 0.0), block.start + v,
+                               -1.0))
+    return _Expansion(first, second, resets, reset_bias)
 
-    W1, b1 = _dense(cols1, D)
-    W2, b2 = _dense(cols2, len(l1))
 
-    E2 = len(l2)
-    R = len(rules.mlp) + len(resets)
-    W3, b3 = np.zeros((E2, R)), np.zeros(R)
-    W4, b4 = np.zeros((R, D)), head_bias.copy()
-    for r, rule in enumerate(rules.mlp):
-        _rule_unit(W3, b3, r, rule, l2)
+def _mlp(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
+         expansion: _Expansion) -> dict[str, np.ndarray]:
+    W1, b1 = expansion.first.dense(layout.width)
+    W2, b2 = expansion.second.dense(len(expansion.first))
+    rule_w, rule_b = _rule_layer(rules.mlp, expansion.second)
+    reset_w = np.zeros((len(expansion.second), len(expansion.resets)))
+    W4 = np.zeros((len(rules.mlp) + len(expansion.resets), layout.width))
+    for r, rule in enumerate(rules.mlp):  # add new - old
         for w in rule.writes:
-            _write(W4[r], program, layout, w.variable, w.old, -1.0)
-            _write(W4[r], program, layout, w.variable, w.new, +1.0)
-    for i, (unit, dim, out) in enumerate(resets):
-        r = len(rules.mlp) + i
-        W3[unit, r] = 1.0
-        W4[r, dim] = out
-
-    H = len(rules.halting)
-    WH, bH = np.zeros((E2, H)), np.zeros(H)
-    for r, rule in enumerate(rules.halting):
-        _rule_unit(WH, bH, r, rule, l2)
-
-    weights.update({"mlp.0.weight": W1, "mlp.0.bias": b1, "mlp.1.weight": W2, "mlp.1.bias": b2,
-                    "mlp.2.weight": W3, "mlp.2.bias": b3, "mlp.3.weight": W4, "mlp.3.bias": b4})
-    if program.halt is not None:
-        # The halting readout keeps its own copy of the expansion, so that a learned MLP can
-        # replace the compiled one without changing when the model stops.
-        weights.update({"halting.0.weight": W1, "halting.0.bias": b1, "halting.1.weight": W2,
-                        "halting.1.bias": b2, "halting.2.weight": WH, "halting.2.bias": bH})
-    weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
-
-    guaranteed = min([s.guaranteed_length for s in scales] + [target])
-    if program.max_length and guaranteed < program.max_length:
-        warnings.append(f"float32 attention is exact only up to {guaranteed} positions, "
-                        f"below the declared max_length {program.max_length}")
-    report = CompileReport(
-        width=D, heads=len(program.heads), mlp_widths=(len(l1), E2, R),
-        rules=len(rules.mlp), reset_units=len(resets), unminimised_rules=rules.unminimised,
-        halting_rules=H, atoms_per_rule=rules.atoms_per_rule,
-        parameters=int(sum(v.size for v in weights.values())), head_scales=tuple(scales),
-        guaranteed_length=guaranteed, warnings=tuple(warnings))
-    return weights, report
+            _write(W4[r], layout, w.variable, w.old, -1.0)
+            _write(W4[r], layout, w.variable, w.new, +1.0)
+    for i, (unit, dim, out) in enumerate(expansion.resets):
+        reset_w[unit, i] = 1.0
+        W4[len(rules.mlp) + i, dim] = out
+    return {"mlp.0.weight": W1, "mlp.0.bias": b1, "mlp.1.weight": W2, "mlp.1.bias": b2,
+            "mlp.2.weight": np.concatenate([rule_w, reset_w], axis=1),
+            "mlp.2.bias": np.concatenate([rule_b, np.zeros(len(expansion.resets))]),
+            "mlp.3.weight": W4, "mlp.3.bias": expansion.reset_bias}
 
 
-def _dense(cols, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    W = np.zeros((rows, len(cols)))
-    b = np.zeros(len(cols))
-    for u, (ws, bias) in enumerate(cols):
-        for i, w in ws.items():
-            W[i, u] = w
-        b[u] = bias
+def _rule_layer(rules, second: _Layer) -> tuple[np.ndarray, np.ndarray]:
+    """One unit per rule: weight 1 per atom value, bias 1 - #atoms."""
+    W, b = np.zeros((len(second), len(rules))), np.zeros(len(rules))
+    for r, rule in enumerate(rules):
+        for atom in rule.atoms:
+            for value in atom.values:
+                W[second.index[(atom.name, value)], r] = 1.0
+        b[r] = 1.0 - len(rule.atoms)
     return W, b
 
 
-def _rule_unit(W, b, r: int, rule: Rule, units: _Units) -> None:
-    for atom in rule.atoms:
-        for value in atom.values:
-            W[units.index[(atom.name, value)], r] = 1.0
-    b[r] = 1.0 - len(rule.atoms)
-
-
-def _write(row: np.ndarray, program, layout: ResidualLayout, name: str, value,
-           sign: float) -> None:
+def _write(row: np.ndarray, layout: ResidualLayout, name: str, value, sign: float) -> None:
     block = layout.block(name)
     if block.kind == "categorical":
         row[block.start + int(value)] += sign
@@ -242,11 +236,11 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
     for var in program.variables:
         if var.init_from == "token":
             for t, value in enumerate(var.token_table):
-                _write(token[t], program, layout, var.name, value, 1.0)
+                _write(token[t], layout, var.name, value, 1.0)
         elif var.init_from == "constant":
             value = var.init.value
             for t in range(len(program.vocab)):
-                _write(token[t], program, layout, var.name, value, 1.0)
+                _write(token[t], layout, var.name, value, 1.0)
     if position_vars:
         if program.max_length is None:
             raise AltaError.at(f"variable '{position_vars[0].name}' is initialised from "
@@ -261,7 +255,7 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
                         f"initialiser gives {value!r} at position {p}, which is not a value of "
                         f"'{var.name}' ({var.type.describe()}); positions go up to max_length - "
                         f"1 = {program.max_length - 1}", var.span, program.source)
-                _write(position[p], program, layout, var.name, value, 1.0)
+                _write(position[p], layout, var.name, value, 1.0)
         out["embed.position"] = position
     return out
 
