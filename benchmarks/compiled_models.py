@@ -98,7 +98,7 @@ def main() -> None:
             d, heads, rules, params, seconds, fwd = ref
             print(f"{'  reference':<18} {d:>5} {heads:>5} {'':>18} {rules:>7} {params:>10,} "
                   f"{seconds:>9.2f} {'':>8} {1 / fwd:>12.1f} {'':>13}"
-                  f"   ours at b=64: {many * fwd:.0f}x the reference per input")
+                  f"   ours at b=64: {many * fwd:.1f}x the reference per input")
         sys.stdout.flush()
 
 
