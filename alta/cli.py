@@ -106,6 +106,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("interpreter", "compiled"), default=None,
                      help="interpreter (default for .alta files) or compiled (the Universal "
                           "Transformer; always for .safetensors files)")
+    run.add_argument("--dense", action="store_true",
+                     help="compiled backend: multiply through the dense attention matrices "
+                          "instead of the structured path (same numbers, slower)")
     run.set_defaults(handler=_cmd_run)
 
     compile_ = sub.add_parser(
@@ -136,6 +139,8 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed")
     verify.add_argument("--inputs", dest="inputs_file", metavar="PATH",
                         help="verify on the inputs in this file (one per line) instead")
+    verify.add_argument("--dense", action="store_true",
+                        help="verify the dense attention path instead of the structured one")
     verify.set_defaults(handler=_cmd_verify)
 
     inspect = sub.add_parser(
@@ -270,13 +275,14 @@ def _cmd_run(args) -> int:
     if args.trace and len(texts) != 1:
         raise AltaError.at(f"--trace shows one input; got {len(texts)}")
     if compiled_backend:
-        from alta.compiled import run_compiled
+        from alta.compiled import load_model, run_compiled
 
         compiled = _load_compiled(args.file)
         program = compiled.program
         if not texts:
             return EXIT_OK
-        result = run_compiled(compiled, texts, max_layers=args.max_layers)
+        result = run_compiled(compiled, texts, max_layers=args.max_layers,
+                              model=load_model(compiled, structured=not args.dense))
     else:
         from alta.interpreter import run
 
@@ -346,8 +352,12 @@ def _cmd_verify(args) -> int:
         if length < 0:
             raise AltaError.at("--max-length must be non-negative")
         texts = sample_inputs(program, args.samples, length, seed=args.seed)
-    print(f"verifying {program.name} on {len(texts)} inputs ...", file=sys.stderr)
-    report = verify(compiled, texts)
+    from alta.compiled import load_model
+
+    path = "dense" if args.dense else "structured"
+    print(f"verifying {program.name} on {len(texts)} inputs ({path} attention) ...",
+          file=sys.stderr)
+    report = verify(compiled, texts, model=load_model(compiled, structured=not args.dense))
     if report.ok:
         print(f"ok: interpreter and compiled model agree on {report.inputs} inputs, "
               f"{report.layers} layers, {report.comparisons:,} values compared")

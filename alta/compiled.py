@@ -40,10 +40,24 @@ class CompiledLayer:
     running: np.ndarray  # (batch,) still running after this layer's halting check
 
 
-def load_model(compiled: CompiledProgram):
-    from alta.model import UniversalTransformer
+def load_model(compiled: CompiledProgram, structured: bool = True):
+    """The compiled program's Universal Transformer; `structured` uses the attention path
+    that reads each head's blocks as slices (same numbers as the dense path, much less work
+    for wide residuals), when the weights have that structure."""
+    from alta.model import HeadBlocks, UniversalTransformer, head_blocks_of
 
-    return UniversalTransformer.from_weights(compiled.config, compiled.weights)
+    blocks = None
+    if structured:
+        layout, program = compiled.layout, compiled.program
+        blocks = tuple(HeadBlocks(
+            query=layout.block(h.query).start if h.key else None,
+            key=layout.block(h.key).start if h.key else None,
+            key_size=layout.block(h.key).size if h.key else 0,
+            value=layout.block(h.value).start, value_size=layout.block(h.value).size,
+            output=layout.block(h.name).start) for h in program.heads)
+        if not head_blocks_of(compiled.weights, blocks):
+            blocks = None
+    return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks)
 
 
 def _check_length(compiled: CompiledProgram, batch: Batch) -> None:

@@ -9,6 +9,8 @@ halted sequence (and every padding position) keeps its state.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,6 +43,47 @@ def _check_weights(shapes: dict, weights: dict) -> None:
                              f"expects {shape}")
 
 
+class HeadBlocks(NamedTuple):
+    """Where a compiled head reads and writes: block starts and sizes in the residual."""
+
+    query: int | None  # None: no key/query (every allowed position scores the same)
+    key: int | None
+    key_size: int
+    value: int
+    value_size: int
+    output: int
+
+
+def _diagonal(param: nnx.Param, head: int, start: int, size: int) -> jax.Array:
+    return jnp.diagonal(param[...][head, start:start + size, :size])
+
+
+def head_blocks_of(weights: dict[str, np.ndarray], blocks: tuple[HeadBlocks, ...]) -> bool:
+    """Whether the attention weights are exactly diagonal on those blocks (else the
+    structured path would compute something else, and the dense one must be used)."""
+    for h, b in enumerate(blocks):
+        for name, start, size in (("attention.query", b.query, b.key_size),
+                                  ("attention.key", b.key, b.key_size),
+                                  ("attention.value", b.value, b.value_size)):
+            w = weights[name][h]
+            if start is None:
+                if np.any(w):
+                    return False
+                continue
+            expected = np.zeros_like(w)
+            idx = np.arange(size)
+            expected[start + idx, idx] = w[start + idx, idx]
+            if not np.array_equal(w, expected):
+                return False
+        o = weights["attention.output"][h]
+        expected = np.zeros_like(o)
+        idx = np.arange(b.value_size)
+        expected[idx, b.output + idx] = o[idx, b.output + idx]
+        if not np.array_equal(o, expected):
+            return False
+    return True
+
+
 class Dense(nnx.Module):
     """x @ weight + bias (weight stored (in, out), as in compiled checkpoints)."""
 
@@ -56,9 +99,17 @@ class UniversalTransformer(nnx.Module):
     `mlp.0.weight`, ..., `halting.2.bias`."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs | None = None,
-                 weights: dict[str, np.ndarray] | None = None) -> None:
-        """Randomly initialised from `rngs`, or filled with given `weights` (compiled ones)."""
+                 weights: dict[str, np.ndarray] | None = None,
+                 head_blocks: tuple[HeadBlocks, ...] | None = None) -> None:
+        """Randomly initialised from `rngs`, or filled with given `weights` (compiled ones).
+
+        `head_blocks` (compiled models only) switches attention to its structured path: each
+        head's Q, K, V and O are diagonal on one block of the residual, so the head reads and
+        writes those slices instead of multiplying the whole residual through dense matrices.
+        The numbers are the same to float32 rounding: the dense products only add exact zeros
+        (XLA may sum a head's weighted values in another order)."""
         self.config = config
+        self.head_blocks = head_blocks
         shapes = config.parameter_shapes()
         if weights is not None:
             _check_weights(shapes, weights)
@@ -107,6 +158,8 @@ class UniversalTransformer(nnx.Module):
 
     def attend(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The attention output added to the residual, and the attention weights."""
+        if self.head_blocks is not None:
+            return self._attend_blocks(x, valid)
         q = jnp.einsum("bnd,hdk->bhnk", x, self.query[...])
         k = jnp.einsum("bnd,hdk->bhnk", x, self.key[...])
         v = jnp.einsum("bnd,hdv->bhnv", x, self.value[...])
@@ -115,6 +168,28 @@ class UniversalTransformer(nnx.Module):
         weights = jax.nn.softmax(scores, axis=-1)
         heads = jnp.einsum("bhij,bhjv->bhiv", weights, v)
         return jnp.einsum("bhiv,hvd->bid", heads, self.output[...]), weights
+
+    def _attend_blocks(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mask = self.attention_mask(valid)
+        out = jnp.zeros_like(x)
+        all_weights = []
+        for h, blocks in enumerate(self.head_blocks):
+            if blocks.query is not None:
+                n = blocks.key_size
+                q = x[..., blocks.query:blocks.query + n] * _diagonal(self.query, h,
+                                                                        blocks.query, n)
+                k = x[..., blocks.key:blocks.key + n] * _diagonal(self.key, h, blocks.key, n)
+                scores = jnp.einsum("bik,bjk->bij", q, k) * self.config.attention_scale
+            else:
+                scores = jnp.zeros(mask.shape[:1] + mask.shape[2:], x.dtype)
+            weights = jax.nn.softmax(jnp.where(mask[:, h], scores, MASKED), axis=-1)
+            m = blocks.value_size
+            v = x[..., blocks.value:blocks.value + m] * _diagonal(self.value, h, blocks.value, m)
+            o = jnp.einsum("bij,bjv->biv", weights, v)
+            o = o * jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
+            out = out.at[..., blocks.output:blocks.output + m].add(o)
+            all_weights.append(weights)
+        return out, jnp.stack(all_weights, axis=1)
 
     def feed_forward(self, x: jax.Array) -> jax.Array:
         act = activation(self.config.activation)
@@ -184,8 +259,9 @@ class UniversalTransformer(nnx.Module):
         return {name: np.asarray(param[...]) for name, param in self.parameters().items()}
 
     @classmethod
-    def from_weights(cls, config: ModelConfig, weights: dict[str, np.ndarray]):
-        return cls(config, weights=weights)
+    def from_weights(cls, config: ModelConfig, weights: dict[str, np.ndarray],
+                     head_blocks: tuple[HeadBlocks, ...] | None = None):
+        return cls(config, weights=weights, head_blocks=head_blocks)
 
 
 @nnx.jit
