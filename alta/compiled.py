@@ -41,10 +41,11 @@ class CompiledLayer:
 
 
 def load_model(compiled: CompiledProgram, structured: bool = True):
-    """The compiled program's Universal Transformer; `structured` uses the attention path
-    that reads each head's blocks as slices (same numbers as the dense path, much less work
-    for wide residuals), when the weights have that structure."""
-    from alta.model import HeadBlocks, UniversalTransformer, head_blocks_of
+    """The compiled program's Universal Transformer. `structured` uses the paths that exploit
+    the compiled weights' structure (same numbers as the dense path to float32 rounding):
+    attention reads each head's blocks as slices, and sparse MLP layers gather the few
+    inputs each unit reads (the rule layer) or scatter the few outputs each rule writes."""
+    from alta.model import HeadBlocks, UniversalTransformer, head_blocks_of, sparse_mlp_of
 
     blocks = None
     if structured:
@@ -57,7 +58,9 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
             output=layout.block(h.name).start) for h in program.heads)
         if not head_blocks_of(compiled.weights, blocks):
             blocks = None
-    return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks)
+    sparse = sparse_mlp_of(compiled.weights, len(compiled.config.mlp_widths) + 1) \
+        if structured else None
+    return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks, sparse)
 
 
 def _check_length(compiled: CompiledProgram, batch: Batch) -> None:

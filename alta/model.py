@@ -84,6 +84,43 @@ def head_blocks_of(weights: dict[str, np.ndarray], blocks: tuple[HeadBlocks, ...
     return True
 
 
+class Structure(nnx.Variable):
+    """Index arrays of the structured MLP path (fixed by the compiler, never trained)."""
+
+
+class SparseLayer(nnx.Module):
+    """Hidden layer: `rows[u, k]` is the k-th input unit u reads (`used` masks padding).
+    Output layer: the nonzero weights are at (`rows[i]`, `used[i]`)."""
+
+    def __init__(self, rows: np.ndarray, used: np.ndarray) -> None:
+        self.rows, self.used = Structure(jnp.asarray(rows)), Structure(jnp.asarray(used))
+
+
+def sparse_mlp_of(weights: dict[str, np.ndarray], layers: int, density: float = 0.1,
+                  min_size: int = 50_000) -> list[SparseLayer | None]:
+    """The structured form of each MLP layer that is large and sparse enough to gain from it
+    (None: that layer stays dense; small matrices multiply faster than they gather)."""
+    out: list[SparseLayer | None] = []
+    for i in range(layers):
+        w = weights[f"mlp.{i}.weight"]
+        nonzero = w != 0
+        if w.size < min_size or nonzero.mean() > density:
+            out.append(None)
+        elif i < layers - 1:
+            fan_in = max(int(nonzero.sum(axis=0).max(initial=0)), 1)
+            rows = np.zeros((w.shape[1], fan_in), np.int32)
+            used = np.zeros((w.shape[1], fan_in), np.float32)
+            for unit in range(w.shape[1]):
+                inputs = np.flatnonzero(nonzero[:, unit])
+                rows[unit, :len(inputs)] = inputs
+                used[unit, :len(inputs)] = 1.0
+            out.append(SparseLayer(rows, used))
+        else:
+            r, c = np.nonzero(nonzero)
+            out.append(SparseLayer(r.astype(np.int32), c.astype(np.int32)))
+    return out
+
+
 class Dense(nnx.Module):
     """x @ weight + bias (weight stored (in, out), as in compiled checkpoints)."""
 
@@ -100,16 +137,19 @@ class UniversalTransformer(nnx.Module):
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs | None = None,
                  weights: dict[str, np.ndarray] | None = None,
-                 head_blocks: tuple[HeadBlocks, ...] | None = None) -> None:
+                 head_blocks: tuple[HeadBlocks, ...] | None = None,
+                 sparse_mlp: list[SparseLayer | None] | None = None) -> None:
         """Randomly initialised from `rngs`, or filled with given `weights` (compiled ones).
 
         `head_blocks` (compiled models only) switches attention to its structured path: each
         head's Q, K, V and O are diagonal on one block of the residual, so the head reads and
         writes those slices instead of multiplying the whole residual through dense matrices.
+        `sparse_mlp` (compiled models only) runs sparse MLP layers as gathers and scatters.
         The numbers are the same to float32 rounding: the dense products only add exact zeros
-        (XLA may sum a head's weighted values in another order)."""
+        (XLA may sum in another order)."""
         self.config = config
         self.head_blocks = head_blocks
+        self.sparse_mlp = nnx.List(sparse_mlp) if sparse_mlp is not None else None
         shapes = config.parameter_shapes()
         if weights is not None:
             _check_weights(shapes, weights)
@@ -193,9 +233,21 @@ class UniversalTransformer(nnx.Module):
 
     def feed_forward(self, x: jax.Array) -> jax.Array:
         act = activation(self.config.activation)
+        last = len(self.mlp) - 1
         for i, layer in enumerate(self.mlp):
-            x = layer(x)
-            if i < len(self.mlp) - 1:
+            sparse = self.sparse_mlp[i] if self.sparse_mlp is not None else None
+            if sparse is None:
+                x = layer(x)
+            elif i < last:  # each unit reads a few inputs: gather them
+                rows, used = sparse.rows[...], sparse.used[...]
+                w = layer.weight[...][rows, jnp.arange(rows.shape[0])[:, None]] * used
+                x = jnp.einsum("bnok,ok->bno", x[..., rows], w) + layer.bias[...]
+            else:  # each unit writes a few outputs: scatter-add them
+                rows, cols = sparse.rows[...], sparse.used[...]
+                contributions = x[..., rows] * layer.weight[...][rows, cols]
+                x = jnp.zeros(x.shape[:-1] + (layer.bias.shape[0],), x.dtype).at[..., cols].add(
+                    contributions) + layer.bias[...]
+            if i < last:
                 x = act(x)
         return x
 
@@ -260,8 +312,9 @@ class UniversalTransformer(nnx.Module):
 
     @classmethod
     def from_weights(cls, config: ModelConfig, weights: dict[str, np.ndarray],
-                     head_blocks: tuple[HeadBlocks, ...] | None = None):
-        return cls(config, weights=weights, head_blocks=head_blocks)
+                     head_blocks: tuple[HeadBlocks, ...] | None = None,
+                     sparse_mlp: list[SparseLayer | None] | None = None):
+        return cls(config, weights=weights, head_blocks=head_blocks, sparse_mlp=sparse_mlp)
 
 
 @nnx.jit

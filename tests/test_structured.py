@@ -1,4 +1,5 @@
-"""The structured attention path computes the dense path's numbers (to float32 rounding)."""
+"""The structured paths (attention by blocks, MLP layers as gathers and scatters) compute
+the dense path's numbers, to float32 rounding."""
 
 import numpy as np
 import pytest
@@ -6,14 +7,25 @@ import pytest
 from alta.checker import check_file
 from alta.compiled import load_model, run_compiled
 from alta.compiler import compile_program
+from alta.model import UniversalTransformer, sparse_mlp_of
 from alta.sampling import sample_inputs
 from conftest import PROGRAMS
 from program_generator import generate_with_stats
 
 
+def everything_sparse(compiled):
+    """The structured model with every MLP layer on its sparse path, however small."""
+    layers = len(compiled.config.mlp_widths) + 1
+    model = load_model(compiled, True)
+    return UniversalTransformer.from_weights(
+        compiled.config, compiled.weights, model.head_blocks,
+        sparse_mlp_of(compiled.weights, layers, density=1.0, min_size=0))
+
+
 def assert_same_run(compiled, texts):
-    structured, dense = load_model(compiled, True), load_model(compiled, False)
+    structured, dense = everything_sparse(compiled), load_model(compiled, False)
     assert structured.head_blocks is not None and dense.head_blocks is None
+    assert all(layer is not None for layer in structured.sparse_mlp)
     a = run_compiled(compiled, texts, model=structured)
     b = run_compiled(compiled, texts, model=dense)
     # The dense products only add exact zeros; what may differ is the order in which XLA
