@@ -1111,20 +1111,6 @@ def _flatten(table, depth: int) -> list:
 
 
 def _inputs_read(e: ir.Expr) -> set[str]:
-    found: set[str] = set()
-
-    def walk(node) -> None:
-        if isinstance(node, ir.InputRead):
-            found.add(node.which)
-        for value in vars(node).values():
-            if isinstance(value, ir.Expr):
-                walk(value)
-            elif isinstance(value, tuple):
-                for v in value:
-                    if isinstance(v, ir.Expr):
-                        walk(v)
-
-    walk(e)
-    return found
+    return {node.which for node in ir.walk(e) if isinstance(node, ir.InputRead)}
 
 

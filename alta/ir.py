@@ -217,6 +217,18 @@ class IfStmt(Stmt):
     orelse: tuple[Stmt, ...]
 
 
+def walk(node):
+    """Every IR expression and statement in `node` (one, or a tuple of them), depth first."""
+    if isinstance(node, tuple):
+        for item in node:
+            yield from walk(item)
+    elif isinstance(node, (Expr, Stmt)):
+        yield node
+        for value in vars(node).values():
+            if isinstance(value, (Expr, Stmt, tuple)):
+                yield from walk(value)
+
+
 # ---- declarations --------------------------------------------------------------------------
 
 @dataclass(frozen=True)

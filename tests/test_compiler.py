@@ -15,7 +15,6 @@ state arrays, plus plain numpy re-implementations of the compiled network's piec
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import random
 import textwrap
@@ -297,24 +296,11 @@ def compiled_program(name: str):
 
 # ---- an independent view of the program: what the MLP touches, and the domains -----------
 
-def _walk(node, reads: set, writes: set) -> None:
-    if isinstance(node, ir.Read):
-        reads.add(node.name)
-    if isinstance(node, ir.Assign):
-        writes.add(node.variable)
-    if isinstance(node, (ir.Expr, ir.Stmt)):
-        for f in dataclasses.fields(node):
-            _walk(getattr(node, f.name), reads, writes)
-    elif isinstance(node, tuple):
-        for item in node:
-            if isinstance(item, (ir.Expr, ir.Stmt, tuple)):
-                _walk(item, reads, writes)
-
-
 def mlp_names(program: ir.Program) -> list[str]:
     """Variables and heads the MLP body reads or writes, in declaration order."""
-    reads, writes = set(), set()
-    _walk(program.mlp, reads, writes)
+    nodes = list(ir.walk(program.mlp))
+    reads = {n.name for n in nodes if isinstance(n, ir.Read)}
+    writes = {n.variable for n in nodes if isinstance(n, ir.Assign)}
     order = [v.name for v in program.variables] + [h.name for h in program.heads]
     return [n for n in order if n in reads | writes]
 

@@ -103,33 +103,9 @@ def head_kinds(head: ir.Head) -> set[str]:
 
 
 def mlp_reads_and_writes(program: ir.Program) -> tuple[set[str], set[str]]:
-    reads, writes = set(), set()
-
-    def expr(node) -> None:
-        if isinstance(node, ir.Read) and not node.is_head:
-            reads.add(node.name)
-        for value in vars(node).values():
-            if isinstance(value, ir.Expr):
-                expr(value)
-            elif isinstance(value, tuple):
-                for v in value:
-                    if isinstance(v, ir.Expr):
-                        expr(v)
-
-    def block(stmts) -> None:
-        for s in stmts:
-            if isinstance(s, ir.Assign):
-                writes.add(s.variable)
-                expr(s.value)
-            elif isinstance(s, ir.LetStmt):
-                expr(s.value)
-            else:
-                expr(s.cond)
-                block(s.then)
-                block(s.orelse)
-
-    block(program.mlp)
-    return reads, writes
+    nodes = list(ir.walk(program.mlp))
+    return ({n.name for n in nodes if isinstance(n, ir.Read) and not n.is_head},
+            {n.variable for n in nodes if isinstance(n, ir.Assign)})
 
 
 def count_statements(stmts) -> int:
