@@ -134,8 +134,10 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--samples", type=int, default=200, metavar="N",
                         help="how many random inputs (default 200)")
     verify.add_argument("--max-length", type=int, metavar="L",
-                        help="longest sampled input, in words or characters (default: 32, or "
-                             "what the program's max_length allows)")
+                        help="longest sampled input: in the unit of the program's task module "
+                             "(e.g. digits per operand) where it has one, else in words or "
+                             "characters (default: the task's size, or 32, or what the "
+                             "program's max_length allows)")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed")
     verify.add_argument("--inputs", dest="inputs_file", metavar="PATH",
                         help="verify on the inputs in this file (one per line) instead")
@@ -337,20 +339,26 @@ def format_report(report) -> str:
 
 def _cmd_verify(args) -> int:
     from alta.sampling import longest_input, sample_inputs
+    from alta.tasks import find_task
     from alta.verify import verify
 
     if args.samples < 1:
         raise AltaError.at("--samples must be at least 1")
     compiled = _load_compiled(args.file)
     program = compiled.program
+    if args.max_length is not None and args.max_length < 0:
+        raise AltaError.at("--max-length must be non-negative")
+    task = find_task(program)
     if args.inputs_file:
         texts = read_text(args.inputs_file, "inputs file").splitlines()
+    elif task is not None:  # the program's own sampler: well-formed inputs for its task
+        texts = task.inputs(args.samples, args.max_length, seed=args.seed)
+        print(f"sampling with {task.path.name}: up to "
+              f"{args.max_length or task.size} {task.unit}", file=sys.stderr)
     else:
         cap = longest_input(program)
         length = args.max_length if args.max_length is not None else (
             32 if cap is None else min(cap, 32))
-        if length < 0:
-            raise AltaError.at("--max-length must be non-negative")
         texts = sample_inputs(program, args.samples, length, seed=args.seed)
     from alta.compiled import load_model
 

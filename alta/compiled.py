@@ -45,7 +45,13 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
     the compiled weights' structure (same numbers as the dense path to float32 rounding):
     attention reads each head's blocks as slices, and sparse MLP layers gather the few
     inputs each unit reads (the rule layer) or scatter the few outputs each rule writes."""
-    from alta.model import HeadBlocks, UniversalTransformer, head_blocks_of, sparse_mlp_of
+    from alta.model import (
+        HeadBlocks,
+        UniversalTransformer,
+        halting_units_of,
+        head_blocks_of,
+        sparse_mlp_of,
+    )
 
     blocks = None
     if structured:
@@ -58,9 +64,13 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
             output=layout.block(h.name).start) for h in program.heads)
         if not head_blocks_of(compiled.weights, blocks):
             blocks = None
-    sparse = sparse_mlp_of(compiled.weights, len(compiled.config.mlp_widths) + 1) \
-        if structured else None
-    return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks, sparse)
+    sparse = halting = None
+    if structured:
+        sparse = sparse_mlp_of(compiled.weights, len(compiled.config.mlp_widths) + 1)
+        if compiled.config.halting_widths:
+            halting = halting_units_of(compiled.weights, len(compiled.config.halting_widths))
+    return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks, sparse,
+                                             halting)
 
 
 def _check_length(compiled: CompiledProgram, batch: Batch) -> None:

@@ -30,9 +30,15 @@ class Batch:
         return np.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]
 
 
+def input_mode(program: ir.Program) -> str:
+    """How the input text is split: "words" or "chars"."""
+    return next(item.kind for item in program.framing if item.kind != "token")
+
+
 def split_input(program: ir.Program, text: str) -> list[str]:
-    mode = next(item.kind for item in program.framing if item.kind != "token")
-    return text.split() if mode == "words" else [c for c in text if not c.isspace()]
+    if input_mode(program) == "words":
+        return text.split()
+    return [c for c in text if not c.isspace()]
 
 
 def encode(program: ir.Program, text: str) -> list[int]:
@@ -67,8 +73,14 @@ def encode_batch(program: ir.Program, texts) -> Batch:
 
 def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
                    lengths: np.ndarray) -> list[str]:
-    """Read the declared output back from a final state, one string per sequence."""
+    """Read the declared output back from a final state, one string per sequence.
+
+    Values are joined with spaces, except that a `chars` program whose values print as
+    single characters joins them with nothing, as its input is typed (addition prints 1245,
+    not 1 2 4 5).
+    """
     out = program.output
+    chars = input_mode(program) == "chars"
     type_ = program.variable(out.variable).type
     positions = np.arange(values[out.variable].shape[1])[None, :]
     selected = positions < lengths[:, None]
@@ -87,7 +99,8 @@ def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
             result.append("" if out.default is None else type_.format(out.default))
             continue
         row = values[out.variable][b]
-        result.append(" ".join(type_.format(_as_value(type_, row[i])) for i in where))
+        parts = [type_.format(_as_value(type_, row[i])) for i in where]
+        result.append(("" if chars and all(len(p) == 1 for p in parts) else " ").join(parts))
     return result
 
 

@@ -3,7 +3,10 @@
 For each program: compile time and peak memory (in a fresh process, so the figure is the
 compiler's own), D, heads, MLP widths, rules, parameters, and compiled throughput (inputs per
 second, jitted, float32) at batch 1 and batch 64, next to the reference's figures from
-../shared/REFERENCE.md where it has the program. Medians of repeated runs.
+../shared/REFERENCE.md where it has the program. Medians of repeated runs. Inputs come from
+the program's task module: its `benchmark` input where it has one (addition: the reference's
+49-token input), else its sampler at its default size; generic inputs of `--length` tokens
+for a program without a task module.
 
     python benchmarks/compiled_models.py [--length 50] [--repeats 5] [PROGRAM ...]
 """
@@ -52,16 +55,30 @@ def compile_in_fresh_process(path: Path) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def benchmark_inputs(program, count: int, length: int) -> list[str]:
+    import random
+
+    from alta.sampling import sample_inputs
+    from alta.tasks import find_task
+
+    task = find_task(program)
+    if task is None:
+        return sample_inputs(program, count, length, seed=0, min_length=length)
+    rng = random.Random(0)
+    if task.benchmark is not None:
+        return [task.benchmark(rng) for _ in range(count)]
+    return [task.sample(rng, task.size) for _ in range(count)]
+
+
 def throughput(path: Path, batch: int, length: int, repeats: int) -> float:
     from alta.checker import check_file
     from alta.compiled import load_model, run_compiled
     from alta.compiler import compile_program
-    from alta.sampling import sample_inputs
 
     program = check_file(path)
     compiled = compile_program(program)
     model = load_model(compiled)
-    texts = sample_inputs(program, batch, length, seed=0, min_length=length)
+    texts = benchmark_inputs(program, batch, length)
     run_compiled(compiled, texts, model=model)  # compile the jitted run first
     times = []
     for _ in range(repeats):
@@ -74,7 +91,8 @@ def throughput(path: Path, batch: int, length: int, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("programs", nargs="*", help="program names (default: all)")
-    parser.add_argument("--length", type=int, default=50, help="input length (default 50)")
+    parser.add_argument("--length", type=int, default=50,
+                        help="input length for programs without a task module (default 50)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     paths = [ROOT / "programs" / f"{n}.alta" for n in args.programs] or \

@@ -3,9 +3,15 @@
 The MLP body is executed over *partial* assignments: a variable (or head output) gets a
 value only when the body reads it, on the path where it is read; reading an unassigned one
 forks the execution over its domain. Each finished path is a conjunction of the atoms it read
-and the writes it made. A write also needs the written variable's old value (the compiled MLP
-adds new - old to the residual), so paths fork over it where it was not read. Paths that
-change nothing produce no rule.
+and the writes it made.
+
+The compiled MLP adds new - old to the residual, so a write must also remove the old value.
+Either each writing path forks over the old value (one rule per old value; a path that
+changes nothing gives none), or the write is *guarded*: each path becomes a rule that adds
+its new value, and the region where the variable is written (the writing paths' conditions,
+merged into a few boxes such as `phase == 3 and part == A`) gets one *clear* unit per box
+and old value, which removes the old one. Each variable gets whichever form has fewer rules:
+for addition's digit sums, 2 boxes x 19 clear units replace a nineteenfold fork.
 
 Minimisation then merges rules with the same effect whose atoms agree everywhere but on one
 variable, taking the union of that variable's values (an atom is "x in {values}", which one
@@ -32,9 +38,20 @@ class Atom:
 
 @dataclass(frozen=True)
 class Write:
+    """Adds `new` to the variable's dimensions and removes `old`; either may be None (a
+    guarded write's rule only adds, its clear units only remove)."""
+
     variable: str
     old: object
     new: object
+
+    def describe(self, program: ir.Program) -> str:
+        type_ = program.type_of(self.variable)
+        if self.old is None:
+            return f"{self.variable} := {type_.format(self.new)}"
+        if self.new is None:
+            return f"{self.variable}: clear {type_.format(self.old)}"
+        return f"{self.variable}: {type_.format(self.old)} -> {type_.format(self.new)}"
 
 
 @dataclass(frozen=True)
@@ -51,8 +68,7 @@ class Rule:
             f"{a.name} == {value(a.name, next(iter(a.values)))}" if len(a.values) == 1 else
             f"{a.name} in {{{', '.join(value(a.name, v) for v in sorted(a.values, key=_key))}}}"
             for a in self.atoms) or "always"
-        effects = ", ".join(f"{w.variable}: {value(w.variable, w.old)} -> "
-                            f"{value(w.variable, w.new)}" for w in self.writes)
+        effects = ", ".join(w.describe(program) for w in self.writes)
         return f"if {conds}: {effects}" if effects else f"when {conds}"
 
 
@@ -244,15 +260,50 @@ def mlp_rules(program: ir.Program) -> list[Rule]:
     can write it (other assignments and ifs that cannot write it are left out; reads see
     pre-MLP values, so nothing else can change what it gets). Independent statements thus
     add up instead of multiplying, and each rule writes one variable: at a position, at
-    most one rule per variable fires."""
+    most one rule per variable (and one clear unit) fires."""
     rules = []
     for name in _written(program.mlp):
         body = _slice(program.mlp, name)
-        for assignment, path in _explore(program, lambda p, body=body: p.run(body)):
-            if name in path.writes:
-                rules.extend(_rules_for_write(program, assignment, name, path.writes[name],
-                                              path.lines[name]))
+        writing = [(assignment, path.writes[name], path.lines[name])
+                   for assignment, path in _explore(program, lambda p, body=body: p.run(body))
+                   if name in path.writes]
+        forked = sum(len(_rules_for_write(program, a, name, new, line))
+                     for a, new, line in writing)
+        region = _region(program, [a for a, _, _ in writing])
+        guarded = len(writing) + sum(len(cube.get(name, domain(program, name)))
+                                     for cube in region)
+        if writing and guarded < forked:
+            rules.extend(_guarded_rules(program, name, writing, region))
+        else:
+            rules.extend(r for a, new, line in writing
+                         for r in _rules_for_write(program, a, name, new, line))
     return rules
+
+
+def _region(program: ir.Program, writing: list[dict]) -> list[dict]:
+    """Disjoint boxes (per name, a set of values) whose union is exactly where some path
+    writes: the writing paths' own conditions, merged. No other path enters them, since
+    paths are disjoint, and every atom of a box is read on the paths it came from."""
+    marked = [Rule(_atoms(a), (), ()) for a in writing]
+    return [{atom.name: atom.values for atom in rule.atoms} for rule in minimise(program, marked)]
+
+
+def _guarded_rules(program, name: str, writing, region: list[dict]) -> list[Rule]:
+    """Rules that add each path's new value, and per box of the region and old value a unit
+    that removes the old value."""
+    rules = [Rule(_atoms(assignment), (Write(name, None, new),), (line,))
+             for assignment, new, line in writing]
+    lines = tuple(sorted({line for _, _, line in writing}))
+    for box in region:
+        for old in box.get(name, domain(program, name)):
+            atoms = {**box, name: frozenset({old})}
+            rules.append(Rule(tuple(Atom(n, atoms[n]) for n in sorted(atoms)),
+                              (Write(name, old, None),), lines))
+    return rules
+
+
+def _atoms(assignment: dict) -> tuple[Atom, ...]:
+    return tuple(Atom(k, frozenset({v})) for k, v in sorted(assignment.items()))
 
 
 def _written(stmts) -> list[str]:
@@ -287,9 +338,7 @@ def _rules_for_write(program, assignment: dict, name: str, new, line: int) -> li
     """A path's write as rules: one if the path read the old value, else one per old value
     (the MLP adds new - old). A write that changes nothing needs no rule."""
     olds = [assignment[name]] if name in assignment else domain(program, name)
-    return [Rule(tuple(Atom(k, frozenset({v})) for k, v in sorted({**assignment, name: old}
-                                                                  .items())),
-                 (Write(name, old, new),), (line,))
+    return [Rule(_atoms({**assignment, name: old}), (Write(name, old, new),), (line,))
             for old in olds if not _same(old, new)]
 
 
@@ -309,8 +358,7 @@ def condition_rules(program: ir.Program, expr: ir.Expr) -> list[Rule]:
 
     for assignment, path in _explore(program, execute):
         if holds.pop(id(path)):
-            atoms = tuple(Atom(k, frozenset({v})) for k, v in sorted(assignment.items()))
-            rules.append(Rule(atoms, (), (expr.span.line,)))
+            rules.append(Rule(_atoms(assignment), (), (expr.span.line,)))
     return rules
 
 

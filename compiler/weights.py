@@ -195,8 +195,10 @@ def _mlp(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
     W4 = np.zeros((len(rules.mlp) + len(expansion.resets), layout.width))
     for r, rule in enumerate(rules.mlp):  # add new - old
         for w in rule.writes:
-            _write(W4[r], layout, w.variable, w.old, -1.0)
-            _write(W4[r], layout, w.variable, w.new, +1.0)
+            if w.old is not None:
+                _write(W4[r], layout, w.variable, w.old, -1.0)
+            if w.new is not None:
+                _write(W4[r], layout, w.variable, w.new, +1.0)
     for i, (unit, dim, out) in enumerate(expansion.resets):
         reset_w[unit, i] = 1.0
         W4[len(rules.mlp) + i, dim] = out

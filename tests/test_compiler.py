@@ -269,6 +269,29 @@ INLINE = {
             elif x == 7:
                 y = 1
         """,
+    # writes with many old and new values inside two regions (guarded writes: a rule per
+    # path that sets the new value, a clear unit per box and old value)
+    "regions": """
+        program regions
+        vocab "0" "1" "2" "3" "4" "5" "6" "7" "8" "9"
+        input words
+        output s
+        max_layers 3
+        var a: cat 10 = token
+        var flag: bool = token % 2
+        var phase: cat 3 = 0
+        var s: cat 19 = 0
+        head left = a at -1
+        mlp:
+            phase = min(phase + 1, 2)
+            if phase == 1 and flag == 0:
+                s = a + left
+            elif phase == 2 and flag == 1:
+                if s > 9:
+                    s = s - 10
+                else:
+                    s = a
+        """,
 }
 
 BUNDLED = ["parity", "parity_absolute", "parity_sum_mod_2"]
@@ -421,19 +444,30 @@ def firing(program: ir.Program, rules, a: Assignments) -> np.ndarray:
 
 
 def apply_rules(program: ir.Program, rules, a: Assignments, fire: np.ndarray) -> dict:
-    """The state after the firing rule's writes: per variable the MLP touches, the index of
-    its value in its domain."""
+    """The state after the firing rules' writes: per variable the MLP touches, the index of
+    its value in its domain. A rule removes its old value (which must be the state) and adds
+    its new one; a guarded write's set rule only adds and its clear unit only removes, so
+    wherever one of those fires the other must too."""
     after = {n: a.index[n].copy() for n in a.names if n in program.variable_index}
+    added = {n: np.zeros(len(v), bool) for n, v in after.items()}
+    removed = {n: np.zeros(len(v), bool) for n, v in after.items()}
     for r, rule in enumerate(rules):
         rows = fire[r]
         if not rows.any():
             continue
         for w in rule.writes:
             dom = values_of(program.type_of(w.variable))
-            old, new = dom.index(w.old), dom.index(w.new)
-            assert old != new, rule
-            assert np.all(a.index[w.variable][rows] == old), (rule, "old value is not the state")
-            after[w.variable][rows] = new
+            assert w.old != w.new or w.old is None, rule
+            if w.old is not None:
+                assert np.all(a.index[w.variable][rows] == dom.index(w.old)), \
+                    (rule, "old value is not the state")
+                removed[w.variable] |= rows
+            if w.new is not None:
+                after[w.variable][rows] = dom.index(w.new)
+                added[w.variable] |= rows
+    for name in after:
+        assert np.array_equal(added[name], removed[name]), (name, "a value added but none "
+                                                                   "removed, or the reverse")
     return after
 
 
@@ -475,14 +509,15 @@ def test_rules_are_a_faithful_disjoint_cover(name):
         results = []
         for rules in (minimised, raw):
             fire = firing(program, rules, a)
-            # Rules writing one variable are disjoint; rules for different variables may fire
-            # together (a path's writes to variables it never read get rules of their own).
+            # At most one rule adds a value to a variable and at most one removes one; rules
+            # for different variables may fire together.
             for var in {w.variable for r in rules for w in r.writes}:
-                writers = [r for r, rule in enumerate(rules)
-                           if any(w.variable == var for w in rule.writes)]
-                counts = fire[writers].sum(axis=0)
-                assert counts.max(initial=0) <= 1, \
-                    f"{int((counts > 1).sum())} assignments fire several rules writing {var}"
+                for side in ("old", "new"):
+                    writers = [r for r, rule in enumerate(rules) if any(
+                        w.variable == var and getattr(w, side) is not None for w in rule.writes)]
+                    counts = fire[writers].sum(axis=0)
+                    assert counts.max(initial=0) <= 1, \
+                        f"{int((counts > 1).sum())} assignments fire several rules on {var}"
             results.append(apply_rules(program, rules, a, fire))
             assert_matches_interpreter(program, a, results[-1], got)
         for var in results[0]:  # minimised and unminimised rules agree everywhere
@@ -966,3 +1001,13 @@ def test_compiled_model_agrees_with_the_interpreter(name):
             assert np.array_equal(got.halted, expected.halted)
         longest_seen = max(longest_seen, max(len(t.split()) for t in texts))
     assert longest_seen == {"parity": 200, "parity_absolute": 256, "parity_sum_mod_2": 100}[name]
+
+
+def test_writes_with_many_values_are_guarded():
+    """'s' in `regions` takes 100 paths in its first region: a rule per path and 2 x 19
+    clear units instead of 100 x 19 forked rules (the test above checks the result)."""
+    rules = compiled_program("regions").rules.mlp
+    writes = [w for r in rules for w in r.writes if w.variable == "s"]
+    assert any(w.old is None for w in writes) and any(w.new is None for w in writes)
+    assert all(w.old is not None for r in rules for w in r.writes if w.variable == "phase")
+    assert len(writes) < 300

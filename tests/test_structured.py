@@ -1,16 +1,17 @@
-"""The structured paths (attention by blocks, MLP layers as gathers and scatters) compute
-the dense path's numbers, to float32 rounding."""
+"""The structured paths (attention by blocks, MLP layers as dense blocks, the halting units
+that matter) compute the dense path's numbers, to float32 rounding."""
 
 import numpy as np
 import pytest
+from alta.compiler import compile_program
+from conftest import PROGRAMS
+from program_generator import generate_with_stats
 
 from alta.checker import check_file
 from alta.compiled import load_model, run_compiled
-from alta.compiler import compile_program
-from alta.model import UniversalTransformer, sparse_mlp_of
+from alta.model import UniversalTransformer, column_blocks, halting_units_of, sparse_mlp_of
 from alta.sampling import sample_inputs
-from conftest import PROGRAMS
-from program_generator import generate_with_stats
+from alta.tasks import find_task
 
 
 def everything_sparse(compiled):
@@ -19,7 +20,9 @@ def everything_sparse(compiled):
     model = load_model(compiled, True)
     return UniversalTransformer.from_weights(
         compiled.config, compiled.weights, model.head_blocks,
-        sparse_mlp_of(compiled.weights, layers, density=1.0, min_size=0))
+        sparse_mlp_of(compiled.weights, layers, density=1.0, min_size=0),
+        halting_units_of(compiled.weights, len(compiled.config.halting_widths))
+        if compiled.config.halting_widths else None)
 
 
 def assert_same_run(compiled, texts):
@@ -35,10 +38,12 @@ def assert_same_run(compiled, texts):
     assert np.array_equal(a.layers, b.layers) and np.array_equal(a.halted, b.halted)
 
 
-@pytest.mark.parametrize("name", ["parity", "parity_absolute", "parity_sum_mod_2"])
+@pytest.mark.parametrize("name", ["parity", "parity_absolute", "parity_sum_mod_2", "addition"])
 def test_bundled_programs(name):
     program = check_file(PROGRAMS / f"{name}.alta")
-    assert_same_run(compile_program(program), sample_inputs(program, 24, 40, seed=5))
+    task = find_task(program)
+    texts = task.inputs(24, seed=5) if task else sample_inputs(program, 24, 40, seed=5)
+    assert_same_run(compile_program(program), texts)
 
 
 def test_random_programs():
@@ -56,3 +61,24 @@ def test_weights_without_the_structure_fall_back_to_dense():
     from dataclasses import replace
 
     assert load_model(replace(compiled, weights=weights), True).head_blocks is None
+
+
+@pytest.mark.parametrize("overhead", [0, 16, 10**6])
+def test_column_blocks_cover_each_column_once_with_its_inputs(overhead):
+    rng = np.random.default_rng(overhead)
+    nonzero = rng.random((60, 90)) < 0.05
+    nonzero[:, 7] = False  # a column that reads nothing
+    blocks = column_blocks(nonzero, overhead)
+    cols = np.concatenate([c for _, c in blocks])
+    assert sorted(cols) == list(range(90))
+    for rows, block_cols in blocks:
+        outside = np.setdiff1d(np.arange(60), rows)
+        assert not nonzero[np.ix_(outside, block_cols)].any()
+    if overhead >= 10**6:
+        assert len(blocks) == 1
+
+
+def test_halting_units_reach_the_output():
+    compiled = compile_program(check_file(PROGRAMS / "parity.alta"))
+    units = halting_units_of(compiled.weights, len(compiled.config.halting_widths))
+    assert len(units[-1]) == 1 and 0 < len(units[0]) < compiled.layout.width

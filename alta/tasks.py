@@ -1,0 +1,91 @@
+"""Task modules: the input sampler and the independent oracle that go with a program.
+
+A program `name.alta` may have a Python module `name.py` beside it (the bundled library has
+one per program) that defines
+
+    sample(rng: random.Random, size: int) -> str   # one input of at most `size` units
+    oracle(text: str) -> str                       # what `alta run` must print for it
+    SIZE: int                                      # optional: the default `size`
+    UNIT: str                                      # optional: what `size` counts ("digits")
+    benchmark(rng: random.Random) -> str           # optional: the input benchmarks time
+
+`size` is in the task's own unit (digits per operand for addition, words for SCAN), so that
+`alta verify --max-length` means something natural for each task. Tests and `alta verify`
+use the sampler in place of the generic one (uniform vocabulary tokens), which cannot produce
+well-formed inputs for structured tasks. The oracle is plain Python written without the
+program (Python integers for addition, a SUBLEQ interpreter, ...), so agreeing with it is
+evidence, not a tautology.
+
+A program also states a few worked examples in its own comments, one per line:
+
+    # example: "789+456" -> 1245
+
+which the tests run on both back ends (`in_file_examples`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from alta import ir
+from alta.errors import AltaError
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    path: Path
+    sample: Callable[[random.Random, int], str]
+    oracle: Callable[[str], str]
+    size: int
+    unit: str
+    benchmark: Callable[[random.Random], str] | None = None
+
+    def inputs(self, count: int, size: int | None = None, seed: int = 0) -> list[str]:
+        """`count` sampled inputs, deterministic for a seed."""
+        rng = random.Random(seed)
+        return [self.sample(rng, self.size if size is None else size) for _ in range(count)]
+
+
+def task_path(program: ir.Program) -> Path:
+    return Path(program.source.path).with_suffix(".py")
+
+
+def find_task(program: ir.Program) -> Task | None:
+    """The task module beside the program's source file, if there is one."""
+    path = task_path(program)
+    if not path.is_file():
+        return None
+    return load_task(path)
+
+
+def load_task(path: Path) -> Task:
+    spec = importlib.util.spec_from_file_location(f"alta_task_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # a user's module: report it, whatever it raised
+        raise AltaError.at(f"cannot load the task module {path}: "
+                           f"{type(error).__name__}: {error}") from error
+    missing = [name for name in ("sample", "oracle") if not callable(getattr(module, name, None))]
+    if missing:
+        raise AltaError.at(f"task module {path} does not define {' and '.join(missing)}",
+                           notes=("a task module defines sample(rng, size) -> str and "
+                                  "oracle(text) -> str",))
+    return Task(name=path.stem, path=path, sample=module.sample, oracle=module.oracle,
+                size=int(getattr(module, "SIZE", 16)), unit=str(getattr(module, "UNIT", "units")),
+                benchmark=getattr(module, "benchmark", None))
+
+
+_EXAMPLE = re.compile(r'^\s*#\s*example:\s*"(?P<input>[^"]*)"\s*->\s*(?P<output>.*?)\s*$')
+
+
+def in_file_examples(program: ir.Program) -> list[tuple[str, str]]:
+    """The `# example: "INPUT" -> OUTPUT` comment lines of the program's source."""
+    return [(m["input"], m["output"]) for line in program.source.text.splitlines()
+            if (m := _EXAMPLE.match(line))]

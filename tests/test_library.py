@@ -1,0 +1,69 @@
+"""Every program in programs/: its in-file examples on both back ends, its task's oracle on
+sampled inputs with the interpreter, and interpreter == compiled at every layer and position
+on a smaller sample (what `alta verify` checks, on more inputs, in the benchmarks' runs)."""
+
+import pytest
+
+from alta.checker import check_file
+from alta.compiled import run_compiled
+from alta.compiler import compile_program
+from alta.interpreter import run
+from alta.tasks import find_task, in_file_examples
+from alta.verify import verify
+from conftest import PROGRAMS
+
+LIBRARY = sorted(p.stem for p in PROGRAMS.glob("*.alta"))
+# Inputs per program: interpreted against the oracle, compiled against the interpreter.
+INTERPRETED, COMPILED = 300, 40
+
+_compiled = {}
+
+
+def compiled(name):
+    if name not in _compiled:
+        _compiled[name] = compile_program(check_file(PROGRAMS / f"{name}.alta"))
+    return _compiled[name]
+
+
+def task(name):
+    found = find_task(check_file(PROGRAMS / f"{name}.alta"))
+    assert found is not None, f"programs/{name}.py (sampler and oracle) is missing"
+    return found
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_program_explains_itself(name):
+    program = check_file(PROGRAMS / f"{name}.alta")
+    header = program.source.text.split("program ")[0]
+    assert len([line for line in header.splitlines() if line.startswith("#")]) >= 3, \
+        "a header comment explaining the algorithm"
+    assert len(in_file_examples(program)) >= 3
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_in_file_examples_on_both_back_ends(name):
+    model = compiled(name)
+    examples = in_file_examples(model.program)
+    inputs = [text for text, _ in examples]
+    expected = [output for _, output in examples]
+    assert [task(name).oracle(text) for text in inputs] == expected, "examples vs the oracle"
+    assert list(run(model.program, inputs).outputs) == expected
+    assert list(run_compiled(model, inputs).outputs) == expected
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_interpreter_matches_the_oracle(name):
+    t = task(name)
+    inputs = t.inputs(INTERPRETED, seed=1)
+    result = run(check_file(PROGRAMS / f"{name}.alta"), inputs)
+    assert result.halted.all(), [inputs[b] for b in result.not_halted][:3]
+    wrong = [(text, got, t.oracle(text)) for text, got in zip(inputs, result.outputs)
+             if got != t.oracle(text)]
+    assert not wrong, f"{len(wrong)} of {len(inputs)} wrong, e.g. {wrong[:3]}"
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_compiled_model_matches_the_interpreter_at_every_layer(name):
+    report = verify(compiled(name), task(name).inputs(COMPILED, seed=2))
+    assert report.ok, report.divergence
+    assert report.comparisons > 0
