@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 
 from alta.config import ModelConfig
 from alta.errors import AltaError
+from alta.files import write_atomically
 
 FORMAT = "alta-compiled-transformer"
 FORMAT_VERSION = 1
@@ -60,15 +59,7 @@ def save_checkpoint(compiled, path: str | Path) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise AltaError.at(f"cannot write {path}: no such directory {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def _fail(path: Path, why: str) -> AltaError:

@@ -68,7 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
                "  alta compile programs/parity.alta -o parity.safetensors\n"
                "  alta run parity.safetensors \"1 0 1 1\"\n"
                "  alta verify programs/parity.alta --samples 500 --max-length 200\n"
-               "  alta inspect programs/parity.alta",
+               "  alta inspect programs/parity.alta\n"
+               "  alta trace programs/addition.alta --samples 2000 --lengths 1..8 -o traces/\n"
+               "  alta coverage programs/addition.alta --dataset traces/",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"alta {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -153,7 +155,137 @@ def _build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--rules", type=int, default=200, metavar="N",
                          help="show at most N rules (default 200; 0 for all)")
     inspect.set_defaults(handler=_cmd_inspect)
+
+    trace = sub.add_parser(
+        "trace", help="write execution traces as a dataset (Parquet or JSONL)",
+        description="Run the interpreter on sampled inputs and write, per input, layer and "
+                    "position, the state after attention and after the MLP (and with --vectors "
+                    "the MLP's input and output vectors in the compiled layout) as sharded "
+                    "Parquet or JSONL with a manifest. Deterministic for a seed; shards are "
+                    "written whole or not at all, and running again with the same settings "
+                    "resumes an interrupted run.")
+    trace.add_argument("file", metavar="FILE", help="a .alta program")
+    trace.add_argument("--samples", type=int, default=1000, metavar="N",
+                       help="how many inputs (default 1000)")
+    trace.add_argument("--lengths", metavar="A..B",
+                       help="input sizes, drawn uniformly from A..B per input (in the unit of "
+                            "the program's task module, e.g. digits per operand; default: "
+                            "the task's size)")
+    trace.add_argument("--seed", type=int, default=0, metavar="S")
+    trace.add_argument("-o", "--output", required=True, metavar="DIR",
+                       help="the dataset directory")
+    trace.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    trace.add_argument("--vectors", action="store_true",
+                       help="also write the MLP input and output residual vectors")
+    trace.add_argument("--undefined", choices=("zero", "noise"), default="zero",
+                       help="undefined head outputs in vectors: zero, or uniform noise in "
+                            "[0, 1) (so a trained MLP learns to ignore them)")
+    trace.add_argument("--shard-size", type=int, default=256, metavar="N",
+                       help="inputs per shard (default 256)")
+    trace.set_defaults(handler=_cmd_trace)
+
+    coverage = sub.add_parser(
+        "coverage", help="which compiled rules fire on a set of inputs",
+        description="Count how often each compiled MLP rule fires (at any layer and position) "
+                    "on sampled inputs or on a trace dataset, and list the rules that never "
+                    "fire with their source lines: behaviour that data does not exercise.")
+    coverage.add_argument("file", metavar="FILE", help="a .alta program")
+    group = coverage.add_mutually_exclusive_group(required=True)
+    group.add_argument("--samples", type=int, metavar="N", help="sample N inputs")
+    group.add_argument("--dataset", metavar="DIR", help="a dataset written by 'alta trace'")
+    coverage.add_argument("--lengths", metavar="A..B", help="input sizes, as for 'alta trace'")
+    coverage.add_argument("--seed", type=int, default=0, metavar="S")
+    coverage.add_argument("--all", action="store_true", help="list every rule with its count")
+    coverage.set_defaults(handler=_cmd_coverage)
     return parser
+
+
+# ---- traces and coverage -----------------------------------------------------------------------
+
+def _lengths(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    low, sep, high = text.partition("..")
+    try:
+        a, b = int(low), int(high if sep else low)
+    except ValueError:
+        raise AltaError.at(f"--lengths expects A..B (e.g. 1..8), got {text!r}") from None
+    if not 0 <= a <= b:
+        raise AltaError.at(f"--lengths {text}: expected 0 <= A <= B")
+    return a, b
+
+
+def _progress(label: str):
+    """A progress line on stderr, rewritten in place on a terminal."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int, rows: int) -> None:
+        width = 24
+        bar = "#" * (width * done // total) + "." * (width - width * done // total)
+        start, end = ("\r", "\n" if done == total else "") if tty else ("", "\n")
+        print(f"{start}{label} [{bar}] {done}/{total} shards, {rows:,} rows", end=end,
+              file=sys.stderr, flush=True)
+
+    return show
+
+
+def _cmd_trace(args) -> int:
+    from alta.tasks import find_task
+    from alta.traces import TraceSettings, write_dataset
+
+    if args.samples < 1 or args.shard_size < 1:
+        raise AltaError.at("--samples and --shard-size must be at least 1")
+    program = _load_program(args.file)
+    settings = TraceSettings(samples=args.samples, seed=args.seed, lengths=_lengths(args.lengths),
+                             shard_size=args.shard_size, format=args.format,
+                             vectors=args.vectors, undefined=args.undefined)
+    manifest = write_dataset(program, find_task(program), settings, args.output,
+                             _progress(f"tracing {program.name}"))
+    rows = sum(manifest["counts"]["rows_per_shard"].values())
+    print(f"wrote {args.output}: {settings.samples} inputs, {rows:,} rows in "
+          f"{settings.shards} {settings.format} shards (schema version "
+          f"{manifest['schema_version']}; see manifest.json)")
+    return EXIT_OK
+
+
+def _cmd_coverage(args) -> int:
+    from alta.compiler.rules import compile_rules
+    from alta.coverage import coverage_of_dataset, coverage_of_run
+
+    program = _load_program(args.file)
+    rules = compile_rules(program).mlp
+    if args.dataset:
+        from alta.checkpoint import source_hash
+        from alta.traces import read_dataset
+
+        manifest, shards = read_dataset(args.dataset)
+        if manifest["source_sha256"] != source_hash(program.source.text):
+            raise AltaError.at(f"{args.dataset} was traced from another version of "
+                               f"{manifest['program']} (source hash differs)")
+        result = coverage_of_dataset(program, rules, shards)
+        what = f"{args.dataset}"
+    else:
+        from alta.tasks import find_task
+        from alta.traces import TraceSettings, shard_inputs
+
+        if args.samples < 1:
+            raise AltaError.at("--samples must be at least 1")
+        settings = TraceSettings(samples=args.samples, seed=args.seed,
+                                 lengths=_lengths(args.lengths), shard_size=args.samples)
+        texts = shard_inputs(program, find_task(program), settings, 0)
+        result = coverage_of_run(program, rules, texts)
+        what = f"{args.samples} sampled inputs"
+    fired = len(rules) - len(result.uncovered)
+    print(f"{program.name}: {fired} of {len(rules)} rules fire on {what} "
+          f"({result.positions:,} positions x layers)")
+    shown = range(len(rules)) if args.all else result.uncovered
+    if shown:
+        print("rules that never fire:" if not args.all else "rules, with how often each fires:")
+    for i in shown:
+        rule = rules[i]
+        lines = ",".join(str(n) for n in rule.lines)
+        print(f"  {i:>5}  {result.hits[i]:>9,}  line {lines:<8} {rule.describe(program)}")
+    return EXIT_OK
 
 
 # ---- check ---------------------------------------------------------------------------------

@@ -1,0 +1,331 @@
+"""Execution traces as datasets: the interpreter's state at every layer and position.
+
+A dataset is a directory of shards plus `manifest.json`. Each row is one position of one
+input at one layer (only inputs still running at that layer), with the symbolic state after
+attention (`attention.NAME`, variables and head outputs; a head is null where its output is
+undefined) and after the MLP (`mlp.NAME`, variables). With vectors, `mlp_input` is the
+residual vector after attention in the compiled layout (undefined head outputs zero or
+uniform noise in [0, 1)) and `mlp_output` what the MLP must add to it: the encoded state
+after the MLP (head outputs zero again) minus `mlp_input`, which is what the compiled MLP
+computes.
+
+Shard k holds inputs k * shard_size ... and is a pure function of (program, sampler, seed,
+k): its inputs are drawn from a generator seeded with (seed, k). A shard is written to a
+temporary name and renamed, so a directory only ever holds complete shards; running again
+with the same settings writes only the missing ones (an interrupted run resumes).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from alta import ir
+from alta.compiler.layout import ResidualLayout, build_layout
+from alta.errors import AltaError
+from alta.files import write_atomically
+from alta.tasks import Task
+
+SCHEMA_VERSION = 1
+FORMATS = ("parquet", "jsonl")
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """Everything a dataset depends on besides the program (recorded in the manifest)."""
+
+    samples: int
+    seed: int = 0
+    lengths: tuple[int, int] | None = None  # size drawn uniformly from A..B per input
+    shard_size: int = 256
+    format: str = "parquet"
+    vectors: bool = False
+    undefined: str = "zero"  # how undefined head outputs appear in vectors: zero | noise
+
+    @property
+    def shards(self) -> int:
+        return -(-self.samples // self.shard_size)
+
+
+def shard_inputs(program: ir.Program, task: Task | None, settings: TraceSettings,
+                 shard: int) -> list[str]:
+    """The inputs of one shard: a pure function of the program, sampler, seed and index."""
+    from alta.sampling import longest_input, sample_inputs
+
+    rng = random.Random(f"alta-trace/{settings.seed}/{shard}")
+    count = min(settings.shard_size, settings.samples - shard * settings.shard_size)
+    if task is not None:
+        low, high = settings.lengths or (task.size, task.size)
+        return [task.sample(rng, rng.randint(low, high)) for _ in range(count)]
+    cap = longest_input(program)
+    low, high = settings.lengths or (0, 32 if cap is None else min(cap, 32))
+    return [sample_inputs(program, 1, high, seed=rng.randrange(2**31), min_length=low)[0]
+            for _ in range(count)]
+
+
+# ---- rows ------------------------------------------------------------------------------------
+
+def column_names(program: ir.Program, vectors: bool) -> list[str]:
+    names = ["example", "input", "layer", "position", "token"]
+    names += [f"attention.{v.name}" for v in program.variables]
+    names += [f"attention.{h.name}" for h in program.heads]
+    names += [f"mlp.{v.name}" for v in program.variables]
+    return names + (["mlp_input", "mlp_output"] if vectors else [])
+
+
+def shard_columns(program: ir.Program, inputs: list[str], first_example: int,
+                  settings: TraceSettings, layout: ResidualLayout | None = None,
+                  shard: int = 0) -> dict[str, list]:
+    """The rows of one shard, as columns of plain Python values."""
+    from alta.interpreter import run
+
+    result = run(program, inputs, trace=True)
+    if not result.halted.all():
+        b = result.not_halted[0]
+        raise AltaError.at(f"input {inputs[b]!r} did not halt within {program.max_layers} "
+                           f"layers; traces are of complete runs")
+    valid = result.batch.valid
+    columns: dict[str, list] = {name: [] for name in column_names(program, settings.vectors)}
+    layout = layout or build_layout(program)
+    noise = np.random.default_rng([settings.seed, shard])
+    for record in result.trace:
+        b, p = np.nonzero(record.active[:, None] & valid)
+        columns["example"] += (b + first_example).tolist()
+        columns["input"] += [inputs[i] for i in b]
+        columns["layer"] += [record.layer] * len(b)
+        columns["position"] += p.tolist()
+        columns["token"] += [program.vocab[t] for t in result.batch.tokens[b, p]]
+        attended = {name: values[b, p] for name, values in record.after_attention.items()}
+        undefined = {name: mask[b, p] for name, mask in record.undefined.items()}
+        after = {name: values[b, p] for name, values in record.after_mlp.items()}
+        for v in program.variables:
+            columns[f"attention.{v.name}"] += _python(v.type, attended[v.name])
+            columns[f"mlp.{v.name}"] += _python(v.type, after[v.name])
+        for h in program.heads:
+            values = _python(h.type, attended[h.name])
+            columns[f"attention.{h.name}"] += [None if u else x
+                                               for x, u in zip(values, undefined[h.name])]
+        if settings.vectors:
+            x = encode_state(program, layout, attended, undefined, settings.undefined, noise)
+            y = encode_state(program, layout, after, {}, "zero", noise)
+            columns["mlp_input"] += list(x)
+            columns["mlp_output"] += list(y - x)
+    return columns
+
+
+def _python(type_: ir.ValueType, values: np.ndarray) -> list:
+    if isinstance(type_, ir.SetValued):
+        return [[i for i in range(type_.size) if (int(m) >> i) & 1] for m in values]
+    if isinstance(type_, ir.Numerical):
+        return [float(x) for x in values]
+    return [int(x) for x in values]
+
+
+def encode_state(program: ir.Program, layout: ResidualLayout, values: dict[str, np.ndarray],
+                 undefined: dict[str, np.ndarray], fill: str,
+                 noise: np.random.Generator) -> np.ndarray:
+    """Symbolic values (rows,) per name -> residual vectors (rows, D), float32. Names not in
+    `values` (head outputs after the MLP) and undefined head outputs are zero, or uniform
+    noise in [0, 1) with fill="noise"."""
+    rows = len(next(iter(values.values())))
+    out = np.zeros((rows, layout.width), np.float32)
+    for block in layout.blocks:
+        if block.name not in values:
+            continue
+        x = values[block.name]
+        view = out[:, block.start:block.stop]
+        if block.kind == "categorical":
+            view[np.arange(rows), x.astype(np.int64)] = 1.0
+        elif block.kind == "numerical":
+            view[:, 0] = x
+        else:
+            view[:] = (x[:, None].astype(np.int64) >> np.arange(block.size)) & 1
+        gone = undefined.get(block.name)
+        if gone is not None and gone.any():
+            view[gone] = noise.random((int(gone.sum()), block.size)) if fill == "noise" else 0.0
+    return out
+
+
+# ---- files -----------------------------------------------------------------------------------
+
+def shard_path(directory: Path, shard: int, settings: TraceSettings) -> Path:
+    """Shards live in DIR/data/, apart from the manifest, so that a reader given the folder
+    (pandas, pyarrow) finds only data files; they are named as Hugging Face `datasets`
+    names a train split's shards, so `load_dataset(DIR)` needs no arguments."""
+    return directory / "data" / f"train-{shard:05d}-of-{settings.shards:05d}.{settings.format}"
+
+
+def arrow_schema(program: ir.Program, vectors: bool):
+    """Explicit column types, so that every shard has the same schema (a head that is
+    undefined everywhere in one shard would otherwise be typed as null there)."""
+    import pyarrow as pa
+
+    def of(type_: ir.ValueType):
+        if isinstance(type_, ir.SetValued):
+            return pa.list_(pa.int64())
+        return pa.float64() if isinstance(type_, ir.Numerical) else pa.int64()
+
+    fields = [("example", pa.int64()), ("input", pa.string()), ("layer", pa.int64()),
+              ("position", pa.int64()), ("token", pa.string())]
+    for name in column_names(program, vectors)[5:]:
+        if name in ("mlp_input", "mlp_output"):
+            fields.append((name, pa.list_(pa.float32())))
+        else:
+            fields.append((name, of(program.type_of(name.partition(".")[2]))))
+    return pa.schema(fields)
+
+
+def write_shard(columns: dict[str, list], path: Path, format: str, schema=None) -> None:
+    """All of the shard or nothing (written to a temporary file, then renamed)."""
+    def write(tmp: str) -> None:
+        if format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table(columns, schema=schema), tmp)
+        else:
+            names = list(columns)
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in zip(*(columns[n] for n in names)):
+                    f.write(json.dumps(dict(zip(names, (_jsonable(v) for v in row))),
+                                       separators=(",", ":")) + "\n")
+
+    write_atomically(path, write)
+
+
+def _jsonable(value):
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def manifest_for(program: ir.Program, task: Task | None, settings: TraceSettings,
+                 layout: ResidualLayout) -> dict:
+    from alta.checkpoint import source_hash
+
+    return {
+        "format": "alta-trace-dataset",
+        "schema_version": SCHEMA_VERSION,
+        "program": program.name,
+        "source_path": program.source.path,
+        "source_sha256": source_hash(program.source.text),
+        "sampler": task.path.name if task is not None else "generic (uniform vocabulary tokens)",
+        "settings": asdict(settings),
+        "columns": _column_docs(program, settings.vectors),
+        "labels": {b.name: list(b.labels) for b in layout.blocks if b.kind != "numerical"},
+        "layout": layout.to_json(),
+    }
+
+
+def _column_docs(program: ir.Program, vectors: bool) -> dict[str, str]:
+    docs = {"example": "input index in the dataset", "input": "the input text",
+            "layer": "1-based layer", "position": "position in the framed input",
+            "token": "the token at the position"}
+    for name in column_names(program, vectors)[5:]:
+        stage, _, var = name.partition(".")
+        if name == "mlp_input":
+            docs[name] = "residual vector after attention (compiled layout)"
+        elif name == "mlp_output":
+            docs[name] = "what the MLP adds: encoded state after the MLP minus mlp_input"
+        else:
+            type_ = program.type_of(var)
+            when = "after attention" if stage == "attention" else "after the MLP"
+            docs[name] = f"{var} {when}: {type_.describe()}" + (
+                " (null where undefined)" if var in {h.name for h in program.heads} else "")
+    return docs
+
+
+def write_dataset(program: ir.Program, task: Task | None, settings: TraceSettings,
+                  directory: Path, progress: Callable[[int, int, int], None] | None = None
+                  ) -> dict:
+    """Write the missing shards of a dataset (all of them, for a new directory) and return
+    the manifest. `progress(shards done, shards, rows written)` after each shard."""
+    if settings.format not in FORMATS:
+        raise AltaError.at(f"unknown format {settings.format!r}; expected one of "
+                           f"{', '.join(FORMATS)}")
+    directory = Path(directory)
+    layout = build_layout(program)
+    manifest = manifest_for(program, task, settings, layout)
+    manifest_file = directory / "manifest.json"
+    if manifest_file.exists():
+        existing = json.loads(manifest_file.read_text())
+        existing.pop("counts", None)
+        if existing != json.loads(json.dumps(manifest)):
+            raise AltaError.at(f"{directory} holds a trace dataset made with other settings "
+                               f"or another program; choose a new directory")
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    for stale in (directory / "data").glob(".train-*.tmp"):  # from a run killed mid-shard
+        stale.unlink()
+    _write_json(manifest_file, manifest)
+    counts = {}
+    for shard, rows in _shards(program, task, settings, directory, layout):
+        counts[str(shard)] = rows
+        if progress:
+            progress(len(counts), settings.shards, sum(counts.values()))
+    manifest["counts"] = {"shards": settings.shards, "inputs": settings.samples,
+                          "rows_per_shard": counts}
+    _write_json(manifest_file, manifest)
+    return manifest
+
+
+def _shards(program, task, settings, directory, layout) -> Iterator[tuple[int, int]]:
+    schema = arrow_schema(program, settings.vectors) if settings.format == "parquet" else None
+    for shard in range(settings.shards):
+        path = shard_path(directory, shard, settings)
+        if path.exists():
+            yield shard, _count_rows(path, settings.format)
+            continue
+        inputs = shard_inputs(program, task, settings, shard)
+        columns = shard_columns(program, inputs, shard * settings.shard_size, settings, layout,
+                                shard)
+        write_shard(columns, path, settings.format, schema)
+        yield shard, len(columns["example"])
+
+
+def _count_rows(path: Path, format: str) -> int:
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1),
+                                                            encoding="utf-8"))
+
+
+def read_dataset(directory: Path) -> tuple[dict, Iterator[dict[str, list]]]:
+    """The manifest and the shards' columns, one shard at a time."""
+    directory = Path(directory)
+    manifest_file = directory / "manifest.json"
+    if not manifest_file.exists():
+        raise AltaError.at(f"{directory} is not a trace dataset (no manifest.json)")
+    manifest = json.loads(manifest_file.read_text())
+    if manifest.get("format") != "alta-trace-dataset":
+        raise AltaError.at(f"{manifest_file} is not an ALTA trace dataset manifest")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise AltaError.at(f"{directory}: trace schema version {manifest.get('schema_version')}"
+                           f", this ALTA reads version {SCHEMA_VERSION}")
+    settings = TraceSettings(**{**manifest["settings"], "lengths": tuple(
+        manifest["settings"]["lengths"]) if manifest["settings"]["lengths"] else None})
+
+    def shards():
+        for shard in range(settings.shards):
+            path = shard_path(directory, shard, settings)
+            if not path.exists():
+                raise AltaError.at(f"{directory}: {path.name} is missing (an unfinished run? "
+                                   f"run `alta trace` again with the same settings)")
+            if settings.format == "parquet":
+                import pyarrow.parquet as pq
+
+                yield pq.read_table(path).to_pydict()
+            else:
+                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                yield {name: [r[name] for r in rows] for name in rows[0]} if rows else {}
+
+    return manifest, shards()

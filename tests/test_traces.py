@@ -1,0 +1,200 @@
+"""Trace datasets (`alta trace`) and rule coverage (`alta coverage`)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from alta.checker import check_file
+from alta.compiled import load_model
+from alta.compiler import compile_program
+from alta.compiler.layout import decode_state
+from alta.coverage import coverage_of_dataset, coverage_of_run
+from alta.errors import AltaError
+from alta.tasks import find_task
+from alta.traces import TraceSettings, read_dataset, shard_inputs, write_dataset
+from conftest import PROGRAMS
+from test_cli import alta
+
+
+def trace(tmp_path, name, **kw):
+    program = check_file(PROGRAMS / f"{name}.alta")
+    settings = TraceSettings(**{"samples": 40, "shard_size": 16, **kw})
+    directory = tmp_path / f"{name}-{kw.get('format', 'parquet')}"
+    manifest = write_dataset(program, find_task(program), settings, directory)
+    return program, directory, manifest
+
+
+def files(directory):
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file()}
+
+
+def test_datasets_load_without_alta(tmp_path):
+    import datasets
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    program, directory, manifest = trace(tmp_path, "addition", lengths=(1, 6), vectors=True)
+    rows = sum(manifest["counts"]["rows_per_shard"].values())
+    table = pq.read_table(directory / "data")
+    frame = pd.read_parquet(directory / "data")
+    hf = datasets.load_dataset(str(directory), split="train")
+    assert table.num_rows == len(frame) == len(hf) == rows > 0
+    assert set(manifest["columns"]) == set(table.column_names) == set(hf.column_names)
+    # Every input ran to halting: its rows cover layers 1..L at every position.
+    for example, group in frame.groupby("example"):
+        length = group["position"].max() + 1
+        assert len(group) == group["layer"].max() * length
+    # The last layer's output digits spell the sum.
+    last = frame[frame["layer"] == frame.groupby("example")["layer"].transform("max")]
+    for example, group in last.groupby("example"):
+        text = group["input"].iloc[0]
+        digits = group[group["mlp.shown"] == 1].sort_values("position")["mlp.digit"]
+        assert "".join(map(str, digits)) == str(eval(text))
+    _, jsonl, _ = trace(tmp_path, "addition", lengths=(1, 6), vectors=True, format="jsonl")
+    from_json = datasets.load_dataset(str(jsonl), split="train")
+    assert from_json.column_names == hf.column_names and len(from_json) == rows
+    for row in (0, 5, rows - 1):
+        a, b = from_json[row], hf[row]
+        for key in a:
+            if key.startswith("mlp_"):
+                assert np.allclose(a[key], b[key]), key
+            else:
+                assert a[key] == b[key], key
+
+
+def test_same_seed_same_files_other_seed_other_inputs(tmp_path):
+    program = check_file(PROGRAMS / "addition.alta")
+    settings = TraceSettings(samples=30, shard_size=8, lengths=(1, 5))
+    write_dataset(program, find_task(program), settings, tmp_path / "a")
+    write_dataset(program, find_task(program), settings, tmp_path / "b")
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    task = find_task(program)
+    assert shard_inputs(program, task, settings, 1) != shard_inputs(program, task, settings, 2)
+    other = TraceSettings(samples=30, shard_size=8, lengths=(1, 5), seed=1)
+    assert shard_inputs(program, task, settings, 0) != shard_inputs(program, task, other, 0)
+
+
+def test_a_failed_run_leaves_whole_shards_and_resumes(tmp_path, monkeypatch):
+    import alta.traces as traces
+
+    program = check_file(PROGRAMS / "parity.alta")
+    settings = TraceSettings(samples=50, shard_size=10, lengths=(1, 12))
+    write_dataset(program, find_task(program), settings, tmp_path / "whole")
+    real = traces.shard_columns
+
+    def failing(program, inputs, first, *args):
+        if first == 30:
+            raise KeyboardInterrupt
+        return real(program, inputs, first, *args)
+
+    monkeypatch.setattr(traces, "shard_columns", failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(program, find_task(program), settings, tmp_path / "cut")
+    assert sorted(p.name for p in (tmp_path / "cut" / "data").iterdir()) == \
+        [f"train-0000{i}-of-00005.parquet" for i in range(3)]
+    monkeypatch.setattr(traces, "shard_columns", real)
+    write_dataset(program, find_task(program), settings, tmp_path / "cut")
+    assert files(tmp_path / "cut") == files(tmp_path / "whole")
+
+
+def test_killing_the_command_leaves_only_complete_shards(tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "alta.cli", "trace", str(PROGRAMS / "parity.alta"),
+               "--samples", "4000", "--shard-size", "100", "--lengths", "1..60", "-o", str(out)]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "data").glob("train-*"))
+                                         if (out / "data").exists() else []) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = sorted((out / "data").glob("train-*"))
+    assert 2 <= len(done) < 40
+    import pyarrow.parquet as pq
+
+    for path in done:  # each one whole
+        assert pq.read_table(path).num_rows > 0
+    resumed = alta("trace", PROGRAMS / "parity.alta", "--samples", "4000", "--shard-size", "100",
+                   "--lengths", "1..60", "-o", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(list((out / "data").iterdir())) == 40  # no temporary files left either
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["shards"] == 40
+
+
+def test_other_settings_in_the_same_directory_are_refused(tmp_path):
+    program, directory, _ = trace(tmp_path, "parity")
+    with pytest.raises(AltaError, match="other settings"):
+        write_dataset(program, None, TraceSettings(samples=40, shard_size=16, seed=3),
+                      directory)
+
+
+@pytest.mark.parametrize("name", ["addition", "parity_sum_mod_2"])
+@pytest.mark.parametrize("fill", ["zero", "noise"])
+def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
+    """mlp_input decodes back to the symbolic state, and with undefined heads at zero the
+    compiled MLP maps it to mlp_output (with noise there, mlp_output is still the ideal
+    target, which the compiled MLP need not reproduce)."""
+    program, directory, manifest = trace(tmp_path, name, vectors=True, undefined=fill,
+                                         lengths=(1, 8) if name == "addition" else None)
+    compiled = compile_program(program)
+    model = load_model(compiled, structured=False)
+    heads = {h.name for h in program.heads}
+    for columns in read_dataset(directory)[1]:
+        x = np.asarray(columns["mlp_input"], np.float32)
+        y = np.asarray(columns["mlp_output"], np.float32)
+        decoded = decode_state(program, compiled.layout, x)
+        for v in program.variables:
+            assert np.allclose(decoded[v.name], columns[f"attention.{v.name}"]), v.name
+        for h in heads:
+            known = np.array([c is not None for c in columns[f"attention.{h}"]])
+            want = np.array([0 if c is None else c for c in columns[f"attention.{h}"]])
+            assert np.allclose(decoded[h][known], want[known], atol=1e-6), h
+        after = decode_state(program, compiled.layout, x + y)
+        for v in program.variables:
+            assert np.allclose(after[v.name], columns[f"mlp.{v.name}"]), v.name
+        if fill == "zero":
+            got = np.asarray(model.feed_forward(x))
+            np.testing.assert_allclose(got, y, atol=1e-4)
+
+
+def test_coverage_lists_rules_a_narrow_sample_misses(tmp_path):
+    program = check_file(PROGRAMS / "addition.alta")
+    rules = compile_program(program).rules.mlp
+    task = find_task(program)
+    narrow = coverage_of_run(program, rules, task.inputs(60, size=1))
+    wide = coverage_of_run(program, rules, task.inputs(60, size=12))
+    assert len(wide.uncovered) < len(narrow.uncovered)
+    places = [i for i, r in enumerate(rules)
+              if any(w.variable == "place" and w.new == 5 for w in r.writes)]
+    assert places and set(places) <= set(narrow.uncovered) - set(wide.uncovered)
+    # The same counts from a trace dataset of the same inputs as from running them.
+    settings = TraceSettings(samples=60, shard_size=25, lengths=(1, 12))
+    write_dataset(program, task, settings, tmp_path / "d")
+    texts = [t for s in range(settings.shards) for t in shard_inputs(program, task, settings, s)]
+    from_run = coverage_of_run(program, rules, texts)
+    from_data = coverage_of_dataset(program, rules, read_dataset(tmp_path / "d")[1])
+    assert np.array_equal(from_run.hits, from_data.hits) and from_run.positions == \
+        from_data.positions
+
+
+def test_coverage_and_trace_commands(tmp_path):
+    done = alta("coverage", PROGRAMS / "addition.alta", "--samples", "30", "--lengths", "1..1")
+    assert done.returncode == 0, done.stderr
+    assert "rules fire on 30 sampled inputs" in done.stdout
+    assert "rules that never fire:" in done.stdout and "line " in done.stdout
+    out = tmp_path / "t"
+    done = alta("trace", PROGRAMS / "parity.alta", "--samples", "20", "--lengths", "3..x",
+                "-o", out)
+    assert done.returncode == 1 and "--lengths expects A..B" in done.stderr
+    done = alta("trace", PROGRAMS / "parity.alta", "--samples", "20", "-o", out,
+                "--format", "jsonl")
+    assert done.returncode == 0 and "wrote" in done.stdout and "1/1 shards" in done.stderr
+    done = alta("coverage", PROGRAMS / "parity.alta", "--dataset", out)
+    assert done.returncode == 0 and "3 of 3 rules fire" in done.stdout, done.stdout
