@@ -111,6 +111,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dense", action="store_true",
                      help="compiled backend: multiply through the dense attention matrices "
                           "instead of the structured path (same numbers, slower)")
+    run.add_argument("--mlp", metavar="MLP.safetensors",
+                     help="compiled backend with this learned MLP (from 'alta train') in place "
+                          "of the compiled one")
     run.set_defaults(handler=_cmd_run)
 
     compile_ = sub.add_parser(
@@ -197,6 +200,30 @@ def _build_parser() -> argparse.ArgumentParser:
     coverage.add_argument("--seed", type=int, default=0, metavar="S")
     coverage.add_argument("--all", action="store_true", help="list every rule with its count")
     coverage.set_defaults(handler=_cmd_coverage)
+
+    train = sub.add_parser(
+        "train", help="fit an MLP to a trace dataset's vectors",
+        description="Fit an ordinary MLP (Flax NNX, Adam) that maps the MLP input vectors of a "
+                    "trace dataset (written with 'alta trace --vectors') to the compiled MLP's "
+                    "outputs, and save it with a manifest. 'alta run PROGRAM --mlp FILE' runs "
+                    "the Transformer with it in place of the compiled MLP.")
+    train.add_argument("dataset", metavar="DIR", help="a dataset from 'alta trace --vectors'")
+    train.add_argument("-o", "--output", required=True, metavar="MLP.safetensors")
+    train.add_argument("--hidden", default="256,256", metavar="N,N,...",
+                       help="hidden layer sizes (default 256,256)")
+    train.add_argument("--activation", choices=("relu", "gelu", "clipped_relu"),
+                       default="relu")
+    train.add_argument("--loss", choices=("mse", "l1", "huber"), default="mse")
+    train.add_argument("--steps", type=int, default=2000)
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--input-noise", type=float, default=0.05, metavar="STD",
+                       help="Gaussian noise added to the inputs at every step, with targets "
+                            "that reach the clean next state, so that the MLP corrects small "
+                            "errors instead of letting them add up over layers (default 0.05)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--plot", metavar="PNG", help="also draw the loss curve here")
+    train.set_defaults(handler=_cmd_train)
     return parser
 
 
@@ -215,16 +242,22 @@ def _lengths(text: str | None) -> tuple[int, int] | None:
     return a, b
 
 
-def _progress(label: str):
-    """A progress line on stderr, rewritten in place on a terminal."""
+def _progress(label: str, unit: str):
+    """A progress bar on stderr, `show(done, total, note)`, redrawn in place on a terminal
+    (a line per update otherwise, so logs stay readable)."""
     tty = sys.stderr.isatty()
+    shown = set()
 
-    def show(done: int, total: int, rows: int) -> None:
+    def show(done: int, total: int, note: str = "") -> None:
+        tenth = 10 * done // total
+        if not tty and tenth in shown:  # in a log: a line per tenth of the way
+            return
+        shown.add(tenth)
         width = 24
-        bar = "#" * (width * done // total) + "." * (width - width * done // total)
+        filled = width * done // total
         start, end = ("\r", "\n" if done == total else "") if tty else ("", "\n")
-        print(f"{start}{label} [{bar}] {done}/{total} shards, {rows:,} rows", end=end,
-              file=sys.stderr, flush=True)
+        print(f"{start}{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}"
+              f"{', ' + note if note else ''}", end=end, file=sys.stderr, flush=True)
 
     return show
 
@@ -239,8 +272,9 @@ def _cmd_trace(args) -> int:
     settings = TraceSettings(samples=args.samples, seed=args.seed, lengths=_lengths(args.lengths),
                              shard_size=args.shard_size, format=args.format,
                              vectors=args.vectors, undefined=args.undefined)
+    show = _progress(f"tracing {program.name}", "shards")
     manifest = write_dataset(program, find_task(program), settings, args.output,
-                             _progress(f"tracing {program.name}"))
+                             lambda done, total, rows: show(done, total, f"{rows:,} rows"))
     rows = sum(manifest["counts"]["rows_per_shard"].values())
     print(f"wrote {args.output}: {settings.samples} inputs, {rows:,} rows in "
           f"{settings.shards} {settings.format} shards (schema version "
@@ -286,6 +320,54 @@ def _cmd_coverage(args) -> int:
         lines = ",".join(str(n) for n in rule.lines)
         print(f"  {i:>5}  {result.hits[i]:>9,}  line {lines:<8} {rule.describe(program)}")
     return EXIT_OK
+
+
+def _cmd_train(args) -> int:
+    import numpy as np
+
+    from alta.compiler.layout import ResidualLayout
+    from alta.training import TrainSettings, load_vectors, save_mlp, state_accuracy, train_mlp
+
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+    except ValueError:
+        raise AltaError.at(f"--hidden expects sizes like 256,256, got {args.hidden!r}") from None
+    if any(h < 1 for h in hidden) or args.steps < 1 or args.batch_size < 1:
+        raise AltaError.at("--hidden sizes, --steps and --batch-size must be positive")
+    settings = TrainSettings(hidden=hidden, activation=args.activation, loss=args.loss,
+                             steps=args.steps, batch_size=args.batch_size,
+                             learning_rate=args.learning_rate, input_noise=args.input_noise,
+                             seed=args.seed)
+    manifest, x, y = load_vectors(args.dataset)
+    print(f"training on {len(x):,} vectors of {x.shape[1]} dimensions from {args.dataset}",
+          file=sys.stderr)
+    show = _progress("training", "steps")
+    model, curve = train_mlp(x, y, settings,
+                             lambda i, loss: show(i, settings.steps, f"loss {loss:.3g}"))
+    program = _program_of_dataset(manifest)
+    layout = ResidualLayout.from_json(manifest["layout"])
+    accuracy = state_accuracy(program, layout, x, np.asarray(model(x)), y)
+    save_mlp(model, settings, manifest, curve, accuracy, args.output)
+    print(f"wrote {args.output}: final loss {curve[-1][1]:.3g}; on its training vectors the "
+          f"learned MLP gives the compiled MLP's state on {accuracy:.1%} of rows")
+    if args.plot:
+        from alta.pictures import plot_curves
+
+        plot_curves({"train loss": curve}, args.plot, ylabel=f"{settings.loss} loss",
+                    title=f"alta train: {manifest['program']}")
+        print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+def _program_of_dataset(manifest: dict):
+    """The program a dataset was traced from (its recorded source file, unchanged)."""
+    from alta.checkpoint import source_hash
+
+    program = _load_program(manifest["source_path"])
+    if source_hash(program.source.text) != manifest["source_sha256"]:
+        raise AltaError.at(f"{manifest['source_path']} has changed since the dataset was "
+                           f"traced; trace it again")
+    return program
 
 
 # ---- check ---------------------------------------------------------------------------------
@@ -398,7 +480,9 @@ def _load_compiled(path: str, max_length: int | None = None):
 def _cmd_run(args) -> int:
     if args.max_layers is not None and args.max_layers < 0:
         raise AltaError.at("--max-layers must be a non-negative integer")
-    compiled_backend = _is_checkpoint(args.file) or args.backend == "compiled"
+    compiled_backend = _is_checkpoint(args.file) or args.backend == "compiled" or bool(args.mlp)
+    if args.mlp and args.backend == "interpreter":
+        raise AltaError.at("--mlp runs the Transformer with a learned MLP: compiled backend only")
     if _is_checkpoint(args.file) and args.backend == "interpreter":
         raise AltaError.at("a compiled checkpoint runs on the compiled backend; give the .alta "
                            "program to use the interpreter")
@@ -415,8 +499,13 @@ def _cmd_run(args) -> int:
         program = compiled.program
         if not texts:
             return EXIT_OK
-        result = run_compiled(compiled, texts, max_layers=args.max_layers,
-                              model=load_model(compiled, structured=not args.dense))
+        if args.mlp:
+            from alta.training import load_mlp, with_learned_mlp
+
+            model = with_learned_mlp(compiled, *load_mlp(args.mlp))
+        else:
+            model = load_model(compiled, structured=not args.dense)
+        result = run_compiled(compiled, texts, max_layers=args.max_layers, model=model)
     else:
         from alta.interpreter import run
 

@@ -1,0 +1,218 @@
+"""Fitting an MLP to execution traces, and running the Transformer with it.
+
+`alta trace --vectors` records, at every layer and position, the MLP's input (the residual
+after attention, in the compiled layout) and what the compiled MLP adds to it. Here an
+ordinary MLP (Flax NNX, optax) learns that map from the vectors alone: step-by-step
+supervision, as in the ALTA paper's trace experiments. The learned weights are named like the
+Universal Transformer's own MLP (`mlp.0.weight`, ...), so they drop into the compiled model
+in place of the compiled MLP (`alta run FILE --mlp MLP.safetensors`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from alta.errors import AltaError
+from alta.files import write_atomically
+from alta.model import Dense, activation
+
+FORMAT = "alta-learned-mlp"
+FORMAT_VERSION = 1
+LOSSES = ("mse", "l1", "huber")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    loss: str = "mse"
+    steps: int = 2000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    # std of Gaussian noise added to each input, every step; the target moves the noisy
+    # input to the clean next state, so the learned MLP also corrects small errors instead of
+    # letting them add up over many layers
+    input_noise: float = 0.0
+    seed: int = 0
+
+
+class FeedForward(nnx.Module):
+    """D -> hidden... -> D, the shape of the Universal Transformer's MLP."""
+
+    def __init__(self, width: int, hidden: tuple[int, ...], activation_name: str,
+                 rngs: nnx.Rngs) -> None:
+        sizes = (width, *hidden, width)
+        init = nnx.initializers.lecun_normal()
+        self.layers = nnx.List([
+            Dense(nnx.Param(init(rngs.params(), (a, b), jnp.float32)),
+                  nnx.Param(jnp.zeros((b,), jnp.float32)))
+            for a, b in zip(sizes[:-1], sizes[1:])])
+        self.activation_name = activation_name
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = activation(self.activation_name)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = act(x)
+        return x
+
+    def export_weights(self) -> dict[str, np.ndarray]:
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"mlp.{i}.weight"] = np.asarray(layer.weight[...])
+            out[f"mlp.{i}.bias"] = np.asarray(layer.bias[...])
+        return out
+
+
+def load_vectors(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The dataset's manifest and its (MLP input, MLP output) vectors."""
+    from alta.traces import read_dataset
+
+    manifest, shards = read_dataset(directory)
+    if not manifest["settings"]["vectors"]:
+        raise AltaError.at(f"{directory} has no vectors; trace it with 'alta trace ... "
+                           f"--vectors'")
+    xs, ys = [], []
+    for columns in shards:
+        if columns:
+            xs.append(np.asarray(columns["mlp_input"], np.float32))
+            ys.append(np.asarray(columns["mlp_output"], np.float32))
+    return manifest, np.concatenate(xs), np.concatenate(ys)
+
+
+def _loss(name: str, pred: jax.Array, target: jax.Array) -> jax.Array:
+    if name == "mse":
+        return jnp.mean((pred - target) ** 2)
+    if name == "l1":
+        return jnp.mean(jnp.abs(pred - target))
+    return jnp.mean(optax.huber_loss(pred, target, delta=0.1))
+
+
+def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
+              progress: Callable[[int, float], None] | None = None
+              ) -> tuple[FeedForward, list[tuple[int, float]]]:
+    """Fit a FeedForward to y = f(x) with Adam; returns it and the loss curve
+    [(step, mean loss over the last stretch of steps)]."""
+    if settings.loss not in LOSSES:
+        raise AltaError.at(f"unknown loss {settings.loss!r}; expected one of {', '.join(LOSSES)}")
+    activation(settings.activation)  # fail early on an unknown name
+    model = FeedForward(x.shape[1], settings.hidden, settings.activation,
+                        nnx.Rngs(settings.seed))
+    optimizer = nnx.Optimizer(model, optax.adam(settings.learning_rate), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer, xb, yb, key):
+        noise = settings.input_noise * jax.random.normal(key, xb.shape)
+
+        def loss_fn(model):  # from x + noise, reach the same next state x + y
+            return _loss(settings.loss, model(xb + noise), yb - noise)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    rng = np.random.default_rng(settings.seed)
+    key = jax.random.key(settings.seed)
+    curve, recent = [], []
+    every = max(settings.steps // 100, 1)
+    for i in range(1, settings.steps + 1):
+        batch = rng.integers(0, len(x), size=min(settings.batch_size, len(x)))
+        key, sub = jax.random.split(key)
+        recent.append(float(step(model, optimizer, x[batch], y[batch], sub)))
+        if i % every == 0 or i == settings.steps:
+            curve.append((i, float(np.mean(recent))))
+            recent = []
+            if progress:
+                progress(i, curve[-1][1])
+    return model, curve
+
+
+def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
+                   target: np.ndarray) -> float:
+    """Fraction of rows whose every variable decodes the same after the learned MLP as
+    after the compiled one."""
+    from alta.compiler.layout import decode_state
+
+    got = decode_state(program, layout, x + predicted)
+    want = decode_state(program, layout, x + target)
+    same = np.ones(len(x), bool)
+    for v in program.variables:
+        same &= np.isclose(got[v.name], want[v.name])
+    return float(same.mean())
+
+
+def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
+             curve: list[tuple[int, float]], accuracy: float, path: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "program": dataset["program"], "source_sha256": dataset["source_sha256"],
+        "width": int(model.layers[0].weight.shape[0]),
+        "hidden": list(settings.hidden), "activation": settings.activation,
+        "training": asdict(settings), "dataset": dataset["settings"],
+        "loss_curve": curve, "train_state_accuracy": accuracy,
+    }
+    weights = model.export_weights()
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise AltaError.at(f"cannot write {path}: no such directory {path.parent}")
+    return write_atomically(path, lambda tmp: save_file(
+        weights, tmp, metadata={"alta": json.dumps(manifest)}))
+
+
+def load_mlp(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise AltaError.at(f"no such MLP file: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            manifest = json.loads((f.metadata() or {}).get("alta", "{}"))
+            weights = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AltaError.at(f"{path}: not a usable learned MLP: corrupt or truncated ({exc})") \
+            from None
+    if manifest.get("format") != FORMAT:
+        raise AltaError.at(f"{path}: not a learned MLP written by 'alta train'")
+    sizes = [manifest["width"], *manifest["hidden"], manifest["width"]]
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if weights.get(f"mlp.{i}.weight", np.zeros(0)).shape != (a, b):
+            raise AltaError.at(f"{path}: weight mlp.{i}.weight is missing or has the wrong "
+                               f"shape")
+    return manifest, weights
+
+
+def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
+    """The compiled Universal Transformer with the learned MLP in place of the compiled one
+    (embeddings, attention and halting stay compiled)."""
+    from alta.checkpoint import source_hash
+    from alta.compiled import load_model
+    from alta.model import UniversalTransformer, halting_units_of
+
+    program = compiled.program
+    if manifest["source_sha256"] != source_hash(program.source.text):
+        raise AltaError.at(f"the MLP was trained on traces of another version of "
+                           f"{manifest['program']} (source hash differs)")
+    if manifest["width"] != compiled.config.width:
+        raise AltaError.at(f"the MLP maps {manifest['width']} dimensions; {program.name}'s "
+                           f"residual has {compiled.config.width}")
+    config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
+                     activation=manifest["activation"])
+    merged = {k: v for k, v in compiled.weights.items() if not k.startswith("mlp.")}
+    merged.update(weights)
+    halting = halting_units_of(merged, len(config.halting_widths)) \
+        if config.halting_widths else None
+    return UniversalTransformer.from_weights(config, merged, load_model(compiled).head_blocks,
+                                             None, halting)

@@ -1,0 +1,92 @@
+"""`alta train` and `alta run --mlp`: an MLP learned from traces, run in the Transformer."""
+
+import random
+
+import numpy as np
+import pytest
+
+from alta.checker import check_file
+from alta.compiled import run_compiled
+from alta.compiler import compile_program
+from alta.errors import AltaError
+from alta.tasks import find_task
+from alta.traces import TraceSettings, write_dataset
+from alta.training import (TrainSettings, load_mlp, load_vectors, save_mlp, train_mlp,
+                           with_learned_mlp)
+from conftest import PROGRAMS
+from test_cli import alta
+
+
+@pytest.fixture(scope="module")
+def parity_mlp(tmp_path_factory):
+    """An MLP trained on traces of parity inputs of up to 8 bits."""
+    directory = tmp_path_factory.mktemp("traces")
+    program = check_file(PROGRAMS / "parity.alta")
+    write_dataset(program, find_task(program), TraceSettings(
+        samples=200, lengths=(0, 8), vectors=True, undefined="noise"), directory)
+    manifest, x, y = load_vectors(directory)
+    # Input noise teaches it to pull slightly-off states back, which long inputs need.
+    settings = TrainSettings(hidden=(64, 64), steps=1500, seed=1, input_noise=0.1)
+    model, curve = train_mlp(x, y, settings)
+    path = save_mlp(model, settings, manifest, curve, 1.0, directory / "mlp.safetensors")
+    return program, directory, path, curve
+
+
+def test_loss_falls_and_the_learned_mlp_generalises_in_length(parity_mlp):
+    program, _, path, curve = parity_mlp
+    assert curve[-1][1] < curve[0][1] / 50
+    compiled = compile_program(program)
+    model = with_learned_mlp(compiled, *load_mlp(path))
+    rng = random.Random(7)
+    texts = [" ".join(rng.choice("01") for _ in range(rng.randint(20, 40))) for _ in range(50)]
+    result = run_compiled(compiled, texts, model=model)
+    oracle = find_task(program).oracle
+    right = sum(got == oracle(t) for got, t in zip(result.outputs, texts))
+    assert right == len(texts), f"{right}/{len(texts)} right at 20-40 bits, trained on <= 8"
+
+
+def test_the_mlp_file_is_checked(parity_mlp, tmp_path):
+    program, _, path, _ = parity_mlp
+    manifest, weights = load_mlp(path)
+    assert manifest["hidden"] == [64, 64] and manifest["program"] == "parity"
+    assert weights["mlp.0.weight"].shape == (manifest["width"], 64)
+    other = compile_program(check_file(PROGRAMS / "parity_absolute.alta"))
+    with pytest.raises(AltaError, match="another version|dimensions"):
+        with_learned_mlp(other, manifest, weights)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(AltaError, match="corrupt or truncated"):
+        load_mlp(broken)
+    with pytest.raises(AltaError, match="no such MLP"):
+        load_mlp(tmp_path / "missing.safetensors")
+
+
+def test_train_and_run_commands(parity_mlp, tmp_path):
+    _, directory, _, _ = parity_mlp
+    out, png = tmp_path / "m.safetensors", tmp_path / "loss.png"
+    done = alta("train", directory, "-o", out, "--steps", "300", "--hidden", "16",
+                "--plot", png)
+    assert done.returncode == 0, done.stderr
+    assert "final loss" in done.stdout and "300/300 steps" in done.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run = alta("run", PROGRAMS / "parity.alta", "--mlp", out, "1 0 1 1", "1")
+    assert run.returncode in (0, 1) and len(run.stdout.splitlines()) == 2
+    bad = alta("run", PROGRAMS / "parity.alta", "--mlp", out, "--backend", "interpreter", "1")
+    assert bad.returncode == 1 and "compiled backend only" in bad.stderr
+    plain = alta("trace", PROGRAMS / "parity.alta", "--samples", "5", "-o", tmp_path / "nv")
+    assert plain.returncode == 0
+    no_vectors = alta("train", tmp_path / "nv", "-o", tmp_path / "x.safetensors")
+    assert no_vectors.returncode == 1 and "--vectors" in no_vectors.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_training_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 6), dtype=np.float32)
+    y = np.tanh(x @ rng.random((6, 6), dtype=np.float32))
+    settings = TrainSettings(hidden=(8,), steps=50, seed=3)
+    a, curve_a = train_mlp(x, y, settings)
+    b, curve_b = train_mlp(x, y, settings)
+    assert curve_a == curve_b
+    assert all(np.array_equal(a.export_weights()[k], b.export_weights()[k])
+               for k in a.export_weights())
