@@ -224,6 +224,18 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--plot", metavar="PNG", help="also draw the loss curve here")
     train.set_defaults(handler=_cmd_train)
+
+    plot = sub.add_parser(
+        "plot", help="draw one input's run: variables across layers, heads' attention",
+        description="Draw, for one input, every variable at every position after every layer "
+                    "(the interpreter's run), and each head's attention pattern (which "
+                    "positions each position selects) at one layer, as a PNG.")
+    plot.add_argument("file", metavar="FILE", help="a .alta program")
+    plot.add_argument("input", metavar="INPUT", help="the input string")
+    plot.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    plot.add_argument("--layer", type=int, default=1,
+                      help="the layer whose attention patterns are drawn (default 1)")
+    plot.set_defaults(handler=_cmd_plot)
     return parser
 
 
@@ -356,6 +368,14 @@ def _cmd_train(args) -> int:
         plot_curves({"train loss": curve}, args.plot, ylabel=f"{settings.loss} loss",
                     title=f"alta train: {manifest['program']}")
         print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+def _cmd_plot(args) -> int:
+    from alta.pictures import plot_run
+
+    plot_run(_load_program(args.file), args.input, args.output, layer=args.layer)
+    print(f"wrote {args.output}")
     return EXIT_OK
 
 

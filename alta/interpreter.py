@@ -182,7 +182,7 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
         step = max(1, _ATTENTION_CHUNK // max(n * n, 1))  # bound the (chunk, n, n) selection
         for start in range(0, batch, step):
             rows = slice(start, start + step)
-            selected = _selection(head, {k: v[rows] for k, v in values.items()}, valid[rows])
+            selected = selection(head, {k: v[rows] for k, v in values.items()}, valid[rows])
             count[rows] = selected.sum(axis=2)
             if head.numerical:
                 total[rows] = np.einsum("bij,bj->bi", selected, value[rows], dtype=np.float64)
@@ -197,7 +197,7 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
 _ATTENTION_CHUNK = 1 << 23
 
 
-def _selection(head: ir.Head, values, valid) -> np.ndarray:
+def selection(head: ir.Head, values, valid) -> np.ndarray:
     """(batch, query i, key j): whether position i selects position j."""
     batch, n = valid.shape
     selected = np.broadcast_to(valid[:, None, :], (batch, n, n))

@@ -42,3 +42,56 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], path, *, xlabel: s
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(figure, path)
+
+
+def plot_run(program, text: str, path, *, layer: int = 1, max_layers: int | None = None) -> Path:
+    """One input's run: per variable, its value at every position (columns) after every
+    layer (rows: 0 is the initial state), and per head, which positions each query position
+    selects at `layer`."""
+    import numpy as np
+
+    from alta import ir
+    from alta.errors import AltaError
+    from alta.interpreter import run, selection
+
+    result = run(program, [text], max_layers=max_layers, trace=True)
+    n = int(result.batch.lengths[0])
+    tokens = [program.vocab[t] for t in result.batch.tokens[0, :n]]
+    states = [result.initial] + [r.after_mlp for r in result.trace]
+    if not 1 <= layer <= max(len(result.trace), 1):
+        raise AltaError.at(f"--layer {layer}: the run has {len(result.trace)} layers")
+    plt = _pyplot()
+    variables, heads = program.variables, program.heads
+    columns = 4
+    panels = len(variables) + len(heads)
+    rows = -(-panels // columns)
+    size = max(3.0, 0.25 * n + 1.5)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 0.8),
+                                squeeze=False)
+    for ax in axes.flat[panels:]:
+        ax.axis("off")
+    for ax, var in zip(axes.flat, variables):
+        grid = np.array([s[var.name][0, :n] for s in states], dtype=np.float64)
+        if isinstance(var.type, ir.SetValued):
+            grid = np.array([[bin(int(v)).count("1") for v in row] for row in grid])
+        ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+        if grid.size <= 400:  # write the values in small grids
+            for (i, j), v in np.ndenumerate(grid):
+                label = var.type.format(v) if isinstance(var.type, ir.Categorical) else \
+                    f"{v:.3g}"
+                ax.text(j, i, label, ha="center", va="center", fontsize=6, color="white")
+        ax.set_title(f"{var.name} (line {var.span.line})", fontsize=9)
+        ax.set_ylabel("layer")
+        ax.set_xticks(range(n), tokens, fontsize=6, rotation=90)
+    before = states[layer - 1]
+    for ax, head in zip(axes.flat[len(variables):], heads):
+        chosen = selection(head, before, result.batch.valid)[0, :n, :n]
+        ax.imshow(chosen, cmap="Greys", interpolation="nearest", vmin=0, vmax=1)
+        ax.set_title(f"head {head.name}, layer {layer}", fontsize=9)
+        ax.set_xlabel("key position")
+        ax.set_ylabel("query position")
+        ax.set_xticks(range(n), tokens, fontsize=6, rotation=90)
+        ax.set_yticks(range(n), tokens, fontsize=6)
+    figure.suptitle(f"{program.name}: {text!r} ({len(result.trace)} layers)")
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
+    return _save(figure, path)
