@@ -1,0 +1,22 @@
+"""Sampler and oracle for histogram.alta: words over a..e, "a b a c" -> 2 1 2 1."""
+
+import random
+
+SIZE = 60
+UNIT = "tokens"
+
+
+def sample(rng: random.Random, size: int) -> str:
+    """0 to `size` letters, the length uniform. Half the inputs draw from a random subset
+    of the letters with random weights, so that counts are skewed and some are large."""
+    n = rng.randint(0, size)
+    letters = list("abcde")
+    if rng.random() < 0.5:
+        letters = rng.sample(letters, rng.randint(1, 5))
+    weights = [rng.random() for _ in letters]
+    return " ".join(rng.choices(letters, weights, k=n))
+
+
+def oracle(text: str) -> str:
+    words = text.split()
+    return " ".join(str(words.count(w)) for w in words)

@@ -1,0 +1,41 @@
+"""Sampler and oracle for most_frequent.alta: words over a..e, "a b b c" -> b.
+
+Ties go to the word whose first occurrence comes first; the empty input prints nothing."""
+
+import random
+
+SIZE = 60
+UNIT = "tokens"
+
+
+def sample(rng: random.Random, size: int) -> str:
+    """0 to `size` letters, the length uniform. Most inputs draw from a random subset of
+    the letters with random weights (clear winners); a third are built to tie: two or more
+    letters with the same count, shuffled, plus maybe fewer of others."""
+    n = rng.randint(0, size)
+    letters = list("abcde")
+    if n >= 2 and rng.random() < 1 / 3:
+        tied = rng.sample(letters, rng.randint(2, 5))
+        top = rng.randint(1, n // len(tied)) if n >= len(tied) else 1
+        words = [w for w in tied for _ in range(top)]
+        others = [w for w in letters if w not in tied]
+        for w in others:
+            words += [w] * rng.randint(0, max(0, min(top - 1, size - len(words))))
+        words = words[:size]
+        rng.shuffle(words)
+        return " ".join(words)
+    if rng.random() < 0.5:
+        letters = rng.sample(letters, rng.randint(1, 5))
+    weights = [rng.random() for _ in letters]
+    return " ".join(rng.choices(letters, weights, k=n))
+
+
+def oracle(text: str) -> str:
+    words = text.split()
+    if not words:
+        return ""
+    counts = {}
+    for w in words:                       # dicts keep insertion (first occurrence) order
+        counts[w] = counts.get(w, 0) + 1
+    best = max(counts.values())
+    return next(w for w, c in counts.items() if c == best)
