@@ -430,8 +430,7 @@ def summarize(program) -> str:
         if h.op is not None:
             sel = f" where {h.key} {h.op} {h.query}"
         if h.offsets is not None:
-            offs = ", ".join(str(o) for o in h.offsets)
-            sel += f" at {{{offs}}}" if len(h.offsets) > 1 else f" at {offs}"
+            sel += f" at {_offsets(h.offsets)}"
         kind = "mean of" if isinstance(h.type, ir.Numerical) else "reads"
         lines.append(f"    {h.name:<{width}}  {h.type.describe():<24} {kind} {h.value}{sel}")
     lines.append(f"  mlp        {_count_statements(program.mlp)} statements after unrolling")
@@ -646,6 +645,16 @@ def _cmd_inspect(args) -> int:
         for i, rule in enumerate(rules.halting[:limit]):
             print(f"  {i:>5}  line {rule.lines[0]:<8} {rule.describe(program)}")
     return EXIT_OK
+
+
+def _offsets(offsets) -> str:
+    """`-1`, `-3..-1`, or `{-2, 1}`: a run of consecutive offsets as a range."""
+    ordered = sorted(offsets)
+    if len(ordered) == 1:
+        return str(ordered[0])
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}..{ordered[-1]}"
+    return "{" + ", ".join(map(str, ordered)) + "}"
 
 
 def format_trace(program, result) -> str:
