@@ -16,6 +16,12 @@ from alta.sampling import sample_inputs
 from conftest import PROGRAMS
 
 
+def line_of(text: str) -> int:
+    """The line of programs/parity.alta that contains `text` (1-based)."""
+    lines = (PROGRAMS / "parity.alta").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
 def alta(*args):
     return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=300)
@@ -154,7 +160,8 @@ def test_verify_passes_on_the_real_model_and_inspect_lists_rules(parity_model):
     assert done.stdout.startswith("ok: interpreter and compiled model agree on 60 inputs")
     shown = alta("inspect", parity_model)
     assert shown.returncode == 0, shown.stderr
-    assert "MLP rules (3;" in shown.stdout and "line 23 " in shown.stdout
+    write = line_of("parity = parity ^ parity_left")
+    assert "MLP rules (3;" in shown.stdout and f"line {write} " in shown.stdout
     assert "parity_left      categorical head" in shown.stdout
 
 
@@ -171,4 +178,5 @@ def test_verify_reports_the_first_divergence_of_a_tampered_model(parity_model, t
     assert done.returncode == 1
     first = done.stdout.splitlines()[0]
     assert "interpreter and compiled model disagree" in first and "'parity'" in first
-    assert "(after the MLP)" in first and ":15:" in first  # parity is declared on line 15
+    declared = line_of("var parity")
+    assert "(after the MLP)" in first and f":{declared}:" in first
