@@ -101,7 +101,8 @@ def main() -> None:
     header = (f"{'program':<18} {'D':>5} {'heads':>5} {'MLP widths':>18} {'rules':>7} "
               f"{'params':>10} {'compile s':>9} {'peak MB':>8} {'inputs/s b=1':>12} "
               f"{'inputs/s b=64':>13}")
-    print(f"input length {args.length}; medians of {args.repeats} runs; CPU, float32, jitted")
+    print(f"inputs: each task module's benchmark input or sampler (else {args.length} random "
+          f"tokens); medians of {args.repeats} runs; CPU, float32, jitted")
     print(header)
     for path in paths:
         stats = compile_in_fresh_process(path)
