@@ -67,3 +67,16 @@ def test_compiled_model_matches_the_interpreter_at_every_layer(name):
     report = verify(compiled(name), task(name).inputs(COMPILED, seed=2))
     assert report.ok, report.divergence
     assert report.comparisons > 0
+
+
+def test_addition_is_exact_on_40_digit_operands_compiled():
+    """The issue's bar: 40-digit numbers, compiled; carry chains across every place too."""
+    import random
+
+    rng = random.Random(40)
+    pairs = [(rng.randrange(10**39, 10**40), rng.randrange(10**39, 10**40)) for _ in range(30)]
+    pairs += [(10**40 - 1, 10**40 - 1), (10**40 - 1, 1), (1, 10**40 - 1), (5 * 10**39, 5 * 10**39)]
+    texts = [f"{a}+{b}" for a, b in pairs]
+    result = run_compiled(compiled("addition"), texts)
+    assert list(result.outputs) == [str(a + b) for a, b in pairs]
+    assert result.halted.all() and set(result.layers.tolist()) == {6}
