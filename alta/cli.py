@@ -181,8 +181,8 @@ def _build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--vectors", action="store_true",
                        help="also write the MLP input and output residual vectors")
     trace.add_argument("--undefined", choices=("zero", "noise"), default="zero",
-                       help="undefined head outputs in vectors: zero, or uniform noise in "
-                            "[0, 1) (so a trained MLP learns to ignore them)")
+                       help="undefined head outputs in vectors: zero, or noise like what "
+                            "attention outputs there (so a trained MLP learns to ignore them)")
     trace.add_argument("--shard-size", type=int, default=256, metavar="N",
                        help="inputs per shard (default 256)")
     trace.set_defaults(handler=_cmd_trace)
@@ -217,6 +217,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                       help="learning rate: constant, or decayed to zero over the steps")
     train.add_argument("--input-noise", type=float, default=0.05, metavar="STD",
                        help="Gaussian noise added to the inputs at every step, with targets "
                             "that reach the clean next state, so that the MLP corrects small "
@@ -224,6 +226,20 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--plot", metavar="PNG", help="also draw the loss curve here")
     train.set_defaults(handler=_cmd_train)
+
+    experiment = sub.add_parser(
+        "experiment", help="the trace-supervision study: accuracy by input length",
+        description="For a program and its task module, score by input length (up to several "
+                    "times the training length) the compiled Transformer, the same Transformer "
+                    "with an MLP trained on execution traces, and the same Transformer trained "
+                    "end to end on input/output pairs. Settings come from a TOML (or JSON) "
+                    "file (see experiments/); writes results.csv, accuracy.png, loss.png, the "
+                    "trace dataset and the trained weights into DIR, and prints the table.")
+    experiment.add_argument("config", metavar="CONFIG", help="the experiment's .toml file")
+    experiment.add_argument("-o", "--output", metavar="DIR",
+                            help="where to write the results (default: runs/NAME, NAME the "
+                                 "configuration file's name)")
+    experiment.set_defaults(handler=_cmd_experiment)
 
     plot = sub.add_parser(
         "plot", help="draw one input's run: variables across layers, heads' attention",
@@ -348,7 +364,8 @@ def _cmd_train(args) -> int:
         raise AltaError.at("--hidden sizes, --steps and --batch-size must be positive")
     settings = TrainSettings(hidden=hidden, activation=args.activation, loss=args.loss,
                              steps=args.steps, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, input_noise=args.input_noise,
+                             learning_rate=args.learning_rate, schedule=args.schedule,
+                             input_noise=args.input_noise,
                              seed=args.seed)
     manifest, x, y = load_vectors(args.dataset)
     print(f"training on {len(x):,} vectors of {x.shape[1]} dimensions from {args.dataset}",
@@ -368,6 +385,22 @@ def _cmd_train(args) -> int:
         plot_curves({"train loss": curve}, args.plot, ylabel=f"{settings.loss} loss",
                     title=f"alta train: {manifest['program']}")
         print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+def _cmd_experiment(args) -> int:
+    from pathlib import Path
+
+    from alta.experiment import format_table, load_config, run_experiment
+
+    config = load_config(args.config)
+    directory = Path(args.output or Path("runs") / Path(args.config).stem)
+    results = run_experiment(config, directory,
+                             lambda message: print(message, file=sys.stderr, flush=True),
+                             _progress)
+    print(format_table(results, config))
+    print(f"wrote {directory}: results.csv, accuracy.png"
+          f"{', loss.png' if results.curves else ''}")
     return EXIT_OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,3 +26,8 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: Path, data) -> Path:
+    return write_atomically(Path(path), lambda tmp: Path(tmp).write_text(
+        json.dumps(data, indent=1) + "\n", encoding="utf-8"))

@@ -71,6 +71,29 @@ def encode_batch(program: ir.Program, texts) -> Batch:
     return Batch(texts, tokens, lengths)
 
 
+def output_positions(program: ir.Program, values: dict[str, np.ndarray],
+                     lengths: np.ndarray) -> np.ndarray:
+    """(batch, positions) bool: where the declared output is read from a final state."""
+    out = program.output
+    positions = np.arange(values[out.variable].shape[1])[None, :]
+    selected = positions < lengths[:, None]
+    if out.where is not None:
+        selected = selected & evaluate_condition(program, out.where, values, selected)
+    if out.at == "all":
+        return selected
+    chosen = np.zeros_like(selected)
+    for b in range(len(lengths)):
+        where = np.flatnonzero(selected[b])
+        if out.at == "first":
+            where = where[:1]
+        elif out.at == "last":
+            where = where[-1:]
+        else:
+            where = where[where == out.at]
+        chosen[b, where] = True
+    return chosen
+
+
 def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
                    lengths: np.ndarray) -> list[str]:
     """Read the declared output back from a final state, one string per sequence.
@@ -82,19 +105,10 @@ def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
     out = program.output
     chars = input_mode(program) == "chars"
     type_ = program.variable(out.variable).type
-    positions = np.arange(values[out.variable].shape[1])[None, :]
-    selected = positions < lengths[:, None]
-    if out.where is not None:
-        selected = selected & evaluate_condition(program, out.where, values, selected)
+    selected = output_positions(program, values, lengths)
     result = []
     for b in range(len(lengths)):
         where = np.flatnonzero(selected[b])
-        if out.at == "first":
-            where = where[:1]
-        elif out.at == "last":
-            where = where[-1:]
-        elif isinstance(out.at, int):
-            where = where[where == out.at]
         if len(where) == 0:
             result.append("" if out.default is None else type_.format(out.default))
             continue

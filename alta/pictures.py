@@ -27,13 +27,18 @@ def _save(figure, path) -> Path:
 
 
 def plot_curves(curves: dict[str, list[tuple[float, float]]], path, *, xlabel: str = "step",
-                ylabel: str = "loss", title: str = "", log_y: bool = True) -> Path:
-    """One line per named curve of (x, y) points."""
+                ylabel: str = "loss", title: str = "", log_y: bool = True,
+                mark: tuple[str, float] | None = None) -> Path:
+    """One line per named curve of (x, y) points; `mark` (label, x) draws a vertical line."""
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 3.6))
-    for name, points in curves.items():
+    styles = ("-", "--", ":", "-.")  # curves that coincide stay visible
+    for i, (name, points) in enumerate(curves.items()):
         xs, ys = zip(*points) if points else ((), ())
-        ax.plot(xs, ys, label=name, marker="o" if len(points) < 20 else None)
+        ax.plot(xs, ys, label=name, linestyle=styles[i % len(styles)],
+                marker="osD^v"[i % 5] if len(points) < 20 else None, markersize=4 + 2 * (i == 0))
+    if mark is not None:
+        ax.axvline(mark[1], color="grey", linestyle="--", linewidth=1, label=mark[0])
     if log_y and all(y > 0 for points in curves.values() for _, y in points):
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

@@ -8,9 +8,12 @@ one per program) that defines
     SIZE: int                                      # optional: the default `size`
     UNIT: str                                      # optional: what `size` counts ("digits")
     benchmark(rng: random.Random) -> str           # optional: the input benchmarks time
+    size_of(text: str) -> int                      # optional: an input's size in UNIT
 
 `size` is in the task's own unit (digits per operand for addition, words for SCAN), so that
-`alta verify --max-length` means something natural for each task. Tests and `alta verify`
+`alta verify --max-length` means something natural for each task. `size_of` measures an
+input in that unit (default: its number of words or characters); `alta experiment` uses it
+to test on inputs of exactly a given size. Tests and `alta verify`
 use the sampler in place of the generic one (uniform vocabulary tokens), which cannot produce
 well-formed inputs for structured tasks. The oracle is plain Python written without the
 program (Python integers for addition, a SUBLEQ interpreter, ...), so agreeing with it is
@@ -45,6 +48,7 @@ class Task:
     size: int
     unit: str
     benchmark: Callable[[random.Random], str] | None = None
+    size_of: Callable[[str], int] | None = None
 
     def inputs(self, count: int, size: int | None = None, seed: int = 0) -> list[str]:
         """`count` sampled inputs, deterministic for a seed."""
@@ -79,7 +83,8 @@ def load_task(path: Path) -> Task:
                                   "oracle(text) -> str",))
     return Task(name=path.stem, path=path, sample=module.sample, oracle=module.oracle,
                 size=int(getattr(module, "SIZE", 16)), unit=str(getattr(module, "UNIT", "units")),
-                benchmark=getattr(module, "benchmark", None))
+                benchmark=getattr(module, "benchmark", None),
+                size_of=getattr(module, "size_of", None))
 
 
 _EXAMPLE = re.compile(r'^\s*#\s*example:\s*"(?P<input>[^"]*)"\s*->\s*(?P<output>.*?)\s*$')

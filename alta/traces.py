@@ -4,10 +4,11 @@ A dataset is a directory of shards plus `manifest.json`. Each row is one positio
 input at one layer (only inputs still running at that layer), with the symbolic state after
 attention (`attention.NAME`, variables and head outputs; a head is null where its output is
 undefined) and after the MLP (`mlp.NAME`, variables). With vectors, `mlp_input` is the
-residual vector after attention in the compiled layout (undefined head outputs zero or
-uniform noise in [0, 1)) and `mlp_output` what the MLP must add to it: the encoded state
-after the MLP (head outputs zero again) minus `mlp_input`, which is what the compiled MLP
-computes.
+residual vector after attention in the compiled layout (undefined head outputs zero, or
+noise shaped like what attention outputs there: one-hots, even averages or random weights
+summing to 1 over a categorical block, uniform in [0, 1) otherwise) and `mlp_output` what the MLP must add to
+it: the encoded state after the MLP (head outputs zero again) minus `mlp_input`, which is
+what the compiled MLP computes.
 
 Shard k holds inputs k * shard_size ... and is a pure function of (program, sampler, seed,
 k): its inputs are drawn from a generator seeded with (seed, k). A shard is written to a
@@ -28,10 +29,10 @@ import numpy as np
 from alta import ir
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.errors import AltaError
-from alta.files import write_atomically
+from alta.files import write_atomically, write_json
 from alta.tasks import Task
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: noise in undefined categorical head outputs sums to 1
 FORMATS = ("parquet", "jsonl")
 
 
@@ -130,8 +131,8 @@ def encode_state(program: ir.Program, layout: ResidualLayout, values: dict[str, 
                  undefined: dict[str, np.ndarray], fill: str,
                  noise: np.random.Generator) -> np.ndarray:
     """Symbolic values (rows,) per name -> residual vectors (rows, D), float32. Names not in
-    `values` (head outputs after the MLP) and undefined head outputs are zero, or uniform
-    noise in [0, 1) with fill="noise"."""
+    `values` (head outputs after the MLP) and undefined head outputs are zero, or noise with
+    fill="noise" (`_filler`)."""
     rows = len(next(iter(values.values())))
     out = np.zeros((rows, layout.width), np.float32)
     for block in layout.blocks:
@@ -147,7 +148,24 @@ def encode_state(program: ir.Program, layout: ResidualLayout, values: dict[str, 
             view[:] = (x[:, None].astype(np.int64) >> np.arange(block.size)) & 1
         gone = undefined.get(block.name)
         if gone is not None and gone.any():
-            view[gone] = noise.random((int(gone.sum()), block.size)) if fill == "noise" else 0.0
+            view[gone] = _filler(block, int(gone.sum()), noise) if fill == "noise" else 0.0
+    return out
+
+
+def _filler(block, rows: int, noise: np.random.Generator) -> np.ndarray:
+    """What an undefined head output may look like in the Transformer: its attention averages
+    the values of the positions it weighs (all of them, or some, or one), so a categorical
+    block holds weights that sum to 1: per row, at random, a one-hot, an even average over a
+    random subset, or Dirichlet weights. Other blocks are uniform in [0, 1)."""
+    if block.kind != "categorical":
+        return noise.random((rows, block.size))
+    out = noise.dirichlet(np.full(block.size, 0.3), size=rows)
+    kind = noise.integers(0, 3, size=rows)
+    one_hot = np.eye(block.size)[noise.integers(0, block.size, size=rows)]
+    subset = noise.random((rows, block.size)) < noise.random((rows, 1))
+    subset[np.arange(rows), noise.integers(0, block.size, size=rows)] = True
+    out[kind == 1] = one_hot[kind == 1]
+    out[kind == 2] = (subset / subset.sum(axis=1, keepdims=True))[kind == 2]
     return out
 
 
@@ -250,16 +268,13 @@ def write_dataset(program: ir.Program, task: Task | None, settings: TraceSetting
     layout = build_layout(program)
     manifest = manifest_for(program, task, settings, layout)
     manifest_file = directory / "manifest.json"
-    if manifest_file.exists():
-        existing = json.loads(manifest_file.read_text())
-        existing.pop("counts", None)
-        if existing != json.loads(json.dumps(manifest)):
-            raise AltaError.at(f"{directory} holds a trace dataset made with other settings "
-                               f"or another program; choose a new directory")
+    if not can_resume(program, task, settings, directory):
+        raise AltaError.at(f"{directory} holds a trace dataset made with other settings "
+                           f"or another program; choose a new directory")
     (directory / "data").mkdir(parents=True, exist_ok=True)
     for stale in (directory / "data").glob(".train-*.tmp"):  # from a run killed mid-shard
         stale.unlink()
-    _write_json(manifest_file, manifest)
+    write_json(manifest_file, manifest)
     counts = {}
     for shard, rows in _shards(program, task, settings, directory, layout):
         counts[str(shard)] = rows
@@ -267,8 +282,20 @@ def write_dataset(program: ir.Program, task: Task | None, settings: TraceSetting
             progress(len(counts), settings.shards, sum(counts.values()))
     manifest["counts"] = {"shards": settings.shards, "inputs": settings.samples,
                           "rows_per_shard": counts}
-    _write_json(manifest_file, manifest)
+    write_json(manifest_file, manifest)
     return manifest
+
+
+def can_resume(program: ir.Program, task: Task | None, settings: TraceSettings,
+               directory: Path) -> bool:
+    """Whether `directory` is empty of datasets or holds (part of) this very one."""
+    manifest_file = Path(directory) / "manifest.json"
+    if not manifest_file.exists():
+        return True
+    existing = json.loads(manifest_file.read_text())
+    existing.pop("counts", None)
+    manifest = manifest_for(program, task, settings, build_layout(program))
+    return existing == json.loads(json.dumps(manifest))
 
 
 def _shards(program, task, settings, directory, layout) -> Iterator[tuple[int, int]]:
@@ -294,9 +321,6 @@ def _count_rows(path: Path, format: str) -> int:
         return sum(1 for _ in f)
 
 
-def _write_json(path: Path, data: dict) -> None:
-    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1),
-                                                            encoding="utf-8"))
 
 
 def read_dataset(directory: Path) -> tuple[dict, Iterator[dict[str, list]]]:

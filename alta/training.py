@@ -42,6 +42,9 @@ class TrainSettings:
     # input to the clean next state, so the learned MLP also corrects small errors instead of
     # letting them add up over many layers
     input_noise: float = 0.0
+    # "cosine" decays the learning rate to zero over the steps: the last digits of precision,
+    # which a long chain of layers needs, come from the small final steps
+    schedule: str = "constant"
     seed: int = 0
 
 
@@ -90,6 +93,18 @@ def load_vectors(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
     return manifest, np.concatenate(xs), np.concatenate(ys)
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(schedule: str, peak: float, steps: int):
+    if schedule == "constant":
+        return peak
+    if schedule == "cosine":
+        return optax.cosine_decay_schedule(peak, steps)
+    raise AltaError.at(f"unknown learning-rate schedule {schedule!r}; expected one of "
+                       f"{', '.join(SCHEDULES)}")
+
+
 def _loss(name: str, pred: jax.Array, target: jax.Array) -> jax.Array:
     if name == "mse":
         return jnp.mean((pred - target) ** 2)
@@ -108,7 +123,10 @@ def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
     activation(settings.activation)  # fail early on an unknown name
     model = FeedForward(x.shape[1], settings.hidden, settings.activation,
                         nnx.Rngs(settings.seed))
-    optimizer = nnx.Optimizer(model, optax.adam(settings.learning_rate), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, optax.adam(learning_rate(settings.schedule,
+                                                              settings.learning_rate,
+                                                              settings.steps)),
+                              wrt=nnx.Param)
 
     @nnx.jit
     def step(model, optimizer, xb, yb, key):

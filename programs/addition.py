@@ -17,6 +17,11 @@ def sample(rng: random.Random, size: int) -> str:
     return f"{_number(rng, rng.randint(1, size))}+{_number(rng, rng.randint(1, size))}"
 
 
+def size_of(text: str) -> int:
+    """The longer operand's digits."""
+    return max(len(part) for part in text.split("+"))
+
+
 def oracle(text: str) -> str:
     a, b = text.split("+")
     return str(int(a) + int(b))

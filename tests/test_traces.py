@@ -162,6 +162,14 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
         if fill == "zero":
             got = np.asarray(model.feed_forward(x))
             np.testing.assert_allclose(got, y, atol=1e-4)
+        for h in heads:  # undefined: zeros, or weights like an attention average's
+            unknown = np.array([c is None for c in columns[f"attention.{h}"]])
+            block = compiled.layout.block(h)
+            part = x[unknown, block.start:block.stop]
+            if fill == "zero":
+                assert not part.any(), h
+            elif block.kind == "categorical" and unknown.any():
+                assert (part >= 0).all() and np.allclose(part.sum(axis=1), 1, atol=1e-5), h
 
 
 def test_coverage_lists_rules_a_narrow_sample_misses(tmp_path):
