@@ -42,7 +42,7 @@ from alta import ir
 from alta.errors import AltaError, read_text
 from alta.files import write_atomically, write_json
 from alta.tasks import Task
-from alta.training import TrainSettings
+from alta.training import TrainSettings, training_loop
 
 METHODS = ("compiled", "trace", "end_to_end")
 METHOD_NAMES = {"compiled": "compiled", "trace": "trace-trained MLP",
@@ -251,6 +251,7 @@ class Examples:
     selected: np.ndarray  # (inputs, positions): where the output is read
     targets: np.ndarray  # (inputs, positions): the output variable's final value there
     final: dict[str, np.ndarray]  # the program's final state (for reading `where` outputs)
+    outputs: tuple[str, ...]  # what the program prints
 
 
 def examples_of(program, texts) -> Examples:
@@ -264,7 +265,8 @@ def examples_of(program, texts) -> Examples:
     lengths = result.batch.lengths
     selected = output_positions(program, result.final, lengths)
     return Examples(tuple(texts), result.batch.tokens, lengths, result.layers, selected,
-                    result.final[program.output.variable].astype(np.int32), result.final)
+                    result.final[program.output.variable].astype(np.int32), result.final,
+                    result.outputs)
 
 
 def end_to_end_model(compiled, settings: EndToEndSettings):
@@ -328,21 +330,13 @@ def train_end_to_end(compiled, examples: Examples, settings: EndToEndSettings,
         optimizer.update(model, grads)
         return loss
 
-    rng = np.random.default_rng(settings.seed)
-    curve, recent = [], []
-    every = max(settings.steps // 100, 1)
     arrays = (examples.tokens, examples.lengths, examples.depths, examples.selected,
               examples.targets)
-    for i in range(1, settings.steps + 1):
-        batch = rng.integers(0, len(examples.texts),
-                             size=min(settings.batch_size, len(examples.texts)))
-        recent.append(float(step(model, optimizer, *(jax.device_put(a[batch]) for a in arrays))))
-        if i % every == 0 or i == settings.steps:
-            curve.append((i, float(np.mean(recent))))
-            recent = []
-            if progress:
-                progress(i, curve[-1][1])
-    return model, curve
+
+    def run_step(batch: np.ndarray) -> float:
+        return float(step(model, optimizer, *(jax.device_put(a[batch]) for a in arrays)))
+
+    return model, training_loop(len(examples.texts), settings, run_step, progress)
 
 
 def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
@@ -426,12 +420,13 @@ def run_experiment(config: ExperimentConfig, directory: Path, say: Say,
 
     rng = random.Random(f"alta-experiment/{config.seed}")
     size_of = task.size_of or (lambda text: len(split_input(program, text)))
-    tests = {}
+    tests, expected = {}, {}
     for length in config.test_lengths:
         tests[length] = examples_of(program, inputs_of_size(task, size_of, length,
                                                             config.test_samples, rng))
-        wrong = [t for t, got in zip(tests[length].texts, _interpreted(program, tests[length]))
-                 if got != task.oracle(t)]
+        expected[length] = [task.oracle(t) for t in tests[length].texts]
+        wrong = [t for t, got, want in zip(tests[length].texts, tests[length].outputs,
+                                           expected[length]) if got != want]
         if wrong:
             raise AltaError.at(f"{program.name} disagrees with its oracle on {wrong[0]!r}")
 
@@ -440,8 +435,7 @@ def run_experiment(config: ExperimentConfig, directory: Path, say: Say,
 
     def score(method: str, outputs_of) -> None:
         for length, examples in tests.items():
-            got = outputs_of(examples)
-            right = sum(g == task.oracle(t) for g, t in zip(got, examples.texts))
+            right = sum(g == w for g, w in zip(outputs_of(examples), expected[length]))
             scores.append(Score(method, length, len(examples.texts), right))
         say(f"{METHOD_NAMES[method]}: " + ", ".join(
             f"{s.length}: {s.accuracy:.0%}" for s in scores if s.method == method))
@@ -478,12 +472,6 @@ def run_experiment(config: ExperimentConfig, directory: Path, say: Say,
     write_results(results, directory / "results.csv")
     _plots(results, config, directory)
     return results
-
-
-def _interpreted(program, examples: Examples) -> list[str]:
-    from alta.framing import decode_outputs
-
-    return decode_outputs(program, examples.final, examples.lengths)
 
 
 def _trace_trained(program, task, compiled, config: ExperimentConfig, directory: Path, say: Say,

@@ -139,20 +139,33 @@ def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
         optimizer.update(model, grads)
         return loss
 
-    rng = np.random.default_rng(settings.seed)
     key = jax.random.key(settings.seed)
+
+    def run_step(batch: np.ndarray) -> float:
+        nonlocal key
+        key, sub = jax.random.split(key)
+        return float(step(model, optimizer, x[batch], y[batch], sub))
+
+    return model, training_loop(len(x), settings, run_step, progress)
+
+
+def training_loop(rows: int, settings, run_step: Callable[[np.ndarray], float],
+                  progress: Callable[[int, float], None] | None = None
+                  ) -> list[tuple[int, float]]:
+    """`settings.steps` calls of `run_step(row indices of a random batch)`, which returns the
+    batch's loss; the loss curve [(step, mean loss over the last stretch of steps)].
+    `settings` needs steps, batch_size and seed."""
+    rng = np.random.default_rng(settings.seed)
     curve, recent = [], []
     every = max(settings.steps // 100, 1)
     for i in range(1, settings.steps + 1):
-        batch = rng.integers(0, len(x), size=min(settings.batch_size, len(x)))
-        key, sub = jax.random.split(key)
-        recent.append(float(step(model, optimizer, x[batch], y[batch], sub)))
+        recent.append(run_step(rng.integers(0, rows, size=min(settings.batch_size, rows))))
         if i % every == 0 or i == settings.steps:
             curve.append((i, float(np.mean(recent))))
             recent = []
             if progress:
                 progress(i, curve[-1][1])
-    return model, curve
+    return curve
 
 
 def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
