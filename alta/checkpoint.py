@@ -23,7 +23,7 @@ from alta.errors import AltaError
 from alta.files import write_atomically
 
 FORMAT = "alta-compiled-transformer"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the fault detector (attention sinks, fault flags and their sites)
 
 
 def source_hash(text: str) -> str:
@@ -47,6 +47,7 @@ def manifest_for(compiled) -> dict:
         "layout": compiled.layout.to_json(),
         "config": compiled.config.to_json(),
         "report": asdict(compiled.report),
+        "faults": [site.to_json() for site in compiled.faults],
     }
 
 
@@ -89,8 +90,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise _fail(path, f"unknown format {manifest.get('format')!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise _fail(path, f"format version {manifest.get('format_version')!r}; this ALTA reads "
-                          f"version {FORMAT_VERSION}")
-    for key in ("program", "source", "source_sha256", "layout", "config", "report"):
+                          f"version {FORMAT_VERSION} (compile the program again)")
+    for key in ("program", "source", "source_sha256", "layout", "config", "report", "faults"):
         if key not in manifest:
             raise _fail(path, f"its manifest lacks '{key}'")
     if source_hash(manifest["source"]) != manifest["source_sha256"]:
@@ -123,6 +124,7 @@ def load_checkpoint(path: str | Path):
     from the embedded source when asked)."""
     from alta.checker import check_source
     from alta.compiler import CompiledProgram
+    from alta.compiler.faults import FaultSite, plan_faults
     from alta.compiler.layout import ResidualLayout, build_layout
     from alta.compiler.weights import CompileReport, HeadScale
 
@@ -130,8 +132,15 @@ def load_checkpoint(path: str | Path):
     manifest, weights = read_checkpoint(path)
     program = check_source(manifest["source"], manifest.get("source_path", str(path)))
     layout = ResidualLayout.from_json(manifest["layout"])
-    if layout != build_layout(program):
+    plan = plan_faults(program)
+    if layout != build_layout(plan.program, appended=plan.synthetic):
         raise _fail(path, "its residual layout does not match its program")
+    try:
+        faults = tuple(FaultSite.from_json(site) for site in manifest["faults"])
+    except (TypeError, KeyError) as exc:
+        raise _fail(path, f"its fault sites are malformed ({exc})") from None
+    if faults != plan.sites:
+        raise _fail(path, "its fault sites do not match its program")
     if layout.width != ModelConfig.from_json(manifest["config"]).width:
         raise _fail(path, "its residual layout and model width disagree")
     report = dict(manifest["report"])
@@ -139,4 +148,4 @@ def load_checkpoint(path: str | Path):
     report["mlp_widths"] = tuple(report["mlp_widths"])
     report["warnings"] = tuple(report.get("warnings", ()))
     return CompiledProgram(program, layout, None, weights, CompileReport(**report),
-                           ModelConfig.from_json(manifest["config"]))
+                           ModelConfig.from_json(manifest["config"]), faults)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
 from alta import __version__
 from alta.errors import AltaError, read_text
@@ -114,6 +115,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mlp", metavar="MLP.safetensors",
                      help="compiled backend with this learned MLP (from 'alta train') in place "
                           "of the compiled one")
+    run.add_argument("--allow-undefined", action="store_true",
+                     help="compiled backend: where the network flags a read of an undefined "
+                          "head output (an error by default, as in the interpreter), run on and "
+                          "print the raw outputs, with a warning naming the first such read")
     run.set_defaults(handler=_cmd_run)
 
     compile_ = sub.add_parser(
@@ -535,6 +540,9 @@ def _cmd_run(args) -> int:
     compiled_backend = _is_checkpoint(args.file) or args.backend == "compiled" or bool(args.mlp)
     if args.mlp and args.backend == "interpreter":
         raise AltaError.at("--mlp runs the Transformer with a learned MLP: compiled backend only")
+    if args.allow_undefined and not compiled_backend:
+        raise AltaError.at("--allow-undefined runs the compiled model past undefined reads (the "
+                           "interpreter has no value for them): add --backend compiled")
     if _is_checkpoint(args.file) and args.backend == "interpreter":
         raise AltaError.at("a compiled checkpoint runs on the compiled backend; give the .alta "
                            "program to use the interpreter")
@@ -557,7 +565,13 @@ def _cmd_run(args) -> int:
             model = with_learned_mlp(compiled, *load_mlp(args.mlp))
         else:
             model = load_model(compiled, structured=not args.dense)
-        result = run_compiled(compiled, texts, max_layers=args.max_layers, model=model)
+        result = run_compiled(compiled, texts, max_layers=args.max_layers, model=model,
+                              allow_undefined=args.allow_undefined)
+        if result.first_fault is not None:
+            from alta.compiled import fault_error
+
+            error = fault_error(compiled, result.batch, result.first_fault).first
+            print(replace(error, severity="warning").format(), file=sys.stderr)
     else:
         from alta.interpreter import run
 
@@ -597,13 +611,16 @@ def format_report(report) -> str:
     e1, e2, r = report.mlp_widths
     scales = ", ".join(f"{s.name} {s.beta:.1f}" for s in report.head_scales) or "none"
     return "\n".join([
-        f"  residual width D   {report.width}",
+        f"  residual width D   {report.width} (program {report.program_width} + fault detector "
+        f"{report.width - report.program_width})",
         f"  heads              {report.heads}",
         f"  MLP widths         {e1}, {e2}, {r} (expansion, expansion, rule units)",
         f"  rules              {report.rules} (from {report.unminimised_rules} paths before "
         f"minimisation; {report.atoms_per_rule:.1f} atoms per rule) + {report.reset_units} "
         "head resets",
         f"  halting rules      {report.halting_rules}",
+        f"  fault detector     {report.fault_rules} rules + {report.fault_resets} resets, "
+        f"{report.fault_resets} selection heads (undefined head reads stop the run)",
         f"  parameters         {report.parameters:,}",
         f"  attention scales   {scales}",
         f"  exact up to        {report.guaranteed_length:,} positions",

@@ -14,8 +14,19 @@ import numpy as np
 
 from alta.compiler import CompiledProgram
 from alta.compiler.layout import decode_state
-from alta.errors import AltaError
+from alta.errors import AltaError, AltaRuntimeError, undefined_read
 from alta.framing import Batch, decode_outputs, encode_batch
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Where a sequence's MLP read an undefined head: the first site in evaluation order
+    flagged in that layer, at its first position."""
+
+    sequence: int
+    layer: int
+    site: int  # index into CompiledProgram.faults
+    position: int
 
 
 @dataclass(frozen=True)
@@ -25,10 +36,19 @@ class CompiledRun:
     layers: np.ndarray
     halted: np.ndarray
     outputs: tuple[str, ...]
+    faults: tuple[Fault, ...] = ()  # per faulted sequence, in batch order
 
     @property
     def not_halted(self) -> list[int]:
-        return [int(b) for b in np.flatnonzero(~self.halted)]
+        faulted = {f.sequence for f in self.faults}
+        return [int(b) for b in np.flatnonzero(~self.halted) if int(b) not in faulted]
+
+    @property
+    def first_fault(self) -> Fault | None:
+        """The fault the interpreter reports for this batch: the earliest layer, then the
+        first site in evaluation order, then the first input and position."""
+        return min(self.faults, key=lambda f: (f.layer, f.site, f.sequence, f.position),
+                   default=None)
 
 
 @dataclass(frozen=True)
@@ -55,13 +75,13 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
 
     blocks = None
     if structured:
-        layout, program = compiled.layout, compiled.program
+        layout = compiled.layout
         blocks = tuple(HeadBlocks(
             query=layout.block(h.query).start if h.key else None,
             key=layout.block(h.key).start if h.key else None,
             key_size=layout.block(h.key).size if h.key else 0,
             value=layout.block(h.value).start, value_size=layout.block(h.value).size,
-            output=layout.block(h.name).start) for h in program.heads)
+            output=layout.block(h.name).start) for h in attention_heads(compiled))
         if not head_blocks_of(compiled.weights, blocks):
             blocks = None
     sparse = halting = None
@@ -71,6 +91,16 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
             halting = halting_units_of(compiled.weights, len(compiled.config.halting_widths))
     return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks, sparse,
                                              halting)
+
+
+def attention_heads(compiled: CompiledProgram) -> tuple:
+    """The model's heads: the program's, then (compiled with a fault detector) the selection
+    heads that count what each of them selects."""
+    if not compiled.config.attention_sink:
+        return compiled.program.heads
+    from alta.compiler.faults import plan_faults
+
+    return plan_faults(compiled.program).program.heads
 
 
 def _check_length(compiled: CompiledProgram, batch: Batch) -> None:
@@ -83,7 +113,10 @@ def _check_length(compiled: CompiledProgram, batch: Batch) -> None:
 
 
 def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None,
-                 model=None) -> CompiledRun:
+                 model=None, allow_undefined: bool = False) -> CompiledRun:
+    """Run the compiled model on input strings. Where the network flags an undefined read,
+    raise the interpreter's error for it; `allow_undefined` runs on and returns the raw
+    outputs, with the faults listed on the result."""
     import jax.numpy as jnp
 
     from alta.model import run_model
@@ -93,13 +126,42 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     _check_length(compiled, batch)
     model = model or load_model(compiled)
     limit = program.max_layers if max_layers is None else max_layers
-    residual, layers, halted = run_model(model, jnp.asarray(batch.tokens),
-                                         jnp.asarray(batch.lengths), limit)
-    residual = np.asarray(residual)
-    halted = np.asarray(halted) if program.halt is not None else np.ones(len(texts), bool)
+    residual, layers, stopped = run_model(model, jnp.asarray(batch.tokens),
+                                          jnp.asarray(batch.lengths), limit,
+                                          not allow_undefined)
+    residual, layers = np.asarray(residual), np.asarray(layers)
+    faults = read_faults(compiled, residual, batch.valid, layers)
+    if faults and not allow_undefined:
+        raise fault_error(compiled, batch, min(
+            faults, key=lambda f: (f.layer, f.site, f.sequence, f.position)))
+    halted = np.asarray(stopped) if program.halt is not None else np.ones(len(texts), bool)
     values = decode_state(program, compiled.layout, residual)
     outputs = tuple(decode_outputs(program, values, batch.lengths))
-    return CompiledRun(batch, residual, np.asarray(layers), halted, outputs)
+    return CompiledRun(batch, residual, layers, halted, outputs, faults)
+
+
+def read_faults(compiled: CompiledProgram, residual: np.ndarray, valid: np.ndarray,
+                layers: np.ndarray) -> tuple[Fault, ...]:
+    """The fault flags of final (or per-layer) residuals: per flagged sequence, its first
+    site and that site's first position (the flags are set in the layer it stopped at)."""
+    dims = list(compiled.config.fault_dims)
+    if not dims:
+        return ()
+    flags = (residual[..., dims] > 0.5) & valid[..., None]  # (batch, positions, sites)
+    out = []
+    for b in np.flatnonzero(flags.any(axis=(1, 2))):
+        site = int(np.flatnonzero(flags[b].any(axis=0))[0])
+        position = int(np.flatnonzero(flags[b, :, site])[0])
+        out.append(Fault(int(b), int(layers[b]), site, position))
+    return tuple(out)
+
+
+def fault_error(compiled: CompiledProgram, batch: Batch, fault: Fault) -> AltaRuntimeError:
+    """The interpreter's error for an undefined read, from the checkpoint's site table."""
+    site = compiled.faults[fault.site]
+    return AltaRuntimeError.at_run(undefined_read(site.head), site.span,
+                                   compiled.program.source, fault.layer, fault.position,
+                                   batch.texts[fault.sequence])
 
 
 def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | None = None,
@@ -114,9 +176,8 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     model = model or load_model(compiled)
     limit = compiled.program.max_layers if max_layers is None else max_layers
     valid = jnp.asarray(batch.valid)
-    x, halted = embed_and_check(model, jnp.asarray(batch.tokens), valid)
-    has_halting = compiled.program.halt is not None
-    running = ~np.asarray(halted) if has_halting else np.ones(len(batch.texts), bool)
+    x, stopped = embed_and_check(model, jnp.asarray(batch.tokens), valid)
+    running = ~np.asarray(stopped)
     yield CompiledLayer(0, np.zeros_like(running), None, np.asarray(x), running.copy())
     layer = 0
     while running.any() and layer < limit:
@@ -125,6 +186,5 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
         attended, new = run_layer(model, x, valid)
         update = active[:, None, None] & batch.valid[:, :, None]
         x = jnp.where(jnp.asarray(update), new, x)
-        if has_halting:
-            running = running & ~np.asarray(check_halted(model, x, valid))
+        running = running & ~np.asarray(check_halted(model, x, valid))
         yield CompiledLayer(layer, active, np.asarray(attended), np.asarray(x), running.copy())

@@ -20,6 +20,8 @@ class ModelConfig:
     attention_scale: float = 1.0  # compiled weights fold their scale into the queries
     halting_widths: tuple[int, ...] = ()  # hidden widths of the halting readout; () = none
     max_layers: int = 1000
+    attention_sink: bool = False  # a per-head sink logit (`attention.sink`), as compiled
+    fault_dims: tuple[int, ...] = ()  # residual flags that stop a sequence with an error
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every parameter's name and shape (the names compiled checkpoints use)."""
@@ -31,6 +33,8 @@ class ModelConfig:
                   "attention.output": (H, self.value_width, D)}
         if self.max_positions:
             shapes["embed.position"] = (self.max_positions, D)
+        if self.attention_sink:
+            shapes["attention.sink"] = (H,)
         for prefix, sizes in (("mlp", (D,) + tuple(self.mlp_widths) + (D,)),
                               ("halting", (D,) + tuple(self.halting_widths))):
             for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -45,6 +49,7 @@ class ModelConfig:
         data = dict(data)
         data["mlp_widths"] = tuple(data["mlp_widths"])
         data["halting_widths"] = tuple(data.get("halting_widths", ()))
+        data["fault_dims"] = tuple(data.get("fault_dims", ()))
         data["head_offsets"] = tuple(None if o is None else tuple(o)
                                      for o in data.get("head_offsets", ()))
         return cls(**data)

@@ -84,6 +84,21 @@ class AltaError(Exception):
 class AltaRuntimeError(AltaError):
     """An error while running a program on an input (undefined read, out-of-range write)."""
 
+    @classmethod
+    def at_run(cls, message: str, span: Span | None, source: Source | None, layer: int,
+               position: int, text: str, context: str = "") -> AltaRuntimeError:
+        """The one wording of a run-time error, shared by the interpreter and the compiled
+        model: what went wrong, at which layer (0: initialisation), position and input."""
+        where = f"layer {layer}" if layer else "initialisation"
+        message = f"{message}; at {where}, position {position}, input {text!r}"
+        return cls.at(f"{context}: {message}" if context else message, span, source)
+
+
+def undefined_read(head: str) -> str:
+    """What reading an undefined head output is called, by both back ends."""
+    return (f"reads head '{head}', whose output is undefined here (its attention selected "
+            "no position, or several for a categorical head)")
+
 
 def read_text(path: str | Path, what: str = "file") -> str:
     """A UTF-8 text file's contents, or an `AltaError` saying plainly why not."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alta import ir
+from alta.errors import undefined_read
 
 
 class EvaluationFault(Exception):
@@ -89,9 +90,7 @@ class Evaluator:
         value = self.state.values[e.name]
         undefined = self.state.undefined.get(e.name)
         if undefined is not None:
-            _fault_if(e, f"reads head '{e.name}', whose output is undefined here (its "
-                         "attention selected no position, or several for a categorical head)",
-                      mask & undefined)
+            _fault_if(e, undefined_read(e.name), mask & undefined)
         if e.name in self._buckets and self.bucket_numerical:
             return nearest_values(value, self._buckets[e.name])
         return value

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from alta import ir
+from alta.compiler.layout import build_layout
 from alta.errors import AltaError, read_text
 from alta.files import write_atomically, write_json
 from alta.tasks import Task
@@ -270,14 +271,19 @@ def examples_of(program, texts) -> Examples:
 
 
 def end_to_end_model(compiled, settings: EndToEndSettings):
-    """The compiled model's shape, randomly initialised: ReLU MLP of the given widths, no
-    halting readout, attention scaled by 1/sqrt(key width)."""
+    """The compiled model's shape, randomly initialised: the program's residual dimensions
+    and heads (not the compiled fault detector's), ReLU MLP of the given widths, no halting
+    readout, attention scaled by 1/sqrt(key width)."""
     from flax import nnx
 
     from alta.model import UniversalTransformer
 
-    config = replace(compiled.config, mlp_widths=settings.hidden, activation="relu",
-                     halting_widths=(), attention_scale=1 / math.sqrt(max(compiled.config.key_width, 1)))
+    heads = len(compiled.program.heads)
+    config = replace(compiled.config, width=build_layout(compiled.program).width,
+                     num_heads=heads, head_offsets=compiled.config.head_offsets[:heads],
+                     mlp_widths=settings.hidden, activation="relu", halting_widths=(),
+                     attention_sink=False, fault_dims=(),
+                     attention_scale=1 / math.sqrt(max(compiled.config.key_width, 1)))
     return UniversalTransformer(config, rngs=nnx.Rngs(settings.seed))
 
 
@@ -498,7 +504,7 @@ def _trace_trained(program, task, compiled, config: ExperimentConfig, directory:
     show = progress("training on traces", "steps")
     steps = config.trace.steps
     mlp, curve = train_mlp(x, y, config.trace, lambda i, loss: show(i, steps, f"loss {loss:.3g}"))
-    accuracy = state_accuracy(program, compiled.layout, x, np.asarray(mlp(x)), y)
+    accuracy = state_accuracy(program, build_layout(program), x, np.asarray(mlp(x)), y)
     path = save_mlp(mlp, config.trace, manifest, curve, accuracy,
                     directory / "trace_mlp.safetensors")
     say(f"trace: the learned MLP gives the compiled MLP's state on {accuracy:.1%} of its "

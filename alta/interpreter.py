@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alta import ir
-from alta.errors import AltaRuntimeError, Diagnostic
+from alta.errors import AltaRuntimeError
 from alta.evaluation import EvaluationFault, Evaluator, State, evaluate_condition, set_to_bits
 from alta.framing import Batch, decode_outputs, encode_batch
 
@@ -245,8 +245,5 @@ def _dtype(type_: ir.ValueType):
 def _runtime_error(program: ir.Program, fault: EvaluationFault, batch: Batch, layer: int,
                    rows, context: str = "") -> AltaRuntimeError:
     b = int(rows[fault.sequence])
-    where = f"layer {layer}" if layer else "initialisation"
-    message = f"{fault.message}; at {where}, position {fault.position}, input {batch.texts[b]!r}"
-    if context:
-        message = f"{context}: {message}"
-    return AltaRuntimeError(Diagnostic("error", message, fault.node.span, program.source))
+    return AltaRuntimeError.at_run(fault.message, fault.node.span, program.source, layer,
+                                   fault.position, batch.texts[b], context)

@@ -31,6 +31,18 @@ def activation(name: str):
     raise ValueError(f"unknown activation {name!r}")
 
 
+def softmax_with_sink(scores: jax.Array, sink: jax.Array | None) -> jax.Array:
+    """Softmax over the last axis with one more logit, `sink` (broadcast over the keys),
+    whose value is zero: with k keys scoring as high as the sink, each key gets 1 / (k + 1)
+    (the compiled fault detector counts selected positions this way)."""
+    if sink is None:
+        return jax.nn.softmax(scores, axis=-1)
+    sink = jnp.broadcast_to(sink, scores.shape[:-1] + (1,))
+    top = jax.lax.stop_gradient(jnp.maximum(scores.max(axis=-1, keepdims=True), sink))
+    e = jnp.exp(scores - top)
+    return e / (e.sum(axis=-1, keepdims=True) + jnp.exp(sink - top))
+
+
 def _check_weights(shapes: dict, weights: dict) -> None:
     missing = sorted(set(shapes) - set(weights))
     unexpected = sorted(set(weights) - set(shapes))
@@ -216,6 +228,7 @@ class UniversalTransformer(nnx.Module):
         self.key = param("attention.key")
         self.value = param("attention.value")
         self.output = param("attention.output")
+        self.sink = param("attention.sink") if config.attention_sink else None
         self.mlp = nnx.List([Dense(param(f"mlp.{i}.weight"), param(f"mlp.{i}.bias"))
                              for i in range(len(config.mlp_widths) + 1)])
         self.halting = nnx.List([Dense(param(f"halting.{i}.weight"), param(f"halting.{i}.bias"))
@@ -240,6 +253,8 @@ class UniversalTransformer(nnx.Module):
 
     def attend(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The attention output added to the residual, and the attention weights."""
+        if self.config.num_heads == 0:
+            return jnp.zeros_like(x), jnp.zeros(x.shape[:1] + (0,) + x.shape[1:2] * 2, x.dtype)
         if self.head_blocks is not None:
             return self._attend_blocks(x, valid)
         q = jnp.einsum("bnd,hdk->bhnk", x, self.query[...])
@@ -247,7 +262,8 @@ class UniversalTransformer(nnx.Module):
         v = jnp.einsum("bnd,hdv->bhnv", x, self.value[...])
         scores = jnp.einsum("bhik,bhjk->bhij", q, k) * self.config.attention_scale
         scores = jnp.where(self.attention_mask(valid), scores, MASKED)
-        weights = jax.nn.softmax(scores, axis=-1)
+        sink = None if self.sink is None else self.sink[...][None, :, None, None]
+        weights = softmax_with_sink(scores, sink)
         heads = jnp.einsum("bhij,bhjv->bhiv", weights, v)
         return jnp.einsum("bhiv,hvd->bid", heads, self.output[...]), weights
 
@@ -264,7 +280,8 @@ class UniversalTransformer(nnx.Module):
                 scores = jnp.einsum("bik,bjk->bij", q, k) * self.config.attention_scale
             else:
                 scores = jnp.zeros(mask.shape[:1] + mask.shape[2:], x.dtype)
-            weights = jax.nn.softmax(jnp.where(mask[:, h], scores, MASKED), axis=-1)
+            sink = None if self.sink is None else self.sink[...][h]
+            weights = softmax_with_sink(jnp.where(mask[:, h], scores, MASKED), sink)
             m = blocks.value_size
             v = x[..., blocks.value:blocks.value + m] * _diagonal(self.value, h, blocks.value, m)
             o = jnp.einsum("bij,bjv->biv", weights, v)
@@ -305,15 +322,29 @@ class UniversalTransformer(nnx.Module):
         holds = h.sum(axis=-1) > 0.5
         return jnp.all(holds | ~valid, axis=1)
 
+    def faulted(self, x: jax.Array, valid: jax.Array) -> jax.Array:
+        """Per sequence: has the MLP set a fault flag (read an undefined head) anywhere?"""
+        if not self.config.fault_dims:
+            return jnp.zeros(x.shape[0], bool)
+        flags = x[..., np.asarray(self.config.fault_dims)] > 0.5
+        return jnp.any(flags.any(axis=-1) & valid, axis=1)
+
+    def stops(self, x: jax.Array, valid: jax.Array, stop_on_fault=True) -> jax.Array:
+        """Per sequence: halted, or (unless faults are allowed) faulted."""
+        return self.halted(x, valid) | (self.faulted(x, valid) & stop_on_fault)
+
     # -- the whole run -------------------------------------------------------------------------
 
     def __call__(self, tokens: jax.Array, lengths: jax.Array,
-                 max_layers: int | jax.Array | None = None):
-        """Run to halting: (final residual (B, N, D), layers run (B,), halted (B,))."""
+                 max_layers: int | jax.Array | None = None, stop_on_fault=True):
+        """Run to halting: (final residual (B, N, D), layers run (B,), stopped (B,)).
+
+        A sequence stops when it halts or, unless `stop_on_fault` is false, when the MLP
+        flags an undefined read (the flags stay in the residual for the caller to read)."""
         limit = self.config.max_layers if max_layers is None else max_layers
         valid = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
         x = self.embed(tokens)
-        running = ~self.halted(x, valid)
+        running = ~self.stops(x, valid, stop_on_fault)
         layers = jnp.zeros(tokens.shape[0], jnp.int32)
 
         def keep_going(carry):
@@ -326,7 +357,7 @@ class UniversalTransformer(nnx.Module):
             update = running[:, None, None] & valid[:, :, None]
             x = jnp.where(update, new, x)
             layers = layers + running.astype(jnp.int32)
-            running = running & ~self.halted(x, valid)
+            running = running & ~self.stops(x, valid, stop_on_fault)
             return x, running, layer + 1, layers
 
         x, running, _, layers = jax.lax.while_loop(keep_going, step, (x, running, 0, layers))
@@ -338,6 +369,8 @@ class UniversalTransformer(nnx.Module):
         named = {"embed.token": self.token_embedding, "attention.query": self.query,
                  "attention.key": self.key, "attention.value": self.value,
                  "attention.output": self.output}
+        if self.sink is not None:
+            named["attention.sink"] = self.sink
         if self.position_embedding is not None:
             named["embed.position"] = self.position_embedding
         for prefix, layers in (("mlp", self.mlp), ("halting", self.halting or [])):
@@ -359,8 +392,8 @@ class UniversalTransformer(nnx.Module):
 
 
 @nnx.jit
-def run_model(model: UniversalTransformer, tokens, lengths, max_layers):
-    return model(tokens, lengths, max_layers)
+def run_model(model: UniversalTransformer, tokens, lengths, max_layers, stop_on_fault=True):
+    return model(tokens, lengths, max_layers, stop_on_fault)
 
 
 @nnx.jit
@@ -369,11 +402,11 @@ def run_layer(model: UniversalTransformer, x, valid):
 
 
 @nnx.jit
-def embed_and_check(model: UniversalTransformer, tokens, valid):
+def embed_and_check(model: UniversalTransformer, tokens, valid, stop_on_fault=True):
     x = model.embed(tokens)
-    return x, model.halted(x, valid)
+    return x, model.stops(x, valid, stop_on_fault)
 
 
 @nnx.jit
-def check_halted(model: UniversalTransformer, x, valid):
-    return model.halted(x, valid)
+def check_halted(model: UniversalTransformer, x, valid, stop_on_fault=True):
+    return model.stops(x, valid, stop_on_fault)

@@ -225,6 +225,31 @@ def load_mlp(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return manifest, weights
 
 
+def _program_width(compiled) -> int:
+    """The dimensions of the program's own variables and heads (trace vectors hold these;
+    the compiled model's fault detector comes after them)."""
+    from alta.compiler.layout import build_layout
+
+    return build_layout(compiled.program).width
+
+
+def _widened(weights: dict[str, np.ndarray], hidden: int, width: int, full: int) -> dict:
+    """A learned MLP over the program's dimensions, on the full residual: it reads nothing
+    of the fault detector's dimensions and writes nothing there (so it never faults)."""
+    if width == full:
+        return weights
+    out = dict(weights)
+    first, last = "mlp.0.weight", f"mlp.{hidden}.weight"
+    out[first] = np.concatenate([weights[first],
+                                 np.zeros((full - width, weights[first].shape[1]),
+                                          weights[first].dtype)])
+    out[last] = np.concatenate([weights[last], np.zeros((weights[last].shape[0], full - width),
+                                                        weights[last].dtype)], axis=1)
+    bias = f"mlp.{hidden}.bias"
+    out[bias] = np.concatenate([weights[bias], np.zeros(full - width, weights[bias].dtype)])
+    return out
+
+
 def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     """The compiled Universal Transformer with the learned MLP in place of the compiled one
     (embeddings, attention and halting stay compiled)."""
@@ -236,13 +261,14 @@ def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     if manifest["source_sha256"] != source_hash(program.source.text):
         raise AltaError.at(f"the MLP was trained on traces of another version of "
                            f"{manifest['program']} (source hash differs)")
-    if manifest["width"] != compiled.config.width:
-        raise AltaError.at(f"the MLP maps {manifest['width']} dimensions; {program.name}'s "
-                           f"residual has {compiled.config.width}")
+    width, full = manifest["width"], compiled.config.width
+    if width not in (full, _program_width(compiled)):
+        raise AltaError.at(f"the MLP maps {width} dimensions; {program.name}'s "
+                           f"residual has {full}")
     config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
                      activation=manifest["activation"])
     merged = {k: v for k, v in compiled.weights.items() if not k.startswith("mlp.")}
-    merged.update(weights)
+    merged.update(_widened(weights, len(manifest["hidden"]), width, full))
     halting = halting_units_of(merged, len(config.halting_widths)) \
         if config.halting_widths else None
     return UniversalTransformer.from_weights(config, merged, load_model(compiled).head_blocks,

@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from alta import ir
+from alta.compiler.faults import FaultSite, fault_rules, plan_faults
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.compiler.rules import RuleSet, compile_rules
 from alta.compiler.weights import CompileReport, build_weights
@@ -24,19 +25,23 @@ class CompiledProgram:
     weights: dict[str, np.ndarray]
     report: CompileReport
     config: ModelConfig
+    faults: tuple[FaultSite, ...] = ()  # the head reads the network checks, in order
 
 
 def compile_program(program: ir.Program, max_length: int | None = None) -> CompiledProgram:
     """Compile a checked program into Universal Transformer weights."""
-    rules = compile_rules(program)                       # MLP body -> minimised sparse rules
-    layout = build_layout(program)                       # variables and heads -> dimensions
-    weights, report = build_weights(program, layout, rules, max_length)  # -> numpy weights
-    config = model_config(program, weights, report)
-    return CompiledProgram(program, layout, rules, weights, report, config)
+    plan = plan_faults(program)                          # + selection heads and fault flags
+    rules = replace(compile_rules(program),              # MLP body -> minimised sparse rules
+                    faults=tuple(fault_rules(plan)))     # + where each head read is undefined
+    layout = build_layout(plan.program, appended=plan.synthetic)  # -> residual dimensions
+    weights, report = build_weights(plan.program, layout, rules, max_length,  # -> weights
+                                    plan.selection)
+    config = model_config(plan.program, layout, weights, report, plan.sites)
+    return CompiledProgram(program, layout, rules, weights, report, config, plan.sites)
 
 
-def model_config(program: ir.Program, weights: dict[str, np.ndarray],
-                 report: CompileReport) -> ModelConfig:
+def model_config(program: ir.Program, layout: ResidualLayout, weights: dict[str, np.ndarray],
+                 report: CompileReport, sites: tuple[FaultSite, ...] = ()) -> ModelConfig:
     heads, width, key_width = weights["attention.query"].shape
     halting = tuple(weights[f"halting.{i}.weight"].shape[1] for i in range(3)) \
         if "halting.0.weight" in weights else ()
@@ -45,5 +50,6 @@ def model_config(program: ir.Program, weights: dict[str, np.ndarray],
         value_width=weights["attention.value"].shape[2], mlp_widths=report.mlp_widths,
         activation="clipped_relu",
         max_positions=weights["embed.position"].shape[0] if "embed.position" in weights else 0,
-        head_offsets=tuple(h.offsets for h in program.heads), attention_scale=1.0,
-        halting_widths=halting, max_layers=program.max_layers)
+        head_offsets=tuple(h.offsets for h in program.heads), attention_scale=1.0, halting_widths=halting, max_layers=program.max_layers,
+        attention_sink="attention.sink" in weights,
+        fault_dims=tuple(layout.block(s.name).start for s in sites))

@@ -67,11 +67,14 @@ class ResidualLayout:
                                tuple(d["labels"])) for d in data))
 
 
-def build_layout(program: ir.Program) -> ResidualLayout:
+def build_layout(program: ir.Program, appended: tuple[str, ...] = ()) -> ResidualLayout:
+    """Variables, then heads, then the `appended` names (the compiler's own state, kept last
+    so that the program's dimensions are the same with or without it)."""
     blocks = []
     start = 0
     entries = [(v.name, v.type, False, v.span.line) for v in program.variables] + \
               [(h.name, h.type, True, h.span.line) for h in program.heads]
+    entries.sort(key=lambda entry: entry[0] in appended)
     for name, type_, is_head, line in entries:
         if isinstance(type_, ir.Categorical):
             kind, labels = "categorical", tuple(type_.format(v) for v in range(type_.size))
@@ -98,9 +101,10 @@ def decode_state(program: ir.Program, layout: ResidualLayout,
         if b.kind == "categorical":
             values[b.name] = np.argmax(x, axis=-1).astype(np.int64)
         elif b.kind == "numerical":
-            declared = np.asarray(program.type_of(b.name).values)
-            values[b.name] = nearest_values(x[..., 0].astype(np.float64), declared) \
-                if not b.is_head else x[..., 0].astype(np.float64)
+            raw = x[..., 0].astype(np.float64)
+            known = b.name in program.variable_index  # not a head, nor the compiler's own
+            values[b.name] = nearest_values(raw, np.asarray(program.type_of(b.name).values)) \
+                if known else raw
         else:
             bits = (x > 0.5).astype(np.int64)
             values[b.name] = (bits << np.arange(b.size, dtype=np.int64)).sum(axis=-1)

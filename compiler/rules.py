@@ -362,6 +362,20 @@ def condition_rules(program: ir.Program, expr: ir.Expr) -> list[Rule]:
     return rules
 
 
+def guarded_region(program: ir.Program, guards, definitions: dict[int, ir.Expr]) -> list[dict]:
+    """The partial assignments on which every (condition, truth) of `guards` holds, the
+    conditions evaluated in order (a later one only where the earlier ones hold, as the
+    interpreter does). `definitions` gives each local's expression, evaluated when used."""
+    reached = {}
+
+    def execute(path):
+        path.locals = {uid: _Deferred(e) for uid, e in definitions.items()}
+        reached[id(path)] = all(bool(path.eval(cond)) == truth for cond, truth in guards)
+
+    return [assignment for assignment, path in _explore(program, execute)
+            if reached.pop(id(path))]
+
+
 # ---- minimisation --------------------------------------------------------------------------
 
 def minimise(program: ir.Program, rules: list[Rule]) -> list[Rule]:
@@ -417,6 +431,11 @@ class RuleSet:
     mlp: tuple[Rule, ...]
     halting: tuple[Rule, ...]
     unminimised: int
+    faults: tuple[Rule, ...] = ()  # the fault detector's units (compiler.faults)
+
+    @property
+    def all_rules(self) -> tuple[Rule, ...]:
+        return self.mlp + self.halting + self.faults
 
     @property
     def atoms_per_rule(self) -> float:

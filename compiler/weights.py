@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alta import ir
+from alta.compiler.faults import FAULT, ONE
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.errors import AltaError
 
 DEFAULT_GUARANTEED_LENGTH = 100_000  # for programs that declare no max_length
+MASKED_LOGIT = -1e9  # a sink logit that takes no attention (as the model's padding mask)
 FLOAT32_EPS = 2.0 ** -24
 
 
@@ -57,6 +59,10 @@ class CompileReport:
     head_scales: tuple[HeadScale, ...]
     guaranteed_length: int
     warnings: tuple[str, ...] = ()
+    fault_rules: int = 0  # rule units of the fault detector (compiler.faults)
+    fault_resets: int = 0  # its selection heads' reset units
+    program_width: int = 0  # the residual dimensions of the program's own state (the rest:
+    # the fault detector's)
 
 
 @dataclass
@@ -95,16 +101,21 @@ class _Expansion:
 
 
 def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
-                  max_length: int | None = None) -> tuple[dict[str, np.ndarray], CompileReport]:
-    """All weights as named float32 arrays, and the compiler's report on them."""
+                  max_length: int | None = None, selection: dict | None = None
+                  ) -> tuple[dict[str, np.ndarray], CompileReport]:
+    """All weights as named float32 arrays, and the compiler's report on them.
+
+    `selection` names the selection heads of the fault detector (compiler.faults) and the
+    head each counts for: they get the same query and key, a sink and the head's scale."""
     target = max_length or program.max_length or DEFAULT_GUARANTEED_LENGTH
+    selection = selection or {}
     weights: dict[str, np.ndarray] = {}
     weights.update(_embeddings(program, layout))
-    attention, scales = _attention(program, layout, target)
+    attention, scales = _attention(program, layout, target, selection)
     weights.update(attention)
-    expansion = _expansion(program, layout, sorted({a.name for r in rules.mlp + rules.halting
+    expansion = _expansion(program, layout, sorted({a.name for r in rules.all_rules
                                                      for a in r.atoms}))
-    weights.update(_mlp(program, layout, rules, expansion))
+    weights.update(_mlp(program, layout, rules.mlp + rules.faults, expansion))
     if program.halt is not None:
         # The halting readout keeps its own copy of the expansion, so that a learned MLP can
         # replace the compiled one without changing when the model stops.
@@ -122,10 +133,14 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
         warnings.append(f"float32 attention is exact only up to {guaranteed} positions, "
                         f"below the declared max_length {program.max_length}")
     report = CompileReport(
-        width=layout.width, heads=len(program.heads),
+        width=layout.width, heads=len(program.heads) - len(selection),
+        program_width=layout.width - sum(b.size for b in layout.blocks
+                                         if b.name in selection or b.name == ONE
+                                         or b.name.startswith(FAULT)),
         mlp_widths=(len(expansion.first), len(expansion.second),
-                    len(rules.mlp) + len(expansion.resets)),
-        rules=len(rules.mlp), reset_units=len(expansion.resets),
+                    len(rules.mlp) + len(rules.faults) + len(expansion.resets)),
+        rules=len(rules.mlp), reset_units=len(expansion.resets) - len(selection),
+        fault_rules=len(rules.faults), fault_resets=len(selection),
         unminimised_rules=rules.unminimised, halting_rules=len(rules.halting),
         atoms_per_rule=rules.atoms_per_rule,
         parameters=int(sum(v.size for v in weights.values())), head_scales=tuple(scales),
@@ -186,14 +201,14 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> 
     return _Expansion(first, second, resets, reset_bias)
 
 
-def _mlp(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
+def _mlp(program: ir.Program, layout: ResidualLayout, rules: tuple,
          expansion: _Expansion) -> dict[str, np.ndarray]:
     W1, b1 = expansion.first.dense(layout.width)
     W2, b2 = expansion.second.dense(len(expansion.first))
-    rule_w, rule_b = _rule_layer(rules.mlp, expansion.second)
+    rule_w, rule_b = _rule_layer(rules, expansion.second)
     reset_w = np.zeros((len(expansion.second), len(expansion.resets)))
-    W4 = np.zeros((len(rules.mlp) + len(expansion.resets), layout.width))
-    for r, rule in enumerate(rules.mlp):  # add new - old
+    W4 = np.zeros((len(rules) + len(expansion.resets), layout.width))
+    for r, rule in enumerate(rules):  # add new - old
         for w in rule.writes:
             if w.old is not None:
                 _write(W4[r], layout, w.variable, w.old, -1.0)
@@ -201,7 +216,7 @@ def _mlp(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
                 _write(W4[r], layout, w.variable, w.new, +1.0)
     for i, (unit, dim, out) in enumerate(expansion.resets):
         reset_w[unit, i] = 1.0
-        W4[len(rules.mlp) + i, dim] = out
+        W4[len(rules) + i, dim] = out
     return {"mlp.0.weight": W1, "mlp.0.bias": b1, "mlp.1.weight": W2, "mlp.1.bias": b2,
             "mlp.2.weight": np.concatenate([rule_w, reset_w], axis=1),
             "mlp.2.bias": np.concatenate([rule_b, np.zeros(len(expansion.resets))]),
@@ -262,29 +277,41 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
     return out
 
 
-def _attention(program: ir.Program, layout: ResidualLayout,
-               target: int) -> tuple[dict[str, np.ndarray], list[HeadScale]]:
+def _attention(program: ir.Program, layout: ResidualLayout, target: int, selection: dict
+               ) -> tuple[dict[str, np.ndarray], list[HeadScale]]:
     D = layout.width
     H = len(program.heads)
     dk = max([program.variable(h.key).type.size for h in program.heads if h.key] + [1])
     dv = max([layout.block(h.name).size for h in program.heads] + [1])
     Q, K = np.zeros((H, D, dk)), np.zeros((H, D, dk))
     V, out_proj = np.zeros((H, D, dv)), np.zeros((H, dv, D))
+    sink = np.full(H, MASKED_LOGIT)
     scales = []
     for h, head in enumerate(program.heads):
-        scale = _head_scale(program, head, target)
-        scales.append(scale)
+        if head.name in selection:
+            # A match scores beta and so does the sink: with k positions selected the sink
+            # keeps 1 / (k + 1). beta leaves the non-matching positions, together, under
+            # 1/16 of the sink's weight at the target length.
+            beta = math.log(16.0 * target) + 2.0 if head.key is not None else 0.0
+            sink[h] = beta
+        else:
+            scale = _head_scale(program, head, target)
+            scales.append(scale)
+            beta = scale.beta
         if head.key is not None:
             key, query = layout.block(head.key), layout.block(head.query)
             for v in range(key.size):
                 K[h, key.start + v, v] = 1.0
-                Q[h, query.start + v, v] = scale.beta
+                Q[h, query.start + v, v] = beta
         value, out = layout.block(head.value), layout.block(head.name)
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0
             out_proj[h, v, out.start + v] = 1.0
-    return ({"attention.query": Q, "attention.key": K, "attention.value": V,
-             "attention.output": out_proj}, scales)
+    weights = {"attention.query": Q, "attention.key": K, "attention.value": V,
+               "attention.output": out_proj}
+    if selection:
+        weights["attention.sink"] = sink
+    return weights, scales
 
 
 def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:

@@ -32,7 +32,7 @@ def parity_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "parity.safetensors"
     done = alta("compile", PROGRAMS / "parity.alta", "-o", path)
     assert done.returncode == 0, done.stderr
-    assert "residual width D   8" in done.stdout and "parameters" in done.stdout
+    assert "residual width D   13 (program 8 + fault detector 5)" in done.stdout and "parameters" in done.stdout
     return path
 
 
@@ -64,11 +64,20 @@ def test_manifest_describes_the_model(parity_model):
     with safe_open(str(parity_model), framework="numpy") as f:
         manifest = json.loads(f.metadata()["alta"])
     assert manifest["program"] == "parity" and manifest["vocab"] == ["0", "1", "<s>"]
-    assert manifest["format_version"] == 1 and len(manifest["source_sha256"]) == 64
-    assert [b["name"] for b in manifest["layout"]] == ["parity", "done", "parity_left",
-                                                        "done_left"]
+    assert manifest["format_version"] == 2 and len(manifest["source_sha256"]) == 64
+    # the program's blocks, then the fault detector's: the constant, one flag per head read
+    # (at its source line), one selection head per head
+    assert [b["name"] for b in manifest["layout"]] == [
+        "parity", "done", "parity_left", "done_left", "one.", "fault.0", "fault.1",
+        "parity_left.selected", "done_left.selected"]
+    lines = manifest["source"].splitlines()
+    for site in manifest["faults"]:
+        line, column, _, end = site["span"]
+        assert lines[line - 1][column - 1:end - 1] == site["head"]
+    assert [s["head"] for s in manifest["faults"]] == ["done_left", "parity_left"]
     assert manifest["halting"] == "halt when done == 1"
-    assert manifest["config"]["width"] == 8 and manifest["report"]["rules"] == 3
+    assert manifest["config"]["width"] == 13 and manifest["report"]["rules"] == 3
+    assert manifest["report"]["program_width"] == 8
 
 
 def _expect_failure(path, message):

@@ -21,7 +21,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from alta.compiled import attention_heads
 from alta.compiler import compile_program
+from alta.compiler.faults import ONE, selection_name
 from alta.compiler.layout import decode_state
 from alta.compiler.rules import minimise, mlp_rules
 from conftest import PROGRAMS
@@ -30,7 +32,7 @@ from alta import ir
 from alta.checker import check_file, check_source
 from alta.errors import AltaError
 from alta.evaluation import evaluate_condition, nearest_values, set_to_bits
-from alta.interpreter import apply_mlp, attend
+from alta.interpreter import apply_mlp, attend, selection
 
 # ---- programs --------------------------------------------------------------------------------
 
@@ -542,7 +544,11 @@ def test_sequential_parity_needs_at_most_seven_units():
     for name in ("parity", "parity_absolute"):
         report = compiled_program(name).report
         assert report.rules <= 3 and report.reset_units == 4
-        assert report.mlp_widths[2] == report.rules + report.reset_units <= 7
+        assert report.rules + report.reset_units <= 7
+        # the fault detector: one rule per head read, one reset per selection head
+        assert report.fault_rules == report.fault_resets == 2
+        assert report.mlp_widths[2] == (report.rules + report.reset_units + report.fault_rules
+                                        + report.fault_resets)
 
 
 def test_sum_mod_2_parity_is_far_below_the_reference():
@@ -638,6 +644,9 @@ def residual_vectors(program, layout, a: Assignments, rng, noise: float) -> np.n
     noisy one-hots for categorical heads (on: 1 - U(0, noise), off: U(0, noise))."""
     x = np.zeros((a.size, layout.width), np.float32)
     for block in layout.blocks:
+        if block.name not in a.raw:  # the fault detector's own state: every head defined
+            x[:, block.start] = _detector_value(block.name)
+            continue
         raw = a.raw[block.name]
         sl = slice(block.start, block.stop)
         if block.kind == "numerical":
@@ -651,6 +660,19 @@ def residual_vectors(program, layout, a: Assignments, rng, noise: float) -> np.n
                 onehot = np.where(onehot == 1, 1 - jitter, jitter)
             x[:, sl] = onehot
     return x
+
+
+def _detector_value(name: str) -> float:
+    """What the compiled attention gives the fault detector where every head selects exactly
+    one position: the constant 1, selection shares of 1/2, no fault flag set."""
+    from alta.compiler.faults import FAULT, ONE, SELECTED
+
+    if name == ONE:
+        return 1.0
+    if name.endswith(SELECTED):
+        return 0.5
+    assert name.startswith(FAULT), name
+    return 0.0
 
 
 def numpy_mlp(weights, x: np.ndarray, prefix: str = "mlp", layers: int = 4) -> np.ndarray:
@@ -691,6 +713,8 @@ def test_dense_mlp_computes_the_rules(name, noise):
             # exact one-hots / multi-hots: the rules write exactly +1 / -1
             values = post[:, block.start:block.stop]
             assert np.all((values == 0) | (values == 1)), var.name
+    for site in compiled.faults:  # every head read is defined: no fault flag is set
+        assert np.all(post[:, layout.block(site.name).start] == 0), site
     for head in program.heads:  # undefined again after the MLP: the reset units
         block = layout.block(head.name)
         values = post[:, block.start:block.stop]
@@ -733,12 +757,15 @@ def numpy_attention(compiled, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     n = x.shape[1]
     relative = np.arange(n)[None, :] - np.arange(n)[:, None]
     allowed = np.stack([np.ones((n, n), bool) if h.offsets is None else
-                        np.isin(relative, h.offsets) for h in compiled.program.heads])
+                        np.isin(relative, h.offsets) for h in attention_heads(compiled)])
     mask = valid[:, None, None, :] & allowed[None]
     scores = np.where(mask, scores, np.float32(MASKED)).astype(np.float32)
+    if "attention.sink" in w:  # one more logit per head, whose value is zero
+        sink = np.broadcast_to(w["attention.sink"][None, :, None, None], scores.shape[:-1] + (1,))
+        scores = np.concatenate([scores, sink], axis=-1)
     scores = scores - scores.max(axis=-1, keepdims=True)
     p = np.exp(scores)
-    p = p / p.sum(axis=-1, keepdims=True)
+    p = (p / p.sum(axis=-1, keepdims=True))[..., :n]
     heads = np.einsum("bhij,bhjv->bhiv", p, v)
     return np.einsum("bhiv,hvd->bid", heads, w["attention.output"]).astype(np.float32)
 
@@ -770,6 +797,8 @@ def random_states(program: ir.Program, batch: int, n: int, rng: random.Random):
 
 def state_residual(program, layout, values, shape) -> np.ndarray:
     x = np.zeros(shape + (layout.width,), np.float32)
+    if any(b.name == ONE for b in layout.blocks):  # the fault detector's constant
+        x[..., layout.block(ONE).start] = 1.0
     for var in program.variables:
         block = layout.block(var.name)
         raw = values[var.name]
@@ -809,11 +838,16 @@ def test_attention_selects_what_the_interpreter_selects(name):
         x = state_residual(program, layout, values, valid.shape)
         out = numpy_attention(compiled, x, valid)
         head_dims = np.zeros(layout.width, bool)
-        for head in program.heads:
+        for head in attention_heads(compiled):
             head_dims[layout.block(head.name).start:layout.block(head.name).stop] = True
         assert np.all(out[..., ~head_dims] == 0)  # attention writes only the head blocks
         want, undefined = attend(program, values, valid)
         for head in program.heads:
+            # its selection head: k / (k + 1) for k selected positions, within 1/32
+            count = selection(head, values, valid).sum(axis=2)
+            share = out[..., layout.block(selection_name(head.name)).start]
+            err = np.abs(share - count / (count + 1))[valid]
+            assert err.max(initial=0) <= 1 / 32, (head.name, n, err.max())
             block = layout.block(head.name)
             got = out[..., block.start:block.stop]
             defined = valid & ~undefined[head.name]
