@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 
 from alta import __version__
-from alta.errors import AltaError, read_text
+from alta.errors import AltaError, Diagnostic, read_text, undefined_read
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -566,12 +565,13 @@ def _cmd_run(args) -> int:
         else:
             model = load_model(compiled, structured=not args.dense)
         result = run_compiled(compiled, texts, max_layers=args.max_layers, model=model,
-                              allow_undefined=args.allow_undefined)
-        if result.first_fault is not None:
-            from alta.compiled import fault_error
-
-            error = fault_error(compiled, result.batch, result.first_fault).first
-            print(replace(error, severity="warning").format(), file=sys.stderr)
+                              undefined="continue" if args.allow_undefined else "error")
+        for fault in result.faults:
+            site = compiled.faults[fault.site]
+            print(Diagnostic("warning", f"{undefined_read(site.head)}, at position "
+                                        f"{fault.position} of input {texts[fault.sequence]!r} "
+                                        "(printed anyway: --allow-undefined)", site.span,
+                             program.source).format(), file=sys.stderr)
     else:
         from alta.interpreter import run
 
@@ -694,6 +694,18 @@ def _cmd_inspect(args) -> int:
         print(f"halting rules ({len(rules.halting)}):")
         for i, rule in enumerate(rules.halting[:limit]):
             print(f"  {i:>5}  line {rule.lines[0]:<8} {rule.describe(program)}")
+    if compiled.faults:
+        from alta.compiler.faults import fault_rules, plan_faults
+
+        plan = plan_faults(program)
+        checks = rules.faults or tuple(fault_rules(plan))
+        print(f"fault detector: {len(compiled.faults)} head reads checked, {len(checks)} rules "
+              "(a flag stops the run with the interpreter's undefined-read error):")
+        for site in compiled.faults:
+            print(f"  {site.name:<9} line {site.span.line}:{site.span.column:<5} reads "
+                  f"'{site.head}'")
+        for i, rule in enumerate(checks[:limit]):
+            print(f"  {i:>5}  line {rule.lines[0]:<8} {rule.describe(plan.program)}")
     return EXIT_OK
 
 

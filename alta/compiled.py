@@ -113,10 +113,12 @@ def _check_length(compiled: CompiledProgram, batch: Batch) -> None:
 
 
 def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None,
-                 model=None, allow_undefined: bool = False) -> CompiledRun:
-    """Run the compiled model on input strings. Where the network flags an undefined read,
-    raise the interpreter's error for it; `allow_undefined` runs on and returns the raw
-    outputs, with the faults listed on the result."""
+                 model=None, undefined: str = "error") -> CompiledRun:
+    """Run the compiled model on input strings. Where the network flags a read of an
+    undefined head, `undefined` says what happens: "error" stops that sequence and raises
+    the interpreter's error for the batch; "stop" stops it and lists the faults on the
+    result; "continue" runs on (the raw outputs; `faults` then says which sequences were
+    flagged and where, but not in which layer)."""
     import jax.numpy as jnp
 
     from alta.model import run_model
@@ -128,16 +130,16 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     limit = program.max_layers if max_layers is None else max_layers
     residual, layers, stopped = run_model(model, jnp.asarray(batch.tokens),
                                           jnp.asarray(batch.lengths), limit,
-                                          not allow_undefined)
+                                          undefined != "continue")
     residual, layers = np.asarray(residual), np.asarray(layers)
     faults = read_faults(compiled, residual, batch.valid, layers)
-    if faults and not allow_undefined:
-        raise fault_error(compiled, batch, min(
-            faults, key=lambda f: (f.layer, f.site, f.sequence, f.position)))
-    halted = np.asarray(stopped) if program.halt is not None else np.ones(len(texts), bool)
+    result_halted = np.asarray(stopped) if program.halt is not None else np.ones(len(texts), bool)
     values = decode_state(program, compiled.layout, residual)
     outputs = tuple(decode_outputs(program, values, batch.lengths))
-    return CompiledRun(batch, residual, layers, halted, outputs, faults)
+    result = CompiledRun(batch, residual, layers, result_halted, outputs, faults)
+    if faults and undefined == "error":
+        raise fault_error(compiled, batch, result.first_fault)
+    return result
 
 
 def read_faults(compiled: CompiledProgram, residual: np.ndarray, valid: np.ndarray,

@@ -16,6 +16,7 @@ from alta import ir
 from alta.compiled import trace_compiled
 from alta.compiler import CompiledProgram
 from alta.compiler.layout import decode_state
+from alta.errors import AltaRuntimeError
 from alta.evaluation import bits_to_set, nearest_values
 from alta.framing import encode_batch
 from alta.interpreter import run_batch
@@ -25,7 +26,7 @@ from alta.interpreter import run_batch
 class Divergence:
     input: str
     layer: int
-    stage: str  # "initial state" | "after attention" | "after the MLP" | "halting"
+    stage: str  # "initial state" | "after attention" | "after the MLP" | "halting" | "fault"
     position: int | None
     name: str
     interpreter: str
@@ -100,11 +101,39 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
     ordered = sorted(texts, key=len)
     for start in range(0, len(ordered), chunk):
         part = tuple(ordered[start:start + chunk])
-        found, layers = _verify_batch(compiled, part, max_layers, model, comparer)
+        try:
+            found, layers = _verify_batch(compiled, part, max_layers, model, comparer)
+        except AltaRuntimeError:  # some input reads an undefined head: one at a time
+            found, layers = _verify_faulty(compiled, part, max_layers, model, comparer)
         depth = max(depth, layers)
         if found:
             return VerifyReport(len(texts), depth, comparer.count, found)
     return VerifyReport(len(texts), depth, comparer.count, None)
+
+
+def _verify_faulty(compiled: CompiledProgram, texts: tuple[str, ...], max_layers, model,
+                   comparer) -> tuple[Divergence | None, int]:
+    """Inputs of a batch the interpreter stops on: each alone, either compared as usual, or
+    the compiled model must stop with the interpreter's error for it."""
+    from alta.compiled import fault_error, run_compiled
+
+    depth = 0
+    for text in texts:
+        try:
+            found, layers = _verify_batch(compiled, (text,), max_layers, model, comparer)
+        except AltaRuntimeError as err:
+            run = run_compiled(compiled, [text], max_layers, model, undefined="stop")
+            got = fault_error(compiled, run.batch, run.faults[0]).first if run.faults else None
+            comparer.count += 1
+            if got is None or (got.message, got.span) != (err.first.message, err.first.span):
+                line = err.first.span.line if err.first.span else 1
+                return Divergence(text, 0, "fault", None, "error", err.first.message,
+                                  got.message if got else "no error", line), depth
+            continue
+        depth = max(depth, layers)
+        if found:
+            return found, depth
+    return None, depth
 
 
 def _verify_batch(compiled: CompiledProgram, texts: tuple[str, ...], max_layers, model,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from alta import ir
-from alta.compiler.faults import FaultSite, fault_rules, plan_faults
+from alta.compiler.faults import FaultPlan, FaultSite, fault_rules, plan_faults
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.compiler.rules import RuleSet, compile_rules
 from alta.compiler.weights import CompileReport, build_weights
@@ -28,9 +28,12 @@ class CompiledProgram:
     faults: tuple[FaultSite, ...] = ()  # the head reads the network checks, in order
 
 
-def compile_program(program: ir.Program, max_length: int | None = None) -> CompiledProgram:
-    """Compile a checked program into Universal Transformer weights."""
-    plan = plan_faults(program)                          # + selection heads and fault flags
+def compile_program(program: ir.Program, max_length: int | None = None,
+                    fault_detector: bool = True) -> CompiledProgram:
+    """Compile a checked program into Universal Transformer weights. Without the
+    `fault_detector` the model answers silently where the interpreter reports an undefined
+    read (for measuring what the detector costs)."""
+    plan = plan_faults(program) if fault_detector else FaultPlan(program, (), (), {})
     rules = replace(compile_rules(program),              # MLP body -> minimised sparse rules
                     faults=tuple(fault_rules(plan)))     # + where each head read is undefined
     layout = build_layout(plan.program, appended=plan.synthetic)  # -> residual dimensions

@@ -20,3 +20,12 @@ def program():
         return cache[name]
 
     return load
+
+
+def run_cli(*args, stdin: str | None = None):
+    """`alta ARGS` in a fresh process, as a user runs it."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)], input=stdin,
+                          capture_output=True, text=True, timeout=300)

@@ -110,6 +110,28 @@ def generate_with_stats(seed: int) -> tuple[GeneratedProgram, GenerationStats]:
                        f"last error: {last_error}")
 
 
+def generate_faulty(seed: int, unguarded: float = 0.5):
+    """A random program some of whose head reads drop their guards, so that some inputs read
+    an undefined head (the run-time error the compiled model must report too): the source,
+    the checked program and its inputs. Candidates that do not check, or are too large to
+    compile quickly, are regenerated."""
+    from alta.checker import check_source
+    from alta.errors import AltaError
+
+    for attempt in range(MAX_ATTEMPTS):
+        rng = random.Random(f"alta-faulty-program:{seed}:{attempt}")
+        generator = _Generator(rng, f"faulty_{seed}")
+        generator.unguarded = unguarded
+        candidate = generator.build()
+        try:
+            program = check_source(candidate.source, f"faulty_{seed}.alta")
+        except AltaError:
+            continue
+        if max(assignment_read_products(program), default=1) <= RULE_FILTER:
+            return candidate, program
+    raise RuntimeError(f"seed {seed}: no program in {MAX_ATTEMPTS} attempts")
+
+
 # ---- values and typed expressions ----------------------------------------------------------------
 
 def _num(x: Fraction) -> str:
@@ -270,6 +292,7 @@ class _Generator:
         self._start_key = None
         self.int_tables: list = []  # (name, cells) of constant tables, reused
         self.locals_made = 0
+        self.unguarded = 0.0  # chance that a head read drops its guard (may fault at run time)
 
     def domain(self, name: str) -> int:
         for v in self.vars:
@@ -965,6 +988,8 @@ class _Generator:
     def read_head(self, head: HeadInfo, ctx: Ctx, fallback):
         """A head read, wrapped in its guard unless the context already implies it."""
         if head.guard is None or head.name in ctx.guarded:
+            return head.name
+        if self.unguarded and self.rng.random() < self.unguarded:
             return head.name
         return f"({head.name} if ({head.guard}) else {fallback})"
 
