@@ -70,6 +70,7 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
         UniversalTransformer,
         halting_units_of,
         head_blocks_of,
+        shared_scores,
         sparse_mlp_of,
     )
 
@@ -82,6 +83,7 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
             key_size=layout.block(h.key).size if h.key else 0,
             value=layout.block(h.value).start, value_size=layout.block(h.value).size,
             output=layout.block(h.name).start) for h in attention_heads(compiled))
+        blocks = shared_scores(compiled.weights, blocks, compiled.config.head_offsets)
         if not head_blocks_of(compiled.weights, blocks):
             blocks = None
     sparse = halting = None

@@ -64,6 +64,25 @@ class HeadBlocks(NamedTuple):
     value: int
     value_size: int
     output: int
+    scores_of: int | None = None  # an earlier head with the same scores and mask, if any
+
+
+def shared_scores(weights: dict[str, np.ndarray], blocks: tuple[HeadBlocks, ...],
+                  offsets: tuple) -> tuple[HeadBlocks, ...]:
+    """Marks each head whose scores and mask equal an earlier head's (a compiled head and
+    its selection head), so that the structured path computes them once."""
+    out, seen = [], {}
+    for h, b in enumerate(blocks):
+        key = None
+        if b.query is not None:
+            diagonals = tuple(np.diagonal(weights[name][h, start:start + b.key_size,
+                                                       :b.key_size]).tobytes()
+                              for name, start in (("attention.query", b.query),
+                                                  ("attention.key", b.key)))
+            key = (b.query, b.key, b.key_size, diagonals, offsets[h] if offsets else None)
+        earlier = seen.setdefault(key, h) if key is not None else h
+        out.append(b._replace(scores_of=earlier if earlier != h else None))
+    return tuple(out)
 
 
 def _diagonal(param: nnx.Param, head: int, start: int, size: int) -> jax.Array:
@@ -271,8 +290,11 @@ class UniversalTransformer(nnx.Module):
         mask = self.attention_mask(valid)
         out = jnp.zeros_like(x)
         all_weights = []
+        scores_by_head = {}
         for h, blocks in enumerate(self.head_blocks):
-            if blocks.query is not None:
+            if blocks.scores_of is not None:
+                scores = scores_by_head[blocks.scores_of]
+            elif blocks.query is not None:
                 n = blocks.key_size
                 q = x[..., blocks.query:blocks.query + n] * _diagonal(self.query, h,
                                                                         blocks.query, n)
@@ -280,6 +302,7 @@ class UniversalTransformer(nnx.Module):
                 scores = jnp.einsum("bik,bjk->bij", q, k) * self.config.attention_scale
             else:
                 scores = jnp.zeros(mask.shape[:1] + mask.shape[2:], x.dtype)
+            scores_by_head[h] = scores
             sink = None if self.sink is None else self.sink[...][h]
             weights = softmax_with_sink(jnp.where(mask[:, h], scores, MASKED), sink)
             m = blocks.value_size

@@ -286,18 +286,20 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
     Q, K = np.zeros((H, D, dk)), np.zeros((H, D, dk))
     V, out_proj = np.zeros((H, D, dv)), np.zeros((H, dv, D))
     sink = np.full(H, MASKED_LOGIT)
-    scales = []
+    scales, betas = [], {}
     for h, head in enumerate(program.heads):
         if head.name in selection:
             # A match scores beta and so does the sink: with k positions selected the sink
-            # keeps 1 / (k + 1). beta leaves the non-matching positions, together, under
-            # 1/16 of the sink's weight at the target length.
-            beta = math.log(16.0 * target) + 2.0 if head.key is not None else 0.0
+            # keeps 1 / (k + 1). beta must leave the non-matching positions, together, under
+            # 1/16 of the sink's weight at the target length; the head's own scale usually
+            # does (then the two heads' scores are equal and computed once).
+            counted = betas[selection[head.name]]
+            beta = max(counted, math.log(16.0 * target)) if head.key is not None else 0.0
             sink[h] = beta
         else:
             scale = _head_scale(program, head, target)
             scales.append(scale)
-            beta = scale.beta
+            beta = betas[head.name] = scale.beta
         if head.key is not None:
             key, query = layout.block(head.key), layout.block(head.query)
             for v in range(key.size):

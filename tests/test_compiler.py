@@ -843,11 +843,12 @@ def test_attention_selects_what_the_interpreter_selects(name):
         assert np.all(out[..., ~head_dims] == 0)  # attention writes only the head blocks
         want, undefined = attend(program, values, valid)
         for head in program.heads:
-            # its selection head: k / (k + 1) for k selected positions, within 1/32
+            # its selection head: k / (k + 1) for k selected positions, within 1/16 (the
+            # construction keeps the non-matching positions under 1/16 of the sink)
             count = selection(head, values, valid).sum(axis=2)
             share = out[..., layout.block(selection_name(head.name)).start]
             err = np.abs(share - count / (count + 1))[valid]
-            assert err.max(initial=0) <= 1 / 32, (head.name, n, err.max())
+            assert err.max(initial=0) <= 1 / 16, (head.name, n, err.max())
             block = layout.block(head.name)
             got = out[..., block.start:block.stop]
             defined = valid & ~undefined[head.name]
