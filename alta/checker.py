@@ -833,9 +833,10 @@ class _Checker:
         return self.label_domains.get(name)
 
     def _labels_of(self, e: ast.Expr, scope: _Scope):
-        """(node, domain) for the parts of `e` that are labelled values as written: string
-        literals and `token` (tokens), enum members, reads of vocab and enum variables, through
-        the branches of `a if c else b`."""
+        """(node, domain) for the parts of `e` that are labelled values written as such:
+        string literals (tokens) and enum members, through the branches of `a if c else b`.
+        (Reads of variables are integers like any categorical value, and may be copied
+        between categorical variables of any kind.)"""
         if isinstance(e, ast.StrLit):
             yield e, "vocab"
         elif isinstance(e, ast.Name):
@@ -843,37 +844,25 @@ class _Checker:
             if isinstance(binding, _ConstBinding) and e.id in self.enum_of_member \
                     and self.globals.names.get(e.id) is binding:
                 yield e, f"enum {self.enum_of_member[e.id]}"
-            elif binding is None and e.id == "token":
-                yield e, "vocab"
-            elif binding is None and self._label_domain(e.id) is not None:
-                yield e, self._label_domain(e.id)
         elif isinstance(e, ast.IfExpr):
             yield from self._labels_of(e.then, scope)
             yield from self._labels_of(e.orelse, scope)
 
     def _check_labels(self, value: ast.Expr, scope: _Scope, target: ast.Expr | str) -> None:
-        """A token where an enum member belongs (or a member of another enum, or a member
-        where a token belongs) is a type error: both are integers, but they name different
-        things. `target` is the variable written, or the expression compared with."""
-        if isinstance(target, str):
-            domains = [(target, self._label_domain(target))]
-        else:
-            domains = [(node.id, d) for node, d in self._labels_of(target, scope)
-                       if isinstance(node, ast.Name) and node.id in self.state_names]
-        for name, want in domains:
-            if want is None:
-                continue
-            for node, got in self._labels_of(value, scope):
-                if got == want:
-                    continue
-                if isinstance(node, ast.StrLit):
-                    what = f'"{node.value}" is {_domain_words(got)}'
-                elif node.id in self.enum_of_member:
-                    what = f"'{node.id}' is {_domain_words(got)}"
-                else:  # `token`, or a read of a vocab or enum variable or head
-                    what = f"'{node.id}' holds {_domain_words(got, plural=True)}"
-                raise self.error(f"type error: {what}, but '{name}' holds "
-                                 f"{_domain_words(want, plural=True)}", node.span)
+        """A string literal (a token) where an enum member belongs, a member of another enum,
+        or a member where a token belongs is a type error: both are integers, but they name
+        different things. `target` is the variable written, or the expression compared with
+        (checked when it is a variable or head read as such)."""
+        if isinstance(target, ast.Name) and target.id in self.state_names:
+            target = target.id
+        if not isinstance(target, str) or self._label_domain(target) is None:
+            return
+        want = self._label_domain(target)
+        for node, got in self._labels_of(value, scope):
+            if got != want:
+                what = f'"{node.value}"' if isinstance(node, ast.StrLit) else f"'{node.id}'"
+                raise self.error(f"type error: {what} is {_domain_words(got)}, but '{target}' "
+                                 f"holds {_domain_words(want, plural=True)}", node.span)
 
     def _small_set(self, e: ir.Expr) -> None:
         """Run-time set values hold integers 0 .. MAX_SET_SIZE - 1."""
