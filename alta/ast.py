@@ -201,6 +201,7 @@ class FrameItem(Node):
 @dataclass(frozen=True)
 class InputDecl(Node):
     items: tuple[FrameItem, ...]
+    allow: tuple[StrLit, ...] = ()  # framing tokens that may also be typed in the input
 
 
 @dataclass(frozen=True)

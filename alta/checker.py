@@ -43,6 +43,9 @@ def check_source(text: str, path: str = "<string>") -> ir.Program:
 class _ConstBinding:
     value: object
     kind: str
+    # Bound by compile-time code generation (a loop variable, a helper's argument, or a let
+    # computed from one) rather than written in the source as this value.
+    generic: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,25 @@ def _is_numeric(kind: str) -> bool:
     return kind in ("int", "bool", "float")
 
 
+def _ast_names(node):
+    """Every `Name` in an AST expression."""
+    if isinstance(node, ast.Name):
+        yield node
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _ast_names(item)
+    elif isinstance(node, ast.Node):
+        for value in vars(node).values():
+            yield from _ast_names(value)
+
+
+def _domain_words(domain: str, plural: bool = False) -> str:
+    if domain == "vocab":
+        return "tokens (vocab)" if plural else "a token (vocab)"
+    enum = domain.removeprefix("enum ")
+    return f"members of enum {enum}" if plural else f"a member of enum {enum}"
+
+
 class _Bind:
     """A pseudo-statement binding loop variables, used when loops unroll inside helpers."""
 
@@ -124,6 +146,9 @@ class _Checker:
         self.called: set[str] = set()
         self.reads: set[str] = set()
         self.inlining: list[str] = []
+        self.pending_constants: dict[str, Span] = {}  # declared, not evaluated yet
+        self.enum_of_member: dict[str, str] = {}
+        self.label_domains: dict[str, str | None] = {}  # see _label_domain
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -171,17 +196,29 @@ class _Checker:
             max_length=settings.get("max_length"), output=output, warnings=tuple(self.warnings))
 
     def _check_compile_time_names(self, decls) -> None:
-        """Enums, constants and helpers, in source order (a constant may use earlier ones)."""
+        """Enums, constants and helpers. Their names are declared first, in source order (so
+        a duplicate is reported where it comes second); enums and helpers may then be used
+        anywhere, whatever the order, while a constant may only use constants declared
+        before it (constants are evaluated in source order, and this rules out cycles)."""
         for d in decls:
             if isinstance(d, ast.EnumDecl):
-                self._check_enum(d)
+                self.declare(d.name, "enum")
+                for member in d.members:
+                    self.declare(member, "enum member")
             elif isinstance(d, ast.ConstDecl):
                 self.declare(d.name, "constant")
-                value = self.const_eval(d.value, self.globals)
-                self.globals.names[d.name.id] = _ConstBinding(value, _kind_of_value(value))
+                self.pending_constants[d.name.id] = d.name.span
             elif isinstance(d, ast.FuncDecl):
                 self.declare(d.name, "function")
                 self.functions[d.name.id] = d
+        for d in decls:
+            if isinstance(d, ast.EnumDecl):
+                self._check_enum(d)
+        for d in decls:
+            if isinstance(d, ast.ConstDecl):
+                value = self.const_eval(d.value, self.globals)
+                self.globals.names[d.name.id] = _ConstBinding(value, _kind_of_value(value))
+                del self.pending_constants[d.name.id]
 
     def _check_settings(self, decls: list[ast.SettingDecl]) -> dict[str, int]:
         settings, lines = {}, {}
@@ -266,6 +303,19 @@ class _Checker:
         if inputs != 1:
             raise self.error("'input' must place the input exactly once, as 'words' or 'chars'",
                              decls[0].span)
+        placed = {item.token for item in items if item.kind == "token"}
+        allow = []
+        for lit in decls[0].allow:
+            token = self._token_id(lit)
+            if token not in placed:
+                raise self.error(f'"{lit.value}" is not a framing token of this input, so the '
+                                 "input may contain it anyway: 'allow' lists only tokens that "
+                                 "the framing places", lit.span)
+            if token not in allow:
+                allow.append(token)
+        if allow:
+            at = next(i for i, item in enumerate(items) if item.kind != "token")
+            items[at] = ir.FrameItem(items[at].kind, allow=tuple(allow))
         return tuple(items)
 
     def _check_output(self, decls: list[ast.OutputDecl]) -> ir.Output:
@@ -281,6 +331,7 @@ class _Checker:
         default = None
         if d.default is not None:
             default = self.const_eval(d.default, self.globals)
+            self._check_labels(d.default, self.globals, var.name)
             if not var.type.contains(default):
                 raise self.error(f"output default {show(default)} is not a value of "
                                  f"'{var.name}' ({var.type.describe()})", d.default.span)
@@ -298,10 +349,10 @@ class _Checker:
     # -- enums, variables, heads ----------------------------------------------------------------
 
     def _check_enum(self, d: ast.EnumDecl) -> None:
-        self.declare(d.name, "enum")
+        """Binds the members (declared with the other compile-time names) to 0, 1, ..."""
         for i, member in enumerate(d.members):
-            self.declare(member, "enum member")
             self.globals.names[member.id] = _ConstBinding(i, "int")
+            self.enum_of_member[member.id] = d.name.id
         self.enums[d.name.id] = tuple(m.id for m in d.members)
 
     def _check_type(self, t: ast.TypeExpr) -> ir.ValueType:
@@ -347,6 +398,11 @@ class _Checker:
 
     def _check_var(self, d: ast.VarDecl) -> ir.Variable:
         type_ = self._check_type(d.type)
+        if isinstance(d.type, ast.VocabType):
+            self.label_domains[d.name.id] = "vocab"
+        elif isinstance(d.type, ast.CatType) and isinstance(d.type.size, ast.Name) \
+                and d.type.size.id in self.enums:
+            self.label_domains[d.name.id] = f"enum {d.type.size.id}"
         kind = ir.kind_of(type_)
         ctx = _Context("init")
         if d.init is None:
@@ -358,6 +414,7 @@ class _Checker:
             return ir.Variable(d.name.id, type_, "constant", init, None, d.span)
         init = self.lower_expr(d.init, self.globals, ctx)
         self._require_assignable(init, type_, d.name.id, d.init.span)
+        self._check_labels(d.init, self.globals, d.name.id)
         inputs = _inputs_read(init)
         if inputs == {"token", "position"}:
             raise self.error("an initialiser may read 'token' or 'position', not both",
@@ -434,6 +491,8 @@ class _Checker:
                 raise self.error(f"numerical head '{d.name.id}' averages over several positions: "
                                  f"declare its output values, e.g. 'head {d.name.id}: num "
                                  "{0, 0.5, 1} = ...'", d.name.span)
+        if isinstance(type_, ir.Categorical):  # the head yields the value's tokens or members
+            self.label_domains[d.name.id] = self.label_domains.get(value.name)
         return ir.Head(d.name.id, type_, value.name, key and key.name, query and query.name,
                        d.op, offsets, d.span)
 
@@ -481,7 +540,8 @@ class _Checker:
             value = self.lower_expr(s.value, scope, ctx)
             self._bind_local_name(s.target, scope)
             if isinstance(value, ir.Const):
-                scope.names[s.target.id] = _ConstBinding(value.value, value.kind)
+                scope.names[s.target.id] = _ConstBinding(value.value, value.kind,
+                                                         self._generic(s.value, scope))
                 return []
             uid = next(self.uids)
             scope.names[s.target.id] = _LocalBinding(uid, value.kind)
@@ -511,8 +571,9 @@ class _Checker:
             return self._lower_if(rest, orelse, scope, ctx, span)
         then = self.lower_block(body, scope.child(), ctx)
         other = tuple(self._lower_if(rest, orelse, scope, ctx, span))
-        if not then and not other:
-            return []
+        # Kept even when neither branch assigns anything (`if h == 0: pass`, a body of lets):
+        # the interpreter still evaluates the condition, so reading an undefined value there
+        # is an error as everywhere else. The compiler's per-variable slices leave it out.
         return [ir.IfStmt(cond_ast.span, cond, then, other)]
 
     def _lower_assign(self, s: ast.Assign, scope: _Scope, ctx: _Context) -> ir.Stmt:
@@ -531,6 +592,7 @@ class _Checker:
         var = self.variables[name.id]
         value = self.lower_expr(s.value, scope, ctx)
         self._require_assignable(value, var.type, var.name, s.value.span)
+        self._check_labels(s.value, scope, var.name)
         self._check_constant_write(value, var.type, var.name, s.value.span)
         return ir.Assign(s.span, var.name, value)
 
@@ -579,7 +641,7 @@ class _Checker:
             raise self.error(f"cannot unpack {show(item)} into {len(targets)} names", span)
         for target, value in zip(targets, values):
             self._bind_local_name(target, scope)
-            scope.names[target.id] = _ConstBinding(value, _kind_of_value(value))
+            scope.names[target.id] = _ConstBinding(value, _kind_of_value(value), generic=True)
 
     # -- expressions --------------------------------------------------------------------------
 
@@ -631,6 +693,10 @@ class _Checker:
             raise self.error(f"'{e.id}' is a function: call it, e.g. {e.id}(...)", e.span)
         if e.id in self.enums:
             raise self.error(f"'{e.id}' is an enum type, not a value", e.span)
+        if e.id in self.pending_constants:
+            line = self.pending_constants[e.id].line
+            raise self.error(f"constant '{e.id}' is used before its declaration on line {line}: "
+                             "a constant may only use constants declared before it", e.span)
         raise self._undefined(e)
 
     def _read_state(self, e: ast.Name, ctx: _Context) -> ir.Expr:
@@ -728,12 +794,17 @@ class _Checker:
             self._small_set(left)
             self._small_set(right)
         if e.op in ("==", "!="):
-            self._check_comparable_value(left, right, ctx, e.span)
-            self._check_comparable_value(right, left, ctx, e.span)
+            self._check_labels(e.right, scope, e.left)
+            self._check_labels(e.left, scope, e.right)
+            self._check_comparable_value(left, right, self._generic(e.right, scope))
+            self._check_comparable_value(right, left, self._generic(e.left, scope))
         return ir.Compare(e.span, "bool", e.op, left, right)
 
-    def _check_comparable_value(self, read: ir.Expr, const: ir.Expr, ctx, span) -> None:
-        """`x == 7` where 7 is not a value of x can never hold: an error in halting."""
+    def _check_comparable_value(self, read: ir.Expr, const: ir.Expr, generic: bool) -> None:
+        """`x == 7` where 7 is not a value of x can never hold (nor `x != 7` fail): an error
+        wherever it is written (MLP, halting condition, output filter), a warning where the
+        constant comes from a loop variable or a helper's argument (generic code, unrolled or
+        inlined at compile time, where such a case is expected)."""
         if not (isinstance(read, ir.Read) and isinstance(const, ir.Const)):
             return
         type_ = self.variables[read.name].type if not read.is_head else self.heads[read.name].type
@@ -741,9 +812,57 @@ class _Checker:
             return
         message = (f"{show(const.value)} is not a value of '{read.name}' ({type_.describe()}), so "
                    "this comparison is decided in advance")
-        if ctx.where == "state":
-            raise self.error(message, const.span)
-        self.warn(message, const.span)
+        if generic:
+            self.warn(message + " (here, in code unrolled or inlined at compile time)",
+                      const.span)
+            return
+        raise self.error(message, const.span)
+
+    def _generic(self, e: ast.Expr, scope: _Scope) -> bool:
+        """Whether `e` uses a name bound by compile-time code generation (see _ConstBinding)."""
+        for name in _ast_names(e):
+            binding = scope.lookup(name.id)
+            if isinstance(binding, _ConstBinding) and binding.generic:
+                return True
+        return False
+
+    # -- labelled values: tokens and enum members -------------------------------------------
+
+    def _label_domain(self, name: str) -> str | None:
+        """What a variable's or head's values name: "vocab" (tokens), "enum E", or None."""
+        return self.label_domains.get(name)
+
+    def _labels_of(self, e: ast.Expr, scope: _Scope):
+        """(node, domain) for the parts of `e` that are labelled values written as such:
+        string literals (tokens) and enum members, through the branches of `a if c else b`.
+        (Reads of variables are integers like any categorical value, and may be copied
+        between categorical variables of any kind.)"""
+        if isinstance(e, ast.StrLit):
+            yield e, "vocab"
+        elif isinstance(e, ast.Name):
+            binding = scope.lookup(e.id)
+            if isinstance(binding, _ConstBinding) and e.id in self.enum_of_member \
+                    and self.globals.names.get(e.id) is binding:
+                yield e, f"enum {self.enum_of_member[e.id]}"
+        elif isinstance(e, ast.IfExpr):
+            yield from self._labels_of(e.then, scope)
+            yield from self._labels_of(e.orelse, scope)
+
+    def _check_labels(self, value: ast.Expr, scope: _Scope, target: ast.Expr | str) -> None:
+        """A string literal (a token) where an enum member belongs, a member of another enum,
+        or a member where a token belongs is a type error: both are integers, but they name
+        different things. `target` is the variable written, or the expression compared with
+        (checked when it is a variable or head read as such)."""
+        if isinstance(target, ast.Name) and target.id in self.state_names:
+            target = target.id
+        if not isinstance(target, str) or self._label_domain(target) is None:
+            return
+        want = self._label_domain(target)
+        for node, got in self._labels_of(value, scope):
+            if got != want:
+                what = f'"{node.value}"' if isinstance(node, ast.StrLit) else f"'{node.id}'"
+                raise self.error(f"type error: {what} is {_domain_words(got)}, but '{target}' "
+                                 f"holds {_domain_words(want, plural=True)}", node.span)
 
     def _small_set(self, e: ir.Expr) -> None:
         """Run-time set values hold integers 0 .. MAX_SET_SIZE - 1."""
@@ -897,7 +1016,7 @@ class _Checker:
         for param, arg in zip(func.params, args):
             self._bind_local_name(param, inner)
             if isinstance(arg, ir.Const):
-                inner.names[param.id] = _ConstBinding(arg.value, arg.kind)
+                inner.names[param.id] = _ConstBinding(arg.value, arg.kind, generic=True)
             else:
                 uid = next(self.uids)
                 inner.names[param.id] = _LocalBinding(uid, arg.kind)
@@ -932,7 +1051,8 @@ class _Checker:
                 scope = scope.child()
                 self._bind_local_name(s.target, scope)
                 if isinstance(value, ir.Const):
-                    scope.names[s.target.id] = _ConstBinding(value.value, value.kind)
+                    scope.names[s.target.id] = _ConstBinding(value.value, value.kind,
+                                                             self._generic(s.value, scope))
                     stmts = rest
                     continue
                 uid = next(self.uids)

@@ -77,9 +77,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "check", help="check a program and print a summary of its variables and heads",
-        description="Parse and check an ALTA program. Prints a summary (vocabulary, framing, "
-                    "variables, heads, halting, output) and any warnings; on errors prints "
-                    "each with its file, line and column and exits with status 1.")
+        description="Parse and check an ALTA program, and run the compiler's static stages "
+                    "on it (rules, layout, weights; no model is built), so that every error "
+                    "'alta compile' would report is reported here. Prints a summary "
+                    "(vocabulary, framing, variables, heads, halting, output, compiled size) "
+                    "and any warnings; on errors prints each with its file, line and column "
+                    "and exits with status 1.")
     check.add_argument("file", metavar="FILE", help="the .alta program")
     check.add_argument("--quiet", "-q", action="store_true",
                        help="print only errors and warnings")
@@ -431,12 +434,22 @@ def _program_of_dataset(manifest: dict):
 
 def _cmd_check(args) -> int:
     from alta.checker import check_file
+    from alta.compiler import compile_program  # numpy only: checking never imports JAX
 
     program = check_file(args.file)
     for w in program.warnings:
         print(w.format(), file=sys.stderr)
+    # The compiler's static stages find what the checker alone cannot (a write out of range,
+    # a table index out of range or a division by zero on some path of the MLP, a position
+    # initialiser without max_length): `alta check` reports everything `alta compile` would.
+    compiled = compile_program(program)
+    for w in compiled.report.warnings:
+        print(f"{args.file}: warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(summarize(program))
+        report = compiled.report
+        print(f"  compiles   D {report.width}, {report.rules:,} rules, "
+              f"{report.parameters:,} parameters")
     return EXIT_OK
 
 
@@ -444,12 +457,16 @@ def summarize(program) -> str:
     from alta import ir
 
     def framing_words():
+        allow = ()
         for item in program.framing:
             if item.kind == "token":
                 tok = f'"{program.vocab[item.token]}"'
                 yield tok if item.count == 1 else f"{tok} * {item.count}"
             else:
                 yield item.kind
+                allow = item.allow
+        if allow:
+            yield "allow " + " ".join(f'"{program.vocab[t]}"' for t in allow)
 
     lines = [f"program {program.name}  ({program.source.path}): ok",
              f"  vocab      {len(program.vocab)} tokens: {' '.join(program.vocab)}",

@@ -41,9 +41,22 @@ def split_input(program: ir.Program, text: str) -> list[str]:
     return [c for c in text if not c.isspace()]
 
 
+def reserved_tokens(program: ir.Program) -> frozenset[int]:
+    """The token ids only the framing places: those of its fixed tokens and buffers, except
+    the ones the `input` declaration allows in the input too (`allow "<s>"`)."""
+    placed = {item.token for item in program.framing if item.kind == "token"}
+    allowed = {t for item in program.framing if item.kind != "token" for t in item.allow}
+    return frozenset(placed - allowed)
+
+
 def encode(program: ir.Program, text: str) -> list[int]:
-    """One input string -> the framed token ids of its positions."""
+    """One input string -> the framed token ids of its positions.
+
+    Every piece of the text must be a token of the vocabulary that the framing does not
+    reserve: typing "<s>" into a program whose framing places "<s>" is an error, unless the
+    program's `input` declaration allows it."""
     ids = {tok: i for i, tok in enumerate(program.vocab)}
+    reserved = reserved_tokens(program)
     out: list[int] = []
     for item in program.framing:
         if item.kind == "token":
@@ -54,11 +67,24 @@ def encode(program: ir.Program, text: str) -> list[int]:
                 raise AltaError.at(
                     f'input {text!r}: "{piece}" is not in the vocabulary of {program.name}',
                     notes=(f"the vocab is: {' '.join(program.vocab)}",))
+            if ids[piece] in reserved:
+                raise AltaError.at(
+                    f'input {text!r}: "{piece}" is a framing token of {program.name} (its '
+                    "'input' declaration places it), not an input word",
+                    notes=(f"the input may contain: {' '.join(input_alphabet(program))}",
+                           f'a program that accepts it in the input too declares '
+                           f'\'allow "{piece}"\' at the end of its \'input\' line'))
             out.append(ids[piece])
     if program.max_length is not None and len(out) > program.max_length:
         raise AltaError.at(f"input {text!r} needs {len(out)} positions, but {program.name} "
                            f"declares max_length {program.max_length}")
     return out
+
+
+def input_alphabet(program: ir.Program) -> list[str]:
+    """The tokens an input text may contain: the vocabulary less the reserved tokens."""
+    reserved = reserved_tokens(program)
+    return [tok for i, tok in enumerate(program.vocab) if i not in reserved]
 
 
 def encode_batch(program: ir.Program, texts) -> Batch:
@@ -73,7 +99,11 @@ def encode_batch(program: ir.Program, texts) -> Batch:
 
 def output_positions(program: ir.Program, values: dict[str, np.ndarray],
                      lengths: np.ndarray) -> np.ndarray:
-    """(batch, positions) bool: where the declared output is read from a final state."""
+    """(batch, positions) bool: where the declared output is read from a final state.
+
+    The filter comes first, then `at` chooses among the positions it keeps (all non-padding
+    positions without a `where`): `at first`, `at last`, or `at N`, the one with N positions
+    before it (counting from 0), so `at 0` is `at first`."""
     out = program.output
     positions = np.arange(values[out.variable].shape[1])[None, :]
     selected = positions < lengths[:, None]
@@ -89,7 +119,7 @@ def output_positions(program: ir.Program, values: dict[str, np.ndarray],
         elif out.at == "last":
             where = where[-1:]
         else:
-            where = where[where == out.at]
+            where = where[out.at:out.at + 1]
         chosen[b, where] = True
     return chosen
 

@@ -264,6 +264,9 @@ class FrameItem:
     kind: str  # "token" | "words" | "chars"
     token: int | None = None
     count: int = 1
+    # On the input item: the framing tokens the input text may also contain (`allow ...`);
+    # every other token the framing places is reserved and cannot be typed.
+    allow: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,20 @@
 """Random inputs for a program, for verification and datasets.
 
 The default sampler draws input pieces (words or characters) uniformly from the vocabulary,
-leaving out the tokens the program's framing adds itself, at lengths uniform in a range.
-Deterministic for a seed.
+leaving out the tokens the program's framing reserves (those it places itself and does not
+`allow` in the input), at lengths uniform in a range. Deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import random
 
-from alta import ir
+from alta import framing, ir
 
 
 def input_alphabet(program: ir.Program) -> list[str]:
-    framing = {program.vocab[item.token] for item in program.framing if item.kind == "token"}
-    return [t for t in program.vocab if t not in framing] or list(program.vocab)
+    """What inputs are drawn from: the tokens the input may contain (alta.framing)."""
+    return framing.input_alphabet(program)
 
 
 def longest_input(program: ir.Program) -> int | None:
@@ -34,6 +34,7 @@ def sample_inputs(program: ir.Program, count: int, max_length: int, seed: int = 
     top = max_length if cap is None else min(max_length, cap)
     out = []
     for _ in range(count):
-        pieces = [rng.choice(alphabet) for _ in range(rng.randint(min(min_length, top), top))]
+        size = rng.randint(min(min_length, top), top) if alphabet else 0  # all reserved
+        pieces = [rng.choice(alphabet) for _ in range(size)]
         out.append(" ".join(pieces) if words else "".join(pieces))
     return out

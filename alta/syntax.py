@@ -73,7 +73,7 @@ _TERMINAL_WORDS = {
     "COLON": "':'", "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
     "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "HEAD_OP": "'==' or 'in'",
     "ADD_OP": "'+' or '-'", "MUL_OP": "an operator", "$END": "the end of the file",
-    "WORDS": "'words'", "CHARS": "'chars'", "FIRST": "'first'", "LAST": "'last'",
+    "WORDS": "'words'", "CHARS": "'chars'", "ALLOW": "'allow'", "FIRST": "'first'", "LAST": "'last'",
     "TRUE": "'true'", "FALSE": "'false'",
 }
 
@@ -258,8 +258,12 @@ class _ToAst(Transformer):
 
     vocab_block = vocab_decl
 
-    def input_decl(self, meta, items):
-        return ast.InputDecl(_span(meta), tuple(items))
+    def input_decl(self, meta, c):
+        *items, allow = c
+        return ast.InputDecl(_span(meta), tuple(items), allow or ())
+
+    def frame_allow(self, meta, c):
+        return tuple(_string(t) for t in c[1:])
 
     def frame_token(self, meta, c):
         return ast.FrameItem(_span(meta), "token", _string(c[0]))

@@ -467,6 +467,17 @@ CASES = [
         var x: cat 2 = token
         var done: bool = 0
         """), "3 is not a value of 'done' (cat 2)", 3, 19),
+    Case("mlp-compare-value-outside-range", base("""
+        mlp:
+            if x == 5:
+                x = 0
+        """), "5 is not a value of 'x' (cat 2), so this comparison is decided in advance", 6, 13),
+    Case("output-filter-value-outside-range", prog("""
+        vocab "0" "1"
+        output x where x != 2
+        max_layers 1
+        var x: cat 2 = token
+        """), "2 is not a value of 'x' (cat 2)", 2, 21),
     Case("halt-on-a-set", prog("""
         vocab "0" "1"
         output x at last
@@ -727,14 +738,25 @@ def test_unused_variables_and_heads_are_warnings_not_errors():
     assert program.warnings[0].format().startswith("ok.alta:5:1: warning: ")
 
 
-def test_comparison_that_never_holds_warns_in_the_mlp():
+def test_comparison_that_never_holds_warns_in_generic_code():
+    # Written as a literal it is an error (cases "mlp-compare-value-outside-range" and
+    # "halt-on-value-outside-range"); from a loop variable or a helper's argument, code that is
+    # generic by construction, only a warning.
     program = check_source(base("""
+        def is_x(b):
+            return x == b
         mlp:
-            if x == 5:
-                x = 0
+            for k in 0..2:
+                if x == k:
+                    x = 0
+            if is_x(5):
+                x = 1
         """), "ok.alta")
-    assert [(w.span.line, w.span.column) for w in program.warnings] == [(6, 13)]
-    assert "5 is not a value of 'x'" in program.warnings[0].message
+    found = [(w.span.line, w.span.column, w.message) for w in program.warnings]
+    generic = ", so this comparison is decided in advance (here, in code unrolled or inlined " \
+        "at compile time)"
+    assert found == [(9, 17, "2 is not a value of 'x' (cat 2)" + generic),
+                     (6, 17, "5 is not a value of 'x' (cat 2)" + generic)]
 
 
 # ---- valid programs the checker wrongly rejects -------------------------------------------

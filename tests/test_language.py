@@ -915,6 +915,8 @@ OUTPUT_FORMS = [
     ("where x > 4", None, lambda x, i: x > 4, None),
     ("where x > 6 default 9", None, lambda x, i: x > 6, 9),
     ("at first where x % 2 == 1 default 0", "first", lambda x, i: x % 2 == 1, 0),
+    ("at 0 where x % 2 == 1 default 0", 0, lambda x, i: x % 2 == 1, 0),
+    ("at 2 where x > 3", 2, lambda x, i: x > 3, None),
     ("at last where x < 3 and y != 0", "last", lambda x, i: x < 3 and (x * i) % 7 != 0, None),
     ("default 5", None, None, 5),
 ]
@@ -944,8 +946,8 @@ def test_output_at_where_default(clause, at, where, default):
             chosen = chosen[:1]
         elif at == "last":
             chosen = chosen[-1:]
-        elif isinstance(at, int):
-            chosen = [i for i in chosen if i == at]
+        elif isinstance(at, int):  # the at-th of the filtered positions, like first
+            chosen = chosen[at:at + 1]
         if chosen:
             want = " ".join(str(xs[i]) for i in chosen)
         else:
