@@ -84,6 +84,7 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
             value=layout.block(h.value).start, value_size=layout.block(h.value).size,
             output=layout.block(h.name).start) for h in attention_heads(compiled))
         blocks = shared_scores(compiled.weights, blocks, compiled.config.head_offsets)
+        blocks = tuple(b._replace(counts=_counts(compiled, h, b)) for h, b in enumerate(blocks))
         if not head_blocks_of(compiled.weights, blocks):
             blocks = None
     sparse = halting = None
@@ -93,6 +94,20 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
             halting = halting_units_of(compiled.weights, len(compiled.config.halting_widths))
     return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks, sparse,
                                              halting)
+
+
+def _counts(compiled: CompiledProgram, h: int, blocks) -> bool:
+    """Whether head h is a selection head whose output is just the attention share of the
+    keys (its value, the constant dimension, copied with weight 1)."""
+    from alta.compiler.faults import ONE
+
+    if ONE not in {b.name for b in compiled.layout.blocks}:
+        return False
+    one = compiled.layout.block(ONE).start
+    w = compiled.weights
+    return (blocks.value == one and blocks.value_size == 1
+            and w["attention.value"][h, one, 0] == 1.0
+            and w["attention.output"][h, 0, blocks.output] == 1.0)
 
 
 def attention_heads(compiled: CompiledProgram) -> tuple:

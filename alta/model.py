@@ -43,6 +43,19 @@ def softmax_with_sink(scores: jax.Array, sink: jax.Array | None) -> jax.Array:
     return e / (e.sum(axis=-1, keepdims=True) + jnp.exp(sink - top))
 
 
+def _softmax_parts(scores: jax.Array, sink: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    """`softmax_with_sink` and the log of the keys' total, log sum_j exp(score_j), from one
+    pass of exponentials."""
+    top = scores.max(axis=-1, keepdims=True)
+    if sink is not None:
+        top = jnp.maximum(top, jnp.broadcast_to(sink, top.shape))
+    top = jax.lax.stop_gradient(top)
+    e = jnp.exp(scores - top)
+    total = e.sum(axis=-1, keepdims=True)
+    denominator = total if sink is None else total + jnp.exp(sink - top)
+    return e / denominator, top + jnp.log(total)
+
+
 def _check_weights(shapes: dict, weights: dict) -> None:
     missing = sorted(set(shapes) - set(weights))
     unexpected = sorted(set(weights) - set(shapes))
@@ -65,6 +78,8 @@ class HeadBlocks(NamedTuple):
     value_size: int
     output: int
     scores_of: int | None = None  # an earlier head with the same scores and mask, if any
+    weights_of: int | None = None  # an earlier head with the same scores, mask and sink
+    counts: bool = False  # its value is the constant 1: it outputs the keys' attention share
 
 
 def shared_scores(weights: dict[str, np.ndarray], blocks: tuple[HeadBlocks, ...],
@@ -73,15 +88,18 @@ def shared_scores(weights: dict[str, np.ndarray], blocks: tuple[HeadBlocks, ...]
     its selection head), so that the structured path computes them once."""
     out, seen = [], {}
     for h, b in enumerate(blocks):
-        key = None
+        diagonals = ()
         if b.query is not None:
             diagonals = tuple(np.diagonal(weights[name][h, start:start + b.key_size,
                                                        :b.key_size]).tobytes()
                               for name, start in (("attention.query", b.query),
                                                   ("attention.key", b.key)))
-            key = (b.query, b.key, b.key_size, diagonals, offsets[h] if offsets else None)
-        earlier = seen.setdefault(key, h) if key is not None else h
-        out.append(b._replace(scores_of=earlier if earlier != h else None))
+        key = (b.query, b.key, b.key_size, diagonals, offsets[h] if offsets else None)
+        earlier = seen.setdefault(key, h)
+        sink = weights["attention.sink"][h] if "attention.sink" in weights else None
+        same = seen.setdefault(key + (sink,), h)
+        out.append(b._replace(scores_of=earlier if earlier != h else None,
+                              weights_of=same if same != h else None))
     return tuple(out)
 
 
@@ -290,7 +308,7 @@ class UniversalTransformer(nnx.Module):
         mask = self.attention_mask(valid)
         out = jnp.zeros_like(x)
         all_weights = []
-        scores_by_head = {}
+        scores_by_head, softmax_by_head = {}, {}
         for h, blocks in enumerate(self.head_blocks):
             if blocks.scores_of is not None:
                 scores = scores_by_head[blocks.scores_of]
@@ -300,17 +318,31 @@ class UniversalTransformer(nnx.Module):
                                                                         blocks.query, n)
                 k = x[..., blocks.key:blocks.key + n] * _diagonal(self.key, h, blocks.key, n)
                 scores = jnp.einsum("bik,bjk->bij", q, k) * self.config.attention_scale
+                scores = jnp.where(mask[:, h], scores, MASKED)
             else:
-                scores = jnp.zeros(mask.shape[:1] + mask.shape[2:], x.dtype)
+                scores = jnp.where(mask[:, h], 0.0, MASKED).astype(x.dtype)
             scores_by_head[h] = scores
             sink = None if self.sink is None else self.sink[...][h]
-            weights = softmax_with_sink(jnp.where(mask[:, h], scores, MASKED), sink)
             m = blocks.value_size
-            v = x[..., blocks.value:blocks.value + m] * _diagonal(self.value, h, blocks.value, m)
-            o = jnp.einsum("bij,bjv->biv", weights, v)
-            o = o * jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
-            out = out.at[..., blocks.output:blocks.output + m].add(o)
+            o_scale = jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
+            v_scale = _diagonal(self.value, h, blocks.value, m)
+            if blocks.counts and blocks.scores_of in softmax_by_head:
+                # The keys' share of the attention (1 - the sink's) from the twin head's
+                # log-sum-exp: O(N) instead of another N x N softmax.
+                log_total = softmax_by_head[blocks.scores_of][1]
+                share = jax.nn.sigmoid(log_total - sink)
+                out = out.at[..., blocks.output:blocks.output + 1].add(share * v_scale * o_scale)
+                all_weights.append(softmax_with_sink(scores, sink))  # unused in a run: dropped
+                continue
+            if blocks.weights_of is not None:
+                weights = softmax_by_head[blocks.weights_of][0]
+            else:
+                softmax_by_head[h] = _softmax_parts(scores, sink)
+                weights = softmax_by_head[h][0]
             all_weights.append(weights)
+            v = x[..., blocks.value:blocks.value + m] * v_scale
+            o = jnp.einsum("bij,bjv->biv", weights, v)
+            out = out.at[..., blocks.output:blocks.output + m].add(o * o_scale)
         return out, jnp.stack(all_weights, axis=1)
 
     def feed_forward(self, x: jax.Array) -> jax.Array:
