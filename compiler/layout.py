@@ -88,9 +88,10 @@ def decode_state(program: ir.Program, layout: ResidualLayout,
                  residual: np.ndarray) -> dict[str, np.ndarray]:
     """Residual vectors (..., D) -> the interpreter's arrays per variable and head output.
 
-    Categorical: the largest dimension of the block; numerical: the nearest declared value;
+    Categorical: the largest dimension of the block; numerical variables: the nearest
+    declared value (heads keep the raw mean: compiler.buckets says how the MLP reads it);
     sets: the bit mask of dimensions above one half."""
-    from alta.evaluation import nearest_values
+    from alta.semantics import snap
 
     values = {}
     for b in layout.blocks:
@@ -99,7 +100,7 @@ def decode_state(program: ir.Program, layout: ResidualLayout,
             values[b.name] = np.argmax(x, axis=-1).astype(np.int64)
         elif b.kind == "numerical":
             declared = np.asarray(program.type_of(b.name).values)
-            values[b.name] = nearest_values(x[..., 0].astype(np.float64), declared) \
+            values[b.name] = snap(x[..., 0].astype(np.float64), declared) \
                 if not b.is_head else x[..., 0].astype(np.float64)
         else:
             bits = (x > 0.5).astype(np.int64)

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from alta import ir
-from alta.checker import apply_binary, apply_builtin, apply_compare, show
+from alta import ir, semantics
 from alta.errors import AltaError, Span
+from alta.semantics import apply_binary, apply_builtin, apply_compare, show
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class _Path:
         try:
             return apply_binary(e.op, a, b)
         except ZeroDivisionError:
-            raise _PathError(e.span, "division by zero") from None
+            raise _PathError(e.span, semantics.DIVISION_BY_ZERO) from None
 
     def _Compare(self, e):
         return apply_compare(e.op, self.eval(e.left), self.eval(e.right))
@@ -174,8 +174,8 @@ class _Path:
         if e.name == "len":
             return len(args[0])
         if e.name == "singleton":
-            if not 0 <= int(args[0]) < 63:
-                raise _PathError(e.span, "set element out of range")
+            if not semantics.element_fits(int(args[0])):
+                raise _PathError(e.span, semantics.SET_ELEMENT_ERROR)
             return frozenset({int(args[0])})
         return apply_builtin(e.name, tuple(args))
 
@@ -183,9 +183,8 @@ class _Path:
         table = e.table
         for index in e.indices:
             i = int(self.eval(index))
-            if not 0 <= i < len(table):
-                raise _PathError(index.span, f"index {i} out of range for a table of "
-                                             f"{len(table)} rows")
+            if not semantics.index_fits(i, len(table)):
+                raise _PathError(index.span, semantics.index_error(len(table), i))
             table = table[i]
         return table
 
@@ -246,10 +245,11 @@ def _located(program: ir.Program, span: Span, message: str) -> AltaError:
 
 
 def _coerce(type_: ir.ValueType, value):
+    """What a checked write stores (the interpreter stores the same)."""
     if isinstance(type_, ir.Categorical):
         return int(value)
     if isinstance(type_, ir.Numerical):
-        return min(type_.values, key=lambda v: abs(v - float(value)))
+        return type_.declared(value)
     return value
 
 
@@ -337,15 +337,10 @@ def _show_value(type_, value) -> str:
 def _rules_for_write(program, assignment: dict, name: str, new, line: int) -> list[Rule]:
     """A path's write as rules: one if the path read the old value, else one per old value
     (the MLP adds new - old). A write that changes nothing needs no rule."""
+    # old and new are both declared values (writes are stored as `_coerce` makes them).
     olds = [assignment[name]] if name in assignment else domain(program, name)
     return [Rule(_atoms({**assignment, name: old}), (Write(name, old, new),), (line,))
-            for old in olds if not _same(old, new)]
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) <= 1e-12
-    return a == b
+            for old in olds if old != new]
 
 
 def condition_rules(program: ir.Program, expr: ir.Expr) -> list[Rule]:

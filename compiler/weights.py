@@ -257,6 +257,8 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
                         f"initialiser gives {value!r} at position {p}, which is not a value of "
                         f"'{var.name}' ({var.type.describe()}); positions go up to max_length - "
                         f"1 = {program.max_length - 1}", var.span, program.source)
+                if isinstance(var.type, ir.Numerical):  # stored as the declared value
+                    value = var.type.declared(value)
                 _write(position[p], layout, var.name, value, 1.0)
         out["embed.position"] = position
     return out
