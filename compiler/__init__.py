@@ -1,4 +1,5 @@
-"""Compiler: Program IR -> sparse rules -> residual layout -> weights (see DESIGN.md).
+"""Compiler: Program IR -> reachable values -> sparse rules -> residual layout -> weights
+(see DESIGN.md).
 
 `compile_program` is the whole pipeline, one call per stage.
 """
@@ -12,6 +13,7 @@ import numpy as np
 from alta import ir
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.compiler.rules import RuleSet, compile_rules
+from alta.compiler.values import reachable_values
 from alta.compiler.weights import CompileReport, build_weights
 from alta.config import ModelConfig
 
@@ -28,7 +30,8 @@ class CompiledProgram:
 
 def compile_program(program: ir.Program, max_length: int | None = None) -> CompiledProgram:
     """Compile a checked program into Universal Transformer weights."""
-    rules = compile_rules(program)                       # MLP body -> minimised sparse rules
+    domains = reachable_values(program)                  # the values each name can take
+    rules = compile_rules(program, domains)              # MLP body -> minimised sparse rules
     layout = build_layout(program)                       # variables and heads -> dimensions
     weights, report = build_weights(program, layout, rules, max_length)  # -> numpy weights
     config = model_config(program, weights, report)

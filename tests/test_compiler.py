@@ -24,6 +24,7 @@ import pytest
 from alta.compiler import compile_program
 from alta.compiler.layout import decode_state
 from alta.compiler.rules import minimise, mlp_rules
+from alta.compiler.values import reachable_values
 from conftest import PROGRAMS
 
 from alta import ir
@@ -378,12 +379,21 @@ class Assignments:
         return values_of(self.program.type_of(name))[self.index[name][b]]
 
 
+def possible(program: ir.Program, name: str) -> np.ndarray:
+    """Indices (into the declared values) of the values `name` can take: the compiled MLP
+    is built for these only (alta.compiler.values; tests/test_semantics.py checks on runs
+    that the interpreter never leaves them)."""
+    reachable = set(reachable_values(program)[name])
+    return np.array([k for k, v in enumerate(values_of(program.type_of(name)))
+                     if v in reachable], dtype=np.int64)
+
+
 def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0) -> Assignments:
-    """Every combination of values of what the MLP reads or writes (the full cross product:
-    the oracle does not share the compiler's lazy enumeration)."""
+    """Every combination of possible values of what the MLP reads or writes (the full cross
+    product: the oracle does not share the compiler's lazy enumeration)."""
     names = mlp_names(program)
-    sizes = [len(values_of(program.type_of(n))) for n in names]
-    grid = np.array(list(itertools.product(*[range(s) for s in sizes])), dtype=np.int64)
+    choices = [possible(program, n) for n in names]
+    grid = np.array(list(itertools.product(*choices)), dtype=np.int64)
     grid = grid.reshape(len(grid), len(names))
     return Assignments(program, names, {n: grid[:, k] for k, n in enumerate(names)}, rng,
                        jitter)
@@ -391,8 +401,7 @@ def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0) -> Assi
 
 def random_assignments(program: ir.Program, count: int, rng, jitter: float = 0.0) -> Assignments:
     names = [v.name for v in program.variables] + [h.name for h in program.heads]
-    index = {n: rng.integers(0, len(values_of(program.type_of(n))), size=count)
-             for n in names}
+    index = {n: rng.choice(possible(program, n), size=count) for n in names}
     return Assignments(program, names, index, rng, jitter)
 
 
@@ -500,8 +509,9 @@ def assert_matches_interpreter(program, a: Assignments, after: dict, got: dict) 
 def test_rules_are_a_faithful_disjoint_cover(name):
     program = load(name)
     rng = np.random.default_rng(0)
-    raw = mlp_rules(program)
-    minimised = minimise(program, raw)
+    domains = reachable_values(program)
+    raw = mlp_rules(program, domains)
+    minimised = minimise(program, raw, domains)
     assert compiled_program(name).rules.mlp == tuple(minimised)
     for jitter in (0.0, 0.24):  # exact values, then numerical heads anywhere in their bucket
         a = enumerate_assignments(program, rng, jitter)
@@ -558,7 +568,7 @@ def test_if_elif_chain_writing_the_same_thing_is_one_rule():
     (rule,) = rules
     assert [(a.name, set(a.values)) for a in rule.atoms] == [("y", {0})]  # x dropped
     assert [(w.variable, w.old, w.new) for w in rule.writes] == [("y", 0, 1)]
-    assert len(mlp_rules(program)) == 8  # one per branch before minimisation
+    assert len(mlp_rules(program, reachable_values(program))) == 8  # one per branch
 
 
 def test_atoms_merge_across_values_and_nested_branches():
