@@ -350,10 +350,11 @@ def local_gap(values, k: int) -> tuple[float, float]:
 
 class Assignments:
     """A batch of full assignments: per name, the index into its domain, and the raw value
-    the state holds (numerical heads jittered inside their bucket)."""
+    the state holds (numerical heads jittered inside their bucket, by at most `caps[name]`
+    where given)."""
 
     def __init__(self, program: ir.Program, names: list[str], index: dict[str, np.ndarray],
-                 rng: np.random.Generator, jitter: float) -> None:
+                 rng: np.random.Generator, jitter: float, caps: dict | None = None) -> None:
         self.program, self.names, self.index = program, names, index
         self.size = len(next(iter(index.values()))) if index else 1
         self.raw: dict[str, np.ndarray] = {}
@@ -367,6 +368,8 @@ class Assignments:
                     # move each value up to `jitter` of the gap towards a neighbour
                     gaps = np.array([local_gap(dom, k) for k in range(len(dom))])[idx]
                     gaps = np.where(np.isfinite(gaps), gaps, 0.0)  # at the ends: inwards
+                    if caps and name in caps:
+                        gaps = np.minimum(gaps, caps[name] / jitter)
                     u = rng.uniform(-jitter, jitter, size=len(idx))
                     vals = vals + u * np.where(u < 0, gaps[:, 0], gaps[:, 1])
                 self.raw[name] = vals
@@ -388,7 +391,8 @@ def possible(program: ir.Program, name: str) -> np.ndarray:
                      if v in reachable], dtype=np.int64)
 
 
-def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0) -> Assignments:
+def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0,
+                          caps: dict | None = None) -> Assignments:
     """Every combination of possible values of what the MLP reads or writes (the full cross
     product: the oracle does not share the compiler's lazy enumeration)."""
     names = mlp_names(program)
@@ -396,13 +400,14 @@ def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0) -> Assi
     grid = np.array(list(itertools.product(*choices)), dtype=np.int64)
     grid = grid.reshape(len(grid), len(names))
     return Assignments(program, names, {n: grid[:, k] for k, n in enumerate(names)}, rng,
-                       jitter)
+                       jitter, caps)
 
 
-def random_assignments(program: ir.Program, count: int, rng, jitter: float = 0.0) -> Assignments:
+def random_assignments(program: ir.Program, count: int, rng, jitter: float = 0.0,
+                       caps: dict | None = None) -> Assignments:
     names = [v.name for v in program.variables] + [h.name for h in program.heads]
     index = {n: rng.choice(possible(program, n), size=count) for n in names}
-    return Assignments(program, names, index, rng, jitter)
+    return Assignments(program, names, index, rng, jitter, caps)
 
 
 def interpreter_state(program: ir.Program, a: Assignments) -> dict[str, np.ndarray]:
@@ -679,8 +684,10 @@ def test_dense_mlp_computes_the_rules(name, noise):
     compiled = compiled_program(name)
     layout, weights = compiled.layout, compiled.weights
     rng = np.random.default_rng(1)
-    full = enumerate_assignments(program, rng, 0.2)
-    a = random_assignments(program, max(full.size, 500), rng, 0.2)
+    # A numerical head is read exactly within its tolerance of every value it can take.
+    caps = {s.name: 0.9 * s.tolerance for s in compiled.report.head_scales}
+    full = enumerate_assignments(program, rng, 0.2, caps)
+    a = random_assignments(program, max(full.size, 500), rng, 0.2, caps)
     for n in full.names:  # every combination of what the MLP reads, the rest random
         a.index[n] = np.resize(full.index[n], a.size)
         a.raw[n] = np.resize(full.raw[n], a.size)
