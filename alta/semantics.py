@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -112,7 +113,7 @@ def apply_builtin(name: str, args: tuple):
     if name == "abs":
         return abs(args[0])
     if name == "round":
-        return int(round(args[0]))
+        return int(round(args[0]))  # noqa: RUF046 (an int even for numpy floats)
     raise AssertionError(name)
 
 
@@ -204,7 +205,7 @@ def too_close(values: Sequence[float]) -> tuple[float, float] | None:
     """Two neighbouring declared values that the rules above cannot tell apart (a number
     near one would also be 'declared' as the other, or a midpoint's tie window would reach
     a value), or None."""
-    for a, b in zip(values, values[1:]):
+    for a, b in itertools.pairwise(values):
         reach = 2 * max(DECLARED_RTOL * max(abs(a), abs(b)) + DECLARED_ATOL,
                         TIE_RTOL * max(abs(a), abs(b)))
         if b - a <= reach:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def bucket_thresholds(program: ir.Program, name: str, length: int | None = None)
 
 def _gaps(values: Sequence[float]) -> list[tuple[Fraction, Fraction]]:
     exact = [Fraction(v) for v in values]
-    return list(zip(exact, exact[1:]))
+    return list(itertools.pairwise(exact))
 
 
 @functools.lru_cache(maxsize=64)
