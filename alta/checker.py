@@ -16,11 +16,19 @@ from pathlib import Path
 
 from alta import ast, ir
 from alta.errors import AltaError, Diagnostic, Source, Span, read_text
+from alta.semantics import (
+    SET_ELEMENTS,
+    apply_binary,
+    apply_builtin,
+    apply_compare,
+    show,
+    sort_key,
+    too_close,
+)
 from alta.syntax import parse
 
 BUILTINS = ("min", "max", "abs", "round", "len")
 INPUT_NAMES = ("token", "position")
-MAX_SET_SIZE = 62  # sets are bit masks in a 64-bit integer
 DEFAULT_MAX_LAYERS = 1000
 MAX_UNROLL = 100_000  # guard against runaway compile-time loops
 
@@ -371,11 +379,17 @@ class _Checker:
                     _is_numeric(_kind_of_value(v)) for v in values):
                 raise self.error("a numerical type needs a non-empty set of numbers, e.g. "
                                  "num {0, 0.5, 1}", t.values.span)
-            return ir.Numerical(tuple(sorted({float(v) for v in values})))
+            declared = tuple(sorted({float(v) for v in values}))
+            close = too_close(declared)
+            if close is not None:
+                raise self.error(f"declared values {close[0]!r} and {close[1]!r} are too close "
+                                 "to tell apart (numbers within a relative 1e-9 of a declared "
+                                 "value count as that value)", t.values.span)
+            return ir.Numerical(declared)
         assert isinstance(t, ast.SetType)
         size = self._positive_int(t.size, "a set range")
-        if size > MAX_SET_SIZE:
-            raise self.error(f"set variables hold at most {MAX_SET_SIZE} values, got {size}",
+        if size > SET_ELEMENTS:
+            raise self.error(f"set variables hold at most {SET_ELEMENTS} values, got {size}",
                              t.size.span)
         if t.sets is None:
             if size > 12:
@@ -421,6 +435,8 @@ class _Checker:
                              d.init.span)
         if not inputs:
             self._check_constant_write(init, type_, d.name.id, d.init.span)
+            if isinstance(type_, ir.Numerical):  # a numerical variable holds declared values
+                init = ir.Const(init.span, "float", type_.declared(init.value))
             return ir.Variable(d.name.id, type_, "constant", init, None, d.span)
         if inputs == {"token"}:
             table = []
@@ -433,7 +449,8 @@ class _Checker:
                     raise self.error(f"initialiser gives {show(value)} for token \"{token}\", "
                                      f"which is not a value of '{d.name.id}' "
                                      f"({type_.describe()})", d.init.span)
-                table.append(value)
+                table.append(type_.declared(value) if isinstance(type_, ir.Numerical)
+                             else value)
             return ir.Variable(d.name.id, type_, "token", init, tuple(table), d.span)
         return ir.Variable(d.name.id, type_, "position", init, None, d.span)
 
@@ -865,9 +882,9 @@ class _Checker:
                                  f"holds {_domain_words(want, plural=True)}", node.span)
 
     def _small_set(self, e: ir.Expr) -> None:
-        """Run-time set values hold integers 0 .. MAX_SET_SIZE - 1."""
-        if isinstance(e, ir.Const) and any(not 0 <= v < MAX_SET_SIZE for v in e.value):
-            raise self.error(f"set {show(e.value)} has elements outside 0..{MAX_SET_SIZE - 1}, "
+        """Run-time set values hold integers 0 .. SET_ELEMENTS - 1."""
+        if isinstance(e, ir.Const) and any(not 0 <= v < SET_ELEMENTS for v in e.value):
+            raise self.error(f"set {show(e.value)} has elements outside 0..{SET_ELEMENTS - 1}, "
                              "the range of set values", e.span)
 
     def _membership(self, e, left, right):
@@ -958,7 +975,7 @@ class _Checker:
             return ir.Const(span, "set", frozenset(int(v) for v in values))
         if "table" in kinds or ("set" in kinds and kinds != {"set"}):
             raise self.error("set elements must be numbers, or all sets", span)
-        return ir.Const(span, "table", tuple(sorted(set(values), key=_sort_key)))
+        return ir.Const(span, "table", tuple(sorted(set(values), key=sort_key)))
 
     def _x_Index(self, e: ast.Index, scope, ctx):
         base = self.lower_expr(e.value, scope, ctx)
@@ -1123,61 +1140,7 @@ class _Checker:
         return ir.Builtin(e.span, kind, name, (arg,))
 
 
-# ---- helpers shared with the back ends (scalar semantics) -------------------------------------
-
-def apply_binary(op: str, a, b):
-    """Scalar semantics of a binary operator; the interpreter's numpy ops agree with these."""
-    if isinstance(a, frozenset):
-        return {"|": a | b, "&": a & b, "-": a - b, "^": a ^ b}[op]
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/":
-        return a / b
-    if op == "//":
-        return a // b
-    if op == "%":
-        return a % b
-    if op == "^":
-        return a ^ b
-    if op == "|":
-        return a | b
-    if op == "&":
-        return a & b
-    raise AssertionError(op)
-
-
-def apply_compare(op: str, a, b) -> bool:
-    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
-
-
-def apply_builtin(name: str, args: tuple):
-    if name == "min":
-        return min(args)
-    if name == "max":
-        return max(args)
-    if name == "abs":
-        return abs(args[0])
-    if name == "round":
-        return int(round(args[0]))
-    raise AssertionError(name)
-
-
-def show(value) -> str:
-    """A compile-time value as ALTA source would write it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, frozenset):
-        return "{" + ", ".join(show(v) for v in sorted(value, key=_sort_key)) + "}"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    return str(value)
-
+# ---- helpers -------------------------------------------------------------------------------
 
 def _coerce(value, kind: str):
     if kind == "int" and isinstance(value, bool):
@@ -1185,10 +1148,6 @@ def _coerce(value, kind: str):
     if kind == "float" and isinstance(value, (int, bool)):
         return float(value)
     return value
-
-
-def _sort_key(v):
-    return (0, v) if not isinstance(v, frozenset) else (1, len(v), sorted(v))
 
 
 def _select_axis(table, axis: int, index: int):

@@ -14,7 +14,7 @@ import numpy as np
 
 from alta import ir
 from alta.compiler.rules import Rule
-from alta.evaluation import nearest_values, set_to_bits
+from alta.semantics import set_to_bits, snap
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def _holds(program, name, allowed, values, undefined) -> np.ndarray:
         allowed = [set_to_bits(v) for v in allowed]
         holds = np.isin(values, allowed)
     elif isinstance(type_, ir.Numerical):  # reads snap to the nearest declared value
-        snapped = nearest_values(values.astype(np.float64), np.asarray(type_.values, np.float64))
+        snapped = snap(values.astype(np.float64), type_.values)
         holds = np.isin(snapped, np.asarray(sorted(allowed), np.float64))
     else:
         holds = np.isin(values, list(allowed))

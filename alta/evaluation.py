@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alta import ir
+from alta import ir, semantics
 from alta.errors import undefined_read
 
 
@@ -40,21 +40,10 @@ class State:
     undefined: dict[str, np.ndarray]
 
 
-def nearest_values(x: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Snap each number to the nearest declared value (ties go to the larger value)."""
-    if len(values) == 1:
-        return np.broadcast_to(values[0], np.shape(x)).astype(np.float64)
-    midpoints = (values[1:] + values[:-1]) / 2
-    return values[np.searchsorted(midpoints, x, side="right")]
-
-
-def set_to_bits(values) -> int:
-    """A set of small integers as the bit mask the interpreter stores."""
-    return sum(1 << int(v) for v in values)
-
-
-def bits_to_set(bits, size: int) -> frozenset[int]:
-    return frozenset(i for i in range(size) if (int(bits) >> i) & 1)
+# Kept for the modules and tests that import them from here; the rules live in semantics.
+nearest_values = semantics.snap
+set_to_bits = semantics.set_to_bits
+bits_to_set = semantics.bits_to_set
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -92,7 +81,7 @@ class Evaluator:
         if undefined is not None:
             _fault_if(e, undefined_read(e.name), mask & undefined)
         if e.name in self._buckets and self.bucket_numerical:
-            return nearest_values(value, self._buckets[e.name])
+            return semantics.snap(value, self._buckets[e.name])
         return value
 
     def _InputRead(self, e: ir.InputRead, mask):
@@ -109,29 +98,9 @@ class Evaluator:
 
     def _Binary(self, e: ir.Binary, mask):
         a, b = self.eval(e.left, mask), self.eval(e.right, mask)
-        op = e.op
-        if e.kind == "set":
-            a, b = np.int64(a) if np.isscalar(a) else a, b
-            if op == "-":
-                return np.bitwise_and(a, np.bitwise_not(b))
-            return {"|": np.bitwise_or, "&": np.bitwise_and, "^": np.bitwise_xor}[op](a, b)
-        if op in ("/", "//", "%"):
-            _fault_if(e, "division by zero", mask & (np.asarray(b) == 0))
-            safe = np.where(np.asarray(b) == 0, 1, b)
-            with np.errstate(all="ignore"):
-                if op == "/":
-                    return np.true_divide(a, safe)
-                if e.kind == "int":
-                    return (np.floor_divide if op == "//" else np.mod)(
-                        np.asarray(a, dtype=np.int64), np.asarray(safe, dtype=np.int64))
-                return (np.floor_divide if op == "//" else np.mod)(a, safe)
-        if e.kind == "bool":
-            return {"^": np.logical_xor, "|": np.logical_or, "&": np.logical_and}[op](a, b)
-        if e.kind == "int":
-            a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-        ops = {"+": np.add, "-": np.subtract, "*": np.multiply, "^": np.bitwise_xor,
-               "|": np.bitwise_or, "&": np.bitwise_and}
-        return ops[op](a, b)
+        if e.kind != "set":
+            _fault_if(e, semantics.DIVISION_BY_ZERO, mask & semantics.zero_divisor(e.op, b))
+        return semantics.binary_array(e.op, e.kind, a, b)
 
     def _Compare(self, e: ir.Compare, mask):
         a, b = self.eval(e.left, mask), self.eval(e.right, mask)
@@ -145,8 +114,7 @@ class Evaluator:
             found = np.isin(x, np.fromiter(e.container.value, dtype=np.int64))
         else:
             bits = np.asarray(self.eval(e.container, mask), dtype=np.int64)
-            inside = (x >= 0) & (x < 63)
-            found = inside & ((bits >> np.where(inside, x, 0)) & 1).astype(bool)
+            found = semantics.has_element(bits, x)
         return ~found if e.negated else found
 
     def _Logical(self, e: ir.Logical, mask):
@@ -179,8 +147,8 @@ class Evaluator:
             return _popcount(args[0])
         if e.name == "singleton":
             x = np.asarray(args[0], dtype=np.int64)
-            _fault_if(e, "set element out of range", mask & ((x < 0) | (x > 62)))
-            return np.left_shift(np.int64(1), np.clip(x, 0, 62))
+            _fault_if(e, semantics.SET_ELEMENT_ERROR, mask & ~semantics.element_fits(x))
+            return semantics.singleton_bits(x)
         raise AssertionError(e.name)
 
     def _Lookup(self, e: ir.Lookup, mask):
@@ -188,8 +156,8 @@ class Evaluator:
         index = []
         for axis, idx in enumerate(e.indices):
             i = np.asarray(self.eval(idx, mask), dtype=np.int64)
-            _fault_if(idx, f"index out of range for a table of {table.shape[axis]} rows",
-                      mask & ((i < 0) | (i >= table.shape[axis])))
+            _fault_if(idx, semantics.index_error(table.shape[axis]),
+                      mask & ~semantics.index_fits(i, table.shape[axis]))
             index.append(np.clip(i, 0, table.shape[axis] - 1))
         return table[tuple(index)]
 
@@ -206,6 +174,7 @@ class Evaluator:
             if isinstance(s, ir.Assign):
                 value = np.broadcast_to(self.eval(s.value, mask), mask.shape)
                 self.check_value(s, s.variable, value, mask)
+                value = self.stored(s.variable, value)
                 writes[s.variable] = np.where(mask, value, writes[s.variable])
                 wrote[s.variable] = wrote[s.variable] | mask
             elif isinstance(s, ir.LetStmt):
@@ -224,12 +193,10 @@ class Evaluator:
         """Writing a value outside a variable's declared range is an error."""
         type_ = self.program.type_of(name)
         if isinstance(type_, ir.Categorical):
-            bad = (value < 0) | (value >= type_.size)
+            bad = ~semantics.category_fits(value, type_.size)
             what = f"outside 0..{type_.size - 1}"
         elif isinstance(type_, ir.Numerical):
-            declared = np.asarray(type_.values)
-            near = nearest_values(value, declared)
-            bad = ~np.isclose(value, near, rtol=1e-9, atol=1e-12)
+            bad = ~semantics.is_declared(value, type_.values)
             what = "not one of its declared values"
         else:
             allowed = np.fromiter(map(set_to_bits, type_.sets), dtype=np.int64)
@@ -239,13 +206,20 @@ class Evaluator:
             where = mask & bad
             b, i = (int(x) for x in np.argwhere(where)[0])
             if isinstance(type_, ir.SetValued):
-                shown = type_.format(bits_to_set(value[b, i], 63))
+                shown = type_.format(bits_to_set(value[b, i]))
             elif isinstance(type_, ir.Numerical):
                 shown = type_.format(value[b, i])
             else:
                 shown = str(int(value[b, i]))
             raise EvaluationFault(node, f"writes {shown} to '{name}', {what} "
                                         f"({type_.describe()})", where)
+
+    def stored(self, name: str, value: np.ndarray) -> np.ndarray:
+        """What a checked write stores: a numerical variable holds the declared value itself
+        (0.1 + 0.2 is stored as 0.3), as the compiled model does."""
+        type_ = self.program.type_of(name)
+        return semantics.snap(value, type_.values) if isinstance(type_, ir.Numerical) \
+            else value
 
 
 def _bit_masks(table):

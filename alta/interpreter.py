@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alta import ir
+from alta import ir, semantics
 from alta.errors import AltaRuntimeError
 from alta.evaluation import EvaluationFault, Evaluator, State, evaluate_condition, set_to_bits
 from alta.framing import Batch, decode_outputs, encode_batch
@@ -73,6 +73,7 @@ def initial_state(program: ir.Program, batch: Batch) -> dict[str, np.ndarray]:
             value = np.broadcast_to(np.asarray(evaluator.eval(var.init, valid), dtype=dtype),
                                     shape).copy()
             evaluator.check_value(var.init, var.name, value, valid)
+            value = evaluator.stored(var.name, value)
         except EvaluationFault as fault:
             raise _runtime_error(program, fault, batch, 0, np.arange(shape[0]),
                                  f"initialising '{var.name}'") from None
@@ -204,9 +205,8 @@ def selection(head: ir.Head, values, valid) -> np.ndarray:
     if head.op == "==":
         selected = selected & (values[head.key][:, None, :] == values[head.query][:, :, None])
     elif head.op == "in":
-        key = values[head.key][:, None, :]
-        bits = values[head.query][:, :, None] >> np.clip(key, 0, 62)
-        selected = selected & (bits & 1).astype(bool) & (key >= 0) & (key < 63)
+        selected = selected & semantics.has_element(values[head.query][:, :, None],
+                                                    values[head.key][:, None, :])
     if head.offsets is not None:
         relative = np.arange(n)[None, :] - np.arange(n)[:, None]
         selected = selected & np.isin(relative, head.offsets)[None]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
+from alta import semantics
 from alta.errors import Diagnostic, Source, Span
 
 
@@ -34,7 +35,8 @@ class Categorical:
         return f"cat {self.size}"
 
     def contains(self, value) -> bool:
-        return isinstance(value, (int, bool)) and 0 <= int(value) < self.size
+        return isinstance(value, (int, bool)) and bool(semantics.category_fits(int(value),
+                                                                               self.size))
 
     def format(self, value) -> str:
         value = int(value)
@@ -43,7 +45,8 @@ class Categorical:
 
 @dataclass(frozen=True)
 class Numerical:
-    """A float with a finite, sorted set of declared values; reads snap to the nearest."""
+    """A float with a finite, sorted set of declared values; reads snap to the nearest
+    (alta.semantics: what "is a declared value" and "nearest" mean)."""
 
     values: tuple[float, ...]
 
@@ -53,8 +56,12 @@ class Numerical:
         return f"num {{{vals}{more}}} ({len(self.values)} values)"
 
     def contains(self, value) -> bool:
-        return isinstance(value, (int, float, bool)) and any(
-            abs(float(value) - v) <= 1e-9 * max(1.0, abs(v)) for v in self.values)
+        return isinstance(value, (int, float, bool)) and semantics.is_declared_scalar(
+            float(value), self.values)
+
+    def declared(self, value) -> float:
+        """The declared value a number snaps to (what a write of it stores)."""
+        return semantics.snap_scalar(float(value), self.values)
 
     def format(self, value) -> str:
         return f"{float(value):g}"

@@ -1,4 +1,5 @@
-"""Compiler: Program IR -> sparse rules -> residual layout -> weights (see DESIGN.md).
+"""Compiler: Program IR -> reachable values -> sparse rules -> residual layout -> weights
+(see DESIGN.md).
 
 `compile_program` is the whole pipeline, one call per stage.
 """
@@ -13,6 +14,7 @@ from alta import ir
 from alta.compiler.faults import FaultPlan, FaultSite, fault_rules, plan_faults
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.compiler.rules import RuleSet, compile_rules
+from alta.compiler.values import reachable_values
 from alta.compiler.weights import CompileReport, build_weights
 from alta.config import ModelConfig
 
@@ -33,9 +35,10 @@ def compile_program(program: ir.Program, max_length: int | None = None,
     """Compile a checked program into Universal Transformer weights. Without the
     `fault_detector` the model answers silently where the interpreter reports an undefined
     read (for measuring what the detector costs)."""
+    domains = reachable_values(program)                  # the values each name can take
     plan = plan_faults(program) if fault_detector else FaultPlan(program, (), (), {})
-    rules = replace(compile_rules(program),              # MLP body -> minimised sparse rules
-                    faults=tuple(fault_rules(plan)))     # + where each head read is undefined
+    rules = replace(compile_rules(program, domains),     # MLP body -> minimised sparse rules
+                    faults=tuple(fault_rules(plan, domains)))  # + undefined head reads
     layout = build_layout(plan.program, appended=plan.synthetic)  # -> residual dimensions
     weights, report = build_weights(plan.program, layout, rules, max_length,  # -> weights
                                     plan.selection)

@@ -28,6 +28,7 @@ the first input and position.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 from alta import ir
 from alta.errors import Span
@@ -88,6 +89,16 @@ def selection_name(head: str) -> str:
     return head + SELECTED
 
 
+def selection_buckets(values: tuple[float, ...]):
+    """How the MLP reads a selection head: ramps in the middle half of each gap (none 0,
+    one 1/2, several 2/3 and above), as for a variable: the attention keeps the share within
+    1/16 of k / (k + 1), well inside them."""
+    from alta.compiler.buckets import Buckets, steps_between
+
+    exact = [Fraction(v) for v in values]
+    return Buckets(values, steps_between(values, zip(exact, exact[1:])))
+
+
 def plan_faults(program: ir.Program) -> FaultPlan:
     guarded = tuple(_reads(program.mlp, ()))
     sites = tuple(FaultSite(f"{FAULT}{i}", g.read.name, g.read.span)
@@ -141,16 +152,18 @@ def local_definitions(stmts) -> dict[int, ir.Expr]:
     return out
 
 
-def fault_rules(plan: FaultPlan) -> list:
+def fault_rules(plan: FaultPlan, domains: dict) -> list:
     """Per site: where it is reached with every guard's head defined and its own head
-    undefined, set its flag (minimised like the MLP's rules)."""
+    undefined, set its flag (minimised like the MLP's rules). `domains`: the values each of
+    the program's names can take (compiler.values)."""
     from alta.compiler.rules import Atom, Rule, Write, guarded_region, minimise
 
     program = plan.program
+    domains = {**domains, **{name: program.type_of(name).values for name in plan.selection}}
     definitions = local_definitions(program.mlp)
     rules = []
     for site, guarded in zip(plan.sites, plan.guarded):
-        for assignment in guarded_region(program, guarded.guards, definitions):
+        for assignment in guarded_region(program, guarded.guards, definitions, domains):
             heads = {n for n in assignment if n in program.head_index}
             if site.head in heads:  # an earlier read of the same head reports it
                 continue
@@ -160,4 +173,4 @@ def fault_rules(plan: FaultPlan) -> list:
             atoms[selection_name(site.head)] = UNDEFINED[program.head(site.head).numerical]
             rules.append(Rule(tuple(Atom(n, atoms[n]) for n in sorted(atoms)),
                               (Write(site.name, 0.0, 1.0),), (site.span.line,)))
-    return minimise(program, rules)
+    return minimise(program, rules, domains)

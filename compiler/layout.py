@@ -91,9 +91,10 @@ def decode_state(program: ir.Program, layout: ResidualLayout,
                  residual: np.ndarray) -> dict[str, np.ndarray]:
     """Residual vectors (..., D) -> the interpreter's arrays per variable and head output.
 
-    Categorical: the largest dimension of the block; numerical: the nearest declared value;
+    Categorical: the largest dimension of the block; numerical variables: the nearest
+    declared value (heads keep the raw mean: compiler.buckets says how the MLP reads it);
     sets: the bit mask of dimensions above one half."""
-    from alta.evaluation import nearest_values
+    from alta.semantics import snap
 
     values = {}
     for b in layout.blocks:
@@ -103,7 +104,7 @@ def decode_state(program: ir.Program, layout: ResidualLayout,
         elif b.kind == "numerical":
             raw = x[..., 0].astype(np.float64)
             known = b.name in program.variable_index  # not a head, nor the compiler's own
-            values[b.name] = nearest_values(raw, np.asarray(program.type_of(b.name).values)) \
+            values[b.name] = snap(raw, np.asarray(program.type_of(b.name).values)) \
                 if known else raw
         else:
             bits = (x > 0.5).astype(np.int64)

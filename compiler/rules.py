@@ -2,8 +2,9 @@
 
 The MLP body is executed over *partial* assignments: a variable (or head output) gets a
 value only when the body reads it, on the path where it is read; reading an unassigned one
-forks the execution over its domain. Each finished path is a conjunction of the atoms it read
-and the writes it made.
+forks the execution over its domain: the values it can actually take (alta.compiler.values),
+so paths no input reaches give neither rules nor errors. Each finished path is a
+conjunction of the atoms it read and the writes it made.
 
 The compiled MLP adds new - old to the residual, so a write must also remove the old value.
 Either each writing path forks over the old value (one rule per old value; a path that
@@ -21,11 +22,14 @@ Rules from different paths are disjoint, and merging keeps them so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from alta import ir
-from alta.checker import apply_binary, apply_builtin, apply_compare, show
+from alta import ir, semantics
 from alta.errors import AltaError, Span
+from alta.semantics import apply_binary, apply_builtin, apply_compare, show
+
+Domains = Mapping[str, tuple]  # per variable and head output, the values enumerated
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,9 @@ class Rule:
         return f"if {conds}: {effects}" if effects else f"when {conds}"
 
 
-def domain(program: ir.Program, name: str) -> tuple:
-    """The values a variable or head output can take, as the MLP reads them."""
+def declared_domain(program: ir.Program, name: str) -> tuple:
+    """Every value of a variable's or head output's declared type (the enumeration uses the
+    values it can actually take instead: alta.compiler.values)."""
     type_ = program.type_of(name)
     if isinstance(type_, ir.Categorical):
         return tuple(range(type_.size))
@@ -93,7 +98,9 @@ class _Fork(Exception):
         self.name = name
 
 
-class _PathError(Exception):
+class PathError(Exception):
+    """A run-time error (division by zero, a table index, a bad write) on a path."""
+
     def __init__(self, span: Span, message: str) -> None:
         self.span, self.message = span, message
 
@@ -152,7 +159,7 @@ class _Path:
         try:
             return apply_binary(e.op, a, b)
         except ZeroDivisionError:
-            raise _PathError(e.span, "division by zero") from None
+            raise PathError(e.span, semantics.DIVISION_BY_ZERO) from None
 
     def _Compare(self, e):
         return apply_compare(e.op, self.eval(e.left), self.eval(e.right))
@@ -174,8 +181,8 @@ class _Path:
         if e.name == "len":
             return len(args[0])
         if e.name == "singleton":
-            if not 0 <= int(args[0]) < 63:
-                raise _PathError(e.span, "set element out of range")
+            if not semantics.element_fits(int(args[0])):
+                raise PathError(e.span, semantics.SET_ELEMENT_ERROR)
             return frozenset({int(args[0])})
         return apply_builtin(e.name, tuple(args))
 
@@ -183,9 +190,8 @@ class _Path:
         table = e.table
         for index in e.indices:
             i = int(self.eval(index))
-            if not 0 <= i < len(table):
-                raise _PathError(index.span, f"index {i} out of range for a table of "
-                                             f"{len(table)} rows")
+            if not semantics.index_fits(i, len(table)):
+                raise PathError(index.span, semantics.index_error(len(table), i))
             table = table[i]
         return table
 
@@ -201,7 +207,7 @@ class _Path:
                 if not type_.contains(int(value) if isinstance(value, bool) else value):
                     # Every write is checked, like the interpreter does, even one that a
                     # later write on the same path replaces.
-                    raise _PathError(s.span, f"writes {_show_value(type_, value)} to "
+                    raise PathError(s.span, f"writes {_show_value(type_, value)} to "
                                              f"'{s.variable}', which is not one of its values "
                                              f"({type_.describe()}),")
                 self.writes[s.variable] = _coerce(type_, value)
@@ -217,8 +223,9 @@ def evaluate_scalar(expr: ir.Expr, inputs: dict | None = None):
     return _Path({}, inputs).eval(expr)
 
 
-def _explore(program: ir.Program, execute):
-    """Every path of `execute(path)`, as (assignment, path) once it finishes."""
+def _explore(program: ir.Program, execute, domains: Domains):
+    """Every path of `execute(path)`, as (assignment, path) once it finishes; a read forks
+    over the values `domains` gives the name."""
     pending: list[dict] = [{}]
     while pending:
         assignment = pending.pop()
@@ -226,10 +233,10 @@ def _explore(program: ir.Program, execute):
         try:
             execute(path)
         except _Fork as fork:
-            for value in reversed(domain(program, fork.name)):
+            for value in reversed(domains[fork.name]):
                 pending.append({**assignment, fork.name: value})
             continue
-        except _PathError as err:
+        except PathError as err:
             raise _located(program, err.span, f"{err.message} on the path where "
                                               f"{_describe(program, assignment)}") from None
         yield assignment, path
@@ -246,56 +253,69 @@ def _located(program: ir.Program, span: Span, message: str) -> AltaError:
 
 
 def _coerce(type_: ir.ValueType, value):
+    """What a checked write stores (the interpreter stores the same)."""
     if isinstance(type_, ir.Categorical):
         return int(value)
     if isinstance(type_, ir.Numerical):
-        return min(type_.values, key=lambda v: abs(v - float(value)))
+        return type_.declared(value)
     return value
 
 
-def mlp_rules(program: ir.Program) -> list[Rule]:
+def written_variables(program: ir.Program) -> list[str]:
+    """The variables the MLP body can write, in the order they are first written."""
+    return _written(program.mlp)
+
+
+def writing_paths(program: ir.Program, name: str, domains: Domains) -> list[tuple]:
+    """Every path of the MLP that writes `name`, as (assignment read, value written, line),
+    enumerated on the variable's slice of the body: the statements that can write it (other
+    assignments and ifs that cannot write it are left out; reads see pre-MLP values, so
+    nothing else can change what it gets). A path that writes a value outside the
+    variable's range, divides by zero or indexes outside a table is a located error."""
+    body = _slice(program.mlp, name)
+    return [(assignment, path.writes[name], path.lines[name])
+            for assignment, path in _explore(program, lambda p: p.run(body), domains)
+            if name in path.writes]
+
+
+def mlp_rules(program: ir.Program, domains: Domains) -> list[Rule]:
     """The unminimised rules of the MLP body, variable by variable.
 
-    Each written variable is enumerated on its own slice of the body: the statements that
-    can write it (other assignments and ifs that cannot write it are left out; reads see
-    pre-MLP values, so nothing else can change what it gets). Independent statements thus
-    add up instead of multiplying, and each rule writes one variable: at a position, at
-    most one rule per variable (and one clear unit) fires."""
+    Each written variable is enumerated on its own slice of the body (`writing_paths`), so
+    independent statements add up instead of multiplying, and each rule writes one
+    variable: at a position, at most one rule per variable (and one clear unit) fires."""
     rules = []
-    for name in _written(program.mlp):
-        body = _slice(program.mlp, name)
-        writing = [(assignment, path.writes[name], path.lines[name])
-                   for assignment, path in _explore(program, lambda p, body=body: p.run(body))
-                   if name in path.writes]
-        forked = sum(len(_rules_for_write(program, a, name, new, line))
+    for name in written_variables(program):
+        writing = writing_paths(program, name, domains)
+        forked = sum(len(_rules_for_write(domains, a, name, new, line))
                      for a, new, line in writing)
-        region = _region(program, [a for a, _, _ in writing])
-        guarded = len(writing) + sum(len(cube.get(name, domain(program, name)))
-                                     for cube in region)
+        region = _region(program, [a for a, _, _ in writing], domains)
+        guarded = len(writing) + sum(len(cube.get(name, domains[name])) for cube in region)
         if writing and guarded < forked:
-            rules.extend(_guarded_rules(program, name, writing, region))
+            rules.extend(_guarded_rules(name, writing, region, domains))
         else:
             rules.extend(r for a, new, line in writing
-                         for r in _rules_for_write(program, a, name, new, line))
+                         for r in _rules_for_write(domains, a, name, new, line))
     return rules
 
 
-def _region(program: ir.Program, writing: list[dict]) -> list[dict]:
+def _region(program: ir.Program, writing: list[dict], domains: Domains) -> list[dict]:
     """Disjoint boxes (per name, a set of values) whose union is exactly where some path
     writes: the writing paths' own conditions, merged. No other path enters them, since
     paths are disjoint, and every atom of a box is read on the paths it came from."""
     marked = [Rule(_atoms(a), (), ()) for a in writing]
-    return [{atom.name: atom.values for atom in rule.atoms} for rule in minimise(program, marked)]
+    return [{atom.name: atom.values for atom in rule.atoms}
+            for rule in minimise(program, marked, domains)]
 
 
-def _guarded_rules(program, name: str, writing, region: list[dict]) -> list[Rule]:
+def _guarded_rules(name: str, writing, region: list[dict], domains: Domains) -> list[Rule]:
     """Rules that add each path's new value, and per box of the region and old value a unit
     that removes the old value."""
     rules = [Rule(_atoms(assignment), (Write(name, None, new),), (line,))
              for assignment, new, line in writing]
     lines = tuple(sorted({line for _, _, line in writing}))
     for box in region:
-        for old in box.get(name, domain(program, name)):
+        for old in box.get(name, domains[name]):
             atoms = {**box, name: frozenset({old})}
             rules.append(Rule(tuple(Atom(n, atoms[n]) for n in sorted(atoms)),
                               (Write(name, old, None),), lines))
@@ -316,6 +336,11 @@ def _written(stmts) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def names_read_writing(program: ir.Program, name: str) -> set[str]:
+    """The variables and heads that the statements which can write `name` read."""
+    return {n.name for n in ir.walk(_slice(program.mlp, name)) if isinstance(n, ir.Read)}
+
+
 def _slice(stmts, name: str) -> tuple:
     """The statements that can write `name` (lets are kept: they are evaluated lazily)."""
     out = []
@@ -334,21 +359,17 @@ def _show_value(type_, value) -> str:
     return show(value) if not isinstance(type_, ir.Categorical) else str(value)
 
 
-def _rules_for_write(program, assignment: dict, name: str, new, line: int) -> list[Rule]:
+def _rules_for_write(domains: Domains, assignment: dict, name: str, new,
+                     line: int) -> list[Rule]:
     """A path's write as rules: one if the path read the old value, else one per old value
-    (the MLP adds new - old). A write that changes nothing needs no rule."""
-    olds = [assignment[name]] if name in assignment else domain(program, name)
+    (the MLP adds new - old). A write that changes nothing needs no rule; old and new are
+    both declared values (writes are stored as `_coerce` makes them), so equality is exact."""
+    olds = [assignment[name]] if name in assignment else domains[name]
     return [Rule(_atoms({**assignment, name: old}), (Write(name, old, new),), (line,))
-            for old in olds if not _same(old, new)]
+            for old in olds if old != new]
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) <= 1e-12
-    return a == b
-
-
-def condition_rules(program: ir.Program, expr: ir.Expr) -> list[Rule]:
+def condition_rules(program: ir.Program, expr: ir.Expr, domains: Domains) -> list[Rule]:
     """Rules covering exactly the assignments where a state-level condition holds."""
     rules = []
     holds = {}
@@ -356,13 +377,14 @@ def condition_rules(program: ir.Program, expr: ir.Expr) -> list[Rule]:
     def execute(path):
         holds[id(path)] = bool(path.eval(expr))
 
-    for assignment, path in _explore(program, execute):
+    for assignment, path in _explore(program, execute, domains):
         if holds.pop(id(path)):
             rules.append(Rule(_atoms(assignment), (), (expr.span.line,)))
     return rules
 
 
-def guarded_region(program: ir.Program, guards, definitions: dict[int, ir.Expr]) -> list[dict]:
+def guarded_region(program: ir.Program, guards, definitions: dict[int, ir.Expr],
+                   domains: Domains) -> list[dict]:
     """The partial assignments on which every (condition, truth) of `guards` holds, the
     conditions evaluated in order (a later one only where the earlier ones hold, as the
     interpreter does). `definitions` gives each local's expression, evaluated when used."""
@@ -372,15 +394,15 @@ def guarded_region(program: ir.Program, guards, definitions: dict[int, ir.Expr])
         path.locals = {uid: _Deferred(e) for uid, e in definitions.items()}
         reached[id(path)] = all(bool(path.eval(cond)) == truth for cond, truth in guards)
 
-    return [assignment for assignment, path in _explore(program, execute)
+    return [assignment for assignment, path in _explore(program, execute, domains)
             if reached.pop(id(path))]
 
 
 # ---- minimisation --------------------------------------------------------------------------
 
-def minimise(program: ir.Program, rules: list[Rule]) -> list[Rule]:
+def minimise(program: ir.Program, rules: list[Rule], domains: Domains) -> list[Rule]:
     """Merge rules with equal effects that differ in one atom; drop atoms that cover their
-    whole domain. Repeats until nothing merges."""
+    whole domain (every value the name can take). Repeats until nothing merges."""
     by_effect: dict[tuple, list[dict]] = {}
     lines: dict[tuple, set] = {}
     for rule in rules:
@@ -391,7 +413,7 @@ def minimise(program: ir.Program, rules: list[Rule]) -> list[Rule]:
     for writes, cubes in by_effect.items():
         names = sorted({n for c in cubes for n in c})
         for name in names:
-            full.setdefault(name, frozenset(domain(program, name)))
+            full.setdefault(name, frozenset(domains[name]))
         changed = True
         while changed:
             changed = False
@@ -442,8 +464,15 @@ class RuleSet:
         return sum(len(r.atoms) for r in self.mlp) / max(len(self.mlp), 1)
 
 
-def compile_rules(program: ir.Program) -> RuleSet:
-    raw = mlp_rules(program)
-    halting = minimise(program, condition_rules(program, program.halt)) \
+def compile_rules(program: ir.Program, domains: Domains | None = None) -> RuleSet:
+    """The MLP and halting condition as minimised rules, enumerated over `domains` (by
+    default the values each name can actually take: alta.compiler.values)."""
+    if domains is None:
+        # Imported here: the value analysis runs this module's path enumeration.
+        from alta.compiler.values import reachable_values
+
+        domains = reachable_values(program)
+    raw = mlp_rules(program, domains)
+    halting = minimise(program, condition_rules(program, program.halt, domains), domains) \
         if program.halt is not None else []
-    return RuleSet(tuple(minimise(program, raw)), tuple(halting), len(raw))
+    return RuleSet(tuple(minimise(program, raw, domains)), tuple(halting), len(raw))

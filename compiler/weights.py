@@ -8,7 +8,8 @@
   the value block into the head's own block.
 - MLP, four layers with clipped ReLU min(1, max(0, x)) after the first three:
   1. sharpen categorical and set dimensions (2x - 1/2: head outputs that are nearly one-hot
-     become exactly so), steps at the midpoints between numerical values, and a raw copy of
+     become exactly so), steps between numerical values (placed by compiler/buckets.py
+     between the values a variable or a head's mean can really take), and a raw copy of
      every head dimension;
   2. numerical bucket one-hots (difference of steps), set values as one-hots over their
      possible sets, pass-throughs;
@@ -27,14 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alta import ir
-from alta.compiler.faults import FAULT, ONE
+from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds
+from alta.compiler.faults import FAULT, ONE, SELECTED, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.errors import AltaError
 
-DEFAULT_GUARANTEED_LENGTH = 100_000  # for programs that declare no max_length
 MASKED_LOGIT = -1e9  # a sink logit that takes no attention (as the model's padding mask)
-FLOAT32_EPS = 2.0 ** -24
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class _Expansion:
     first: _Layer
     second: _Layer
     resets: list[tuple[int, int, float]]  # (layer-2 unit, residual dim, output weight)
-    reset_bias: np.ndarray  # output bias (numerical head resets)
+    reset_bias: np.ndarray  # output bias (zero: the resets need none)
 
 
 def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
@@ -148,6 +148,12 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
     return weights, report
 
 
+def _buckets(program: ir.Program, name: str):
+    if name.endswith(SELECTED):  # k / (k + 1) is not a mean of its value: steps of its own
+        return selection_buckets(program.type_of(name).values)
+    return bucket_thresholds(program, name)
+
+
 def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> _Expansion:
     first, second = _Layer(), _Layer()
     for name in read:
@@ -166,11 +172,11 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> 
                                            for v in range(block.size)}, 1.0 - len(s))
         else:
             values = type_.values
-            for k in range(len(values) - 1):
-                gap = values[k + 1] - values[k]
-                mid = (values[k + 1] + values[k]) / 2
-                slope = 2.0 / gap  # saturates a quarter gap either side of the midpoint
-                first.add((name, "step", k), {block.start: slope}, 0.5 - slope * mid)
+            # Each step ramps from 0 to 1 between the values the dimension can really hold
+            # on either side of a snapping boundary (compiler/buckets.py).
+            for k, step in enumerate(_buckets(program, name).steps):
+                slope = 1.0 / (step.end - step.start)
+                first.add((name, "step", k), {block.start: slope}, -slope * step.start)
             for k, value in enumerate(values):  # bucket k: step k-1 minus step k
                 ws = {}
                 if k > 0:
@@ -184,14 +190,21 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> 
     reset_bias = np.zeros(layout.width)
     for head in program.heads:
         block = layout.block(head.name)
-        if block.kind == "numerical":  # the mean lies in [lo, hi]: rescale it into [0, 1]
+        if block.kind == "numerical":
+            # Subtract the mean exactly: divided by a power of two P >= 2 max|value|, its
+            # positive (and, if the values have a sign, negative) part lies in [0, 1/2], so a
+            # mean that float32 rounded a little past the declared range is not clipped, and
+            # scaling by P is exact. The block is left at exactly 0, so nothing carries over
+            # into the next layer's mean (compiler/buckets.py relies on it).
             values = program.type_of(head.value).values
-            lo, hi = min(values), max(values)
-            span = hi - lo
-            key = (head.name, "raw")
-            first.add(key, {block.start: 1.0 / span} if span else {}, -lo / span if span else 0)
-            resets.append((second.add(key, {first.index[key]: 1.0}, 0.0), block.start, -span))
-            reset_bias[block.start] = -lo
+            largest = max(abs(v) for v in values) or 1.0
+            power = 2.0 ** (math.ceil(math.log2(largest)) + 1)
+            signs = (1.0, -1.0) if min(values) < 0 else (1.0,)
+            for sign in signs:
+                key = (head.name, "raw") if sign > 0 else (head.name, "raw", "negative")
+                first.add(key, {block.start: sign / power}, 0.0)
+                resets.append((second.add(key, {first.index[key]: 1.0}, 0.0), block.start,
+                               -sign * power))
         else:
             for v in range(block.size):
                 key = (head.name, "raw", v)
@@ -272,6 +285,8 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
                         f"initialiser gives {value!r} at position {p}, which is not a value of "
                         f"'{var.name}' ({var.type.describe()}); positions go up to max_length - "
                         f"1 = {program.max_length - 1}", var.span, program.source)
+                if isinstance(var.type, ir.Numerical):  # stored as the declared value
+                    value = var.type.declared(value)
                 _write(position[p], layout, var.name, value, 1.0)
         out["embed.position"] = position
     return out
@@ -321,23 +336,21 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
 
     A selected position scores beta, any other allowed one 0, so at length N the mass off the
     selection is below N exp(-beta). Categorical outputs are sharpened at 1/4 by the MLP;
-    numerical outputs must stay within a quarter of the smallest gap between the head's
-    declared values, split between softmax leakage and float32 rounding of the mean.
+    a numerical output must stay within a quarter of the window of possible means around
+    each step (compiler/buckets.py), half of it for softmax leakage and half for float32
+    rounding of the mean; the buckets say up to which length the rounding fits.
     """
     if not head.numerical:
         tolerance, magnitude = 0.25, 1.0
-        rounding_limit = math.inf
+        exact_up_to = target
     else:
-        values = head.type.values
-        gaps = [b - a for a, b in zip(values, values[1:])] or [1.0]
-        tolerance = min(gaps) / 4
+        buckets = bucket_thresholds(program, head.name)
+        tolerance = buckets.tolerance if buckets.steps else 0.25
         source = program.variable(head.value).type.values
         magnitude = max(max(source) - min(source), 1e-12)
-        largest = max(abs(v) for v in source) or 1.0
-        # A float32 weighted sum of N terms errs by at most about (N + 3) u max|value|.
-        rounding_limit = (tolerance / 2) / (largest * FLOAT32_EPS) - 3
+        exact_up_to = buckets.positions
     leak_budget = tolerance / 2 if head.numerical else tolerance
     # beta is chosen for `target` positions, with a safety factor of e^2 on the leakage.
     beta = max(math.log(target * magnitude / leak_budget) + 2.0, 1.0)
-    guaranteed = min(target, int(min(rounding_limit, 1e12)))
+    guaranteed = min(target, exact_up_to)
     return HeadScale(head.name, beta, max(guaranteed, 0), tolerance)

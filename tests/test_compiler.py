@@ -26,6 +26,7 @@ from alta.compiler import compile_program
 from alta.compiler.faults import ONE, selection_name
 from alta.compiler.layout import decode_state
 from alta.compiler.rules import minimise, mlp_rules
+from alta.compiler.values import reachable_values
 from conftest import PROGRAMS
 
 from alta import ir
@@ -351,10 +352,11 @@ def local_gap(values, k: int) -> tuple[float, float]:
 
 class Assignments:
     """A batch of full assignments: per name, the index into its domain, and the raw value
-    the state holds (numerical heads jittered inside their bucket)."""
+    the state holds (numerical heads jittered inside their bucket, by at most `caps[name]`
+    where given)."""
 
     def __init__(self, program: ir.Program, names: list[str], index: dict[str, np.ndarray],
-                 rng: np.random.Generator, jitter: float) -> None:
+                 rng: np.random.Generator, jitter: float, caps: dict | None = None) -> None:
         self.program, self.names, self.index = program, names, index
         self.size = len(next(iter(index.values()))) if index else 1
         self.raw: dict[str, np.ndarray] = {}
@@ -368,6 +370,8 @@ class Assignments:
                     # move each value up to `jitter` of the gap towards a neighbour
                     gaps = np.array([local_gap(dom, k) for k in range(len(dom))])[idx]
                     gaps = np.where(np.isfinite(gaps), gaps, 0.0)  # at the ends: inwards
+                    if caps and name in caps:
+                        gaps = np.minimum(gaps, caps[name] / jitter)
                     u = rng.uniform(-jitter, jitter, size=len(idx))
                     vals = vals + u * np.where(u < 0, gaps[:, 0], gaps[:, 1])
                 self.raw[name] = vals
@@ -380,22 +384,32 @@ class Assignments:
         return values_of(self.program.type_of(name))[self.index[name][b]]
 
 
-def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0) -> Assignments:
-    """Every combination of values of what the MLP reads or writes (the full cross product:
-    the oracle does not share the compiler's lazy enumeration)."""
+def possible(program: ir.Program, name: str) -> np.ndarray:
+    """Indices (into the declared values) of the values `name` can take: the compiled MLP
+    is built for these only (alta.compiler.values; tests/test_semantics.py checks on runs
+    that the interpreter never leaves them)."""
+    reachable = set(reachable_values(program)[name])
+    return np.array([k for k, v in enumerate(values_of(program.type_of(name)))
+                     if v in reachable], dtype=np.int64)
+
+
+def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0,
+                          caps: dict | None = None) -> Assignments:
+    """Every combination of possible values of what the MLP reads or writes (the full cross
+    product: the oracle does not share the compiler's lazy enumeration)."""
     names = mlp_names(program)
-    sizes = [len(values_of(program.type_of(n))) for n in names]
-    grid = np.array(list(itertools.product(*[range(s) for s in sizes])), dtype=np.int64)
+    choices = [possible(program, n) for n in names]
+    grid = np.array(list(itertools.product(*choices)), dtype=np.int64)
     grid = grid.reshape(len(grid), len(names))
     return Assignments(program, names, {n: grid[:, k] for k, n in enumerate(names)}, rng,
-                       jitter)
+                       jitter, caps)
 
 
-def random_assignments(program: ir.Program, count: int, rng, jitter: float = 0.0) -> Assignments:
+def random_assignments(program: ir.Program, count: int, rng, jitter: float = 0.0,
+                       caps: dict | None = None) -> Assignments:
     names = [v.name for v in program.variables] + [h.name for h in program.heads]
-    index = {n: rng.integers(0, len(values_of(program.type_of(n))), size=count)
-             for n in names}
-    return Assignments(program, names, index, rng, jitter)
+    index = {n: rng.choice(possible(program, n), size=count) for n in names}
+    return Assignments(program, names, index, rng, jitter, caps)
 
 
 def interpreter_state(program: ir.Program, a: Assignments) -> dict[str, np.ndarray]:
@@ -502,8 +516,9 @@ def assert_matches_interpreter(program, a: Assignments, after: dict, got: dict) 
 def test_rules_are_a_faithful_disjoint_cover(name):
     program = load(name)
     rng = np.random.default_rng(0)
-    raw = mlp_rules(program)
-    minimised = minimise(program, raw)
+    domains = reachable_values(program)
+    raw = mlp_rules(program, domains)
+    minimised = minimise(program, raw, domains)
     assert compiled_program(name).rules.mlp == tuple(minimised)
     for jitter in (0.0, 0.24):  # exact values, then numerical heads anywhere in their bucket
         a = enumerate_assignments(program, rng, jitter)
@@ -564,7 +579,7 @@ def test_if_elif_chain_writing_the_same_thing_is_one_rule():
     (rule,) = rules
     assert [(a.name, set(a.values)) for a in rule.atoms] == [("y", {0})]  # x dropped
     assert [(w.variable, w.old, w.new) for w in rule.writes] == [("y", 0, 1)]
-    assert len(mlp_rules(program)) == 8  # one per branch before minimisation
+    assert len(mlp_rules(program, reachable_values(program))) == 8  # one per branch
 
 
 def test_atoms_merge_across_values_and_nested_branches():
@@ -691,8 +706,10 @@ def test_dense_mlp_computes_the_rules(name, noise):
     compiled = compiled_program(name)
     layout, weights = compiled.layout, compiled.weights
     rng = np.random.default_rng(1)
-    full = enumerate_assignments(program, rng, 0.2)
-    a = random_assignments(program, max(full.size, 500), rng, 0.2)
+    # A numerical head is read exactly within its tolerance of every value it can take.
+    caps = {s.name: 0.9 * s.tolerance for s in compiled.report.head_scales}
+    full = enumerate_assignments(program, rng, 0.2, caps)
+    a = random_assignments(program, max(full.size, 500), rng, 0.2, caps)
     for n in full.names:  # every combination of what the MLP reads, the rest random
         a.index[n] = np.resize(full.index[n], a.size)
         a.raw[n] = np.resize(full.raw[n], a.size)

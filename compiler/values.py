@@ -1,0 +1,112 @@
+"""Which values each variable and head output can actually take: the enumeration's domains.
+
+The rule enumeration forks a read over every value the name can hold. A declared range is
+often far wider than what any input can produce (a position variable of `cat 300` in a
+program of max_length 40; a divisor `token + 1` that is never 0), and forking over values
+no input produces invents paths the interpreter never takes: rules nobody needs, and
+compile errors (an overflow, a division by zero) for programs that run correctly.
+
+`reachable_values` computes, per name, a set of values that contains everything the
+interpreter can ever produce there (an over-approximation: sound, not exact), to a fixpoint:
+
+- a variable starts with its initial values: its token table over the whole vocabulary,
+  its position initialiser at every position below max_length, or its constant;
+- every path of the MLP that writes it (enumerated over the current sets) adds its value;
+- a categorical head yields a value of its value variable at one selected position; a
+  numerical head over one relative offset yields one value of its value variable, snapped
+  to the head's declared values; a numerical head that averages yields any of its declared
+  values (the mean of a single possible value is that value).
+
+Sets only grow, so a path enumerated on the way is a path of the final sets too: an error
+found on one is an error the rule enumeration would report as well.
+"""
+
+from __future__ import annotations
+
+from alta import ir
+from alta.compiler.rules import (
+    PathError,
+    declared_domain,
+    evaluate_scalar,
+    names_read_writing,
+    writing_paths,
+    written_variables,
+)
+
+
+def reachable_values(program: ir.Program) -> dict[str, tuple]:
+    """Per variable and head output, the values it can take, in declared order."""
+    values = {v.name: set(_initial_values(program, v)) for v in program.variables}
+    written = written_variables(program)
+    readers = _readers(program, written)
+    pending = list(written)  # variables whose slice must be (re-)enumerated
+    while pending:
+        name = pending.pop(0)
+        domains = _domains(program, values)
+        grown = {new for _, new, _ in writing_paths(program, name, domains)} - values[name]
+        if grown:
+            values[name] |= grown
+            # Only the slices that read this variable (or a head over it) can change.
+            pending.extend(r for r in readers[name] if r not in pending)
+    return _domains(program, values)
+
+
+def _initial_values(program: ir.Program, var: ir.Variable) -> list:
+    type_ = var.type
+    if var.init_from == "token":
+        return [_stored(type_, v) for v in var.token_table]
+    if var.init_from == "constant":
+        return [_stored(type_, var.init.value)]
+    if program.max_length is None:  # any position: nothing narrower is sound
+        return list(declared_domain(program, var.name))
+    out = []
+    for p in range(program.max_length):
+        try:
+            value = evaluate_scalar(var.init, {"position": p})
+        except PathError:
+            continue  # no run gets past initialisation at this length
+        value = int(value) if isinstance(value, bool) else value
+        if type_.contains(value):  # otherwise initialisation fails: the compiler says so
+            out.append(_stored(type_, value))
+    return out
+
+
+def _stored(type_: ir.ValueType, value):
+    if isinstance(type_, ir.Categorical):
+        return int(value)
+    if isinstance(type_, ir.Numerical):
+        return type_.declared(value)
+    return value
+
+
+def _domains(program: ir.Program, values: dict[str, set]) -> dict[str, tuple]:
+    domains = {}
+    for var in program.variables:
+        domains[var.name] = tuple(v for v in declared_domain(program, var.name)
+                                  if v in values[var.name])
+    for head in program.heads:
+        source = values[head.value]
+        if not head.numerical:
+            options = source
+        elif (head.offsets is not None and len(head.offsets) == 1) or len(source) == 1:
+            options = {head.type.declared(v) for v in source}
+        else:
+            options = set(head.type.values)
+        domains[head.name] = tuple(v for v in declared_domain(program, head.name)
+                                   if v in options)
+    return domains
+
+
+def _readers(program: ir.Program, written: list[str]) -> dict[str, list[str]]:
+    """Per variable, the written variables whose slice of the MLP reads it (directly or
+    through a head over it)."""
+    heads_over = {}
+    for head in program.heads:
+        heads_over.setdefault(head.value, set()).add(head.name)
+    readers = {v.name: [] for v in program.variables}
+    for name in written:
+        reads = names_read_writing(program, name)
+        for var in program.variables:
+            if var.name in reads or heads_over.get(var.name, set()) & reads:
+                readers[var.name].append(name)
+    return readers
