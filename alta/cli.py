@@ -739,7 +739,7 @@ def _offsets(offsets) -> str:
 def format_trace(program, result) -> str:
     """A per-layer table of every variable (and head) at every position, for one input."""
     from alta import ir
-    from alta.evaluation import bits_to_set
+    from alta.semantics import bits_to_set
 
     length = int(result.batch.lengths[0])
     tokens = [program.vocab[t] for t in result.batch.tokens[0, :length]]

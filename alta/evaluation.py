@@ -40,12 +40,6 @@ class State:
     undefined: dict[str, np.ndarray]
 
 
-# Kept for the modules and tests that import them from here; the rules live in semantics.
-nearest_values = semantics.snap
-set_to_bits = semantics.set_to_bits
-bits_to_set = semantics.bits_to_set
-
-
 def _popcount(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.uint64)
     return np.bitwise_count(x).astype(np.int64)
@@ -72,7 +66,7 @@ class Evaluator:
 
     def _Const(self, e: ir.Const, mask):
         if e.kind == "set":
-            return np.int64(set_to_bits(e.value))
+            return np.int64(semantics.set_to_bits(e.value))
         return e.value
 
     def _Read(self, e: ir.Read, mask):
@@ -199,14 +193,14 @@ class Evaluator:
             bad = ~semantics.is_declared(value, type_.values)
             what = "not one of its declared values"
         else:
-            allowed = np.fromiter(map(set_to_bits, type_.sets), dtype=np.int64)
+            allowed = np.fromiter(map(semantics.set_to_bits, type_.sets), dtype=np.int64)
             bad = ~np.isin(value, allowed)
             what = "not one of its declared sets"
         if np.any(mask & bad):
             where = mask & bad
             b, i = (int(x) for x in np.argwhere(where)[0])
             if isinstance(type_, ir.SetValued):
-                shown = type_.format(bits_to_set(value[b, i]))
+                shown = type_.format(semantics.bits_to_set(value[b, i]))
             elif isinstance(type_, ir.Numerical):
                 shown = type_.format(value[b, i])
             else:
@@ -224,7 +218,7 @@ class Evaluator:
 
 def _bit_masks(table):
     return tuple(_bit_masks(row) for row in table) if isinstance(table, tuple) \
-        else set_to_bits(table)
+        else semantics.set_to_bits(table)
 
 
 def _zero(kind: str):

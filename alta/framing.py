@@ -14,7 +14,8 @@ import numpy as np
 
 from alta import ir
 from alta.errors import AltaError
-from alta.evaluation import bits_to_set, evaluate_condition
+from alta.evaluation import evaluate_condition
+from alta.semantics import bits_to_set
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from alta import ir, semantics
 from alta.errors import AltaRuntimeError
-from alta.evaluation import EvaluationFault, Evaluator, State, evaluate_condition, set_to_bits
+from alta.evaluation import EvaluationFault, Evaluator, State, evaluate_condition
 from alta.framing import Batch, decode_outputs, encode_batch
 
 
@@ -65,7 +65,7 @@ def initial_state(program: ir.Program, batch: Batch) -> dict[str, np.ndarray]:
         if var.init_from == "token":
             table = var.token_table
             if isinstance(var.type, ir.SetValued):
-                table = [set_to_bits(s) for s in table]
+                table = [semantics.set_to_bits(s) for s in table]
             values[var.name] = np.asarray(table, dtype=dtype)[batch.tokens]
             continue
         evaluator = Evaluator(program, State({}, {}), {"position": positions})

@@ -32,7 +32,8 @@ from conftest import PROGRAMS
 from alta import ir
 from alta.checker import check_file, check_source
 from alta.errors import AltaError
-from alta.evaluation import evaluate_condition, nearest_values, set_to_bits
+from alta.evaluation import evaluate_condition
+from alta.semantics import set_to_bits, snap
 from alta.interpreter import apply_mlp, attend, selection
 
 # ---- programs --------------------------------------------------------------------------------
@@ -722,7 +723,7 @@ def test_dense_mlp_computes_the_rules(name, noise):
         w, g = want[var.name][:, 0], got[var.name]
         if block.kind == "numerical":
             declared = np.asarray(var.type.values)
-            assert np.array_equal(nearest_values(w, declared), g), var.name
+            assert np.array_equal(snap(w, declared), g), var.name
             scale = max(1.0, float(np.abs(declared).max()))
             assert np.abs(post[:, block.start] - w).max() <= 1e-5 * scale, var.name
         else:
