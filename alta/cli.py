@@ -713,9 +713,10 @@ def _cmd_inspect(args) -> int:
             print(f"  {i:>5}  line {rule.lines[0]:<8} {rule.describe(program)}")
     if compiled.faults:
         from alta.compiler.faults import fault_rules, plan_faults
+        from alta.compiler.values import reachable_values
 
         plan = plan_faults(program)
-        checks = rules.faults or tuple(fault_rules(plan))
+        checks = rules.faults or tuple(fault_rules(plan, reachable_values(program)))
         print(f"fault detector: {len(compiled.faults)} head reads checked, {len(checks)} rules "
               "(a flag stops the run with the interpreter's undefined-read error):")
         for site in compiled.faults:

@@ -155,11 +155,12 @@ def local_definitions(stmts) -> dict[int, ir.Expr]:
 def fault_rules(plan: FaultPlan, domains: dict) -> list:
     """Per site: where it is reached with every guard's head defined and its own head
     undefined, set its flag (minimised like the MLP's rules). `domains`: the values each of
-    the program's names can take (compiler.values)."""
+    the program's names can take (compiler.values.reachable_values)."""
     from alta.compiler.rules import Atom, Rule, Write, guarded_region, minimise
 
     program = plan.program
-    domains = {**domains, **{name: program.type_of(name).values for name in plan.selection}}
+    selection = {name: program.type_of(name).values for name in plan.selection}
+    domains = domains.extended(selection)
     definitions = local_definitions(program.mlp)
     rules = []
     for site, guarded in zip(plan.sites, plan.guarded):

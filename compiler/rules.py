@@ -33,6 +33,41 @@ Domains = Mapping[str, tuple]  # per variable and head output, the values enumer
 
 
 @dataclass(frozen=True)
+class StaticRows:
+    """The values that variables no MLP path writes can take *together*: each is fixed by
+    the token and position it was initialised from, so only some combinations occur (no
+    word stands at a framing token's position). A fork over one of them takes only the
+    values that agree with those already read on the path."""
+
+    names: tuple[str, ...]
+    rows: frozenset[tuple]
+
+    def options(self, name: str, assignment: dict, values: tuple) -> tuple:
+        i = self.names.index(name)
+        fixed = [(j, assignment[n]) for j, n in enumerate(self.names) if n in assignment]
+        possible = {row[i] for row in self.rows if all(row[j] == v for j, v in fixed)}
+        return tuple(v for v in values if v in possible)
+
+
+class ReachableDomains(dict):
+    """Domains (name -> values) with the joint values of the static variables."""
+
+    def __init__(self, values: Mapping[str, tuple], static: StaticRows | None) -> None:
+        super().__init__(values)
+        self.static = static
+
+    def extended(self, more: Mapping[str, tuple]) -> ReachableDomains:
+        return ReachableDomains({**self, **more}, self.static)
+
+
+def _fork_values(domains: Domains, name: str, assignment: dict) -> tuple:
+    if isinstance(domains, ReachableDomains) and domains.static is not None \
+            and name in domains.static.names:
+        return domains.static.options(name, assignment, domains[name])
+    return domains[name]
+
+
+@dataclass(frozen=True)
 class Atom:
     """`name` (a variable or head) has one of `values`."""
 
@@ -233,7 +268,7 @@ def _explore(program: ir.Program, execute, domains: Domains):
         try:
             execute(path)
         except _Fork as fork:
-            for value in reversed(domains[fork.name]):
+            for value in reversed(_fork_values(domains, fork.name, assignment)):
                 pending.append({**assignment, fork.name: value})
             continue
         except PathError as err:

@@ -19,6 +19,11 @@ interpreter can ever produce there (an over-approximation: sound, not exact), to
 
 Sets only grow, so a path enumerated on the way is a path of the final sets too: an error
 found on one is an error the rule enumeration would report as well.
+
+Variables that no MLP path writes keep their initial values, which the token and position
+fix together: their joint values (`StaticRows`, from every token the framing can put at
+every position) let a path that has read one of them fork the others only over values
+that occur with it (a word never stands at position 0 behind a start token).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 from alta import ir
 from alta.compiler.rules import (
     PathError,
+    ReachableDomains,
+    StaticRows,
     declared_domain,
     evaluate_scalar,
     names_read_writing,
@@ -40,15 +47,69 @@ def reachable_values(program: ir.Program) -> dict[str, tuple]:
     written = written_variables(program)
     readers = _readers(program, written)
     pending = list(written)  # variables whose slice must be (re-)enumerated
+    static = static_rows(program, written)
     while pending:
         name = pending.pop(0)
-        domains = _domains(program, values)
+        domains = ReachableDomains(_domains(program, values), static)
         grown = {new for _, new, _ in writing_paths(program, name, domains)} - values[name]
         if grown:
             values[name] |= grown
             # Only the slices that read this variable (or a head over it) can change.
             pending.extend(r for r in readers[name] if r not in pending)
-    return _domains(program, values)
+    return ReachableDomains(_domains(program, values), static)
+
+
+def static_rows(program: ir.Program, written: list[str]) -> StaticRows | None:
+    """The joint initial values of the token- and position-initialised variables that the
+    MLP never writes, over every (token, position) the framing allows; None where there
+    is nothing to gain (fewer than two such variables, or positions without a bound)."""
+    static = [v for v in program.variables
+              if v.name not in written and v.init_from in ("token", "position")]
+    if len(static) < 2 or (program.max_length is None
+                           and any(v.init_from == "position" for v in static)):
+        return None
+    rows = set()
+    for token, position in _placements(program):
+        row = []
+        for var in static:
+            if var.init_from == "token":
+                row.append(_stored(var.type, var.token_table[token]))
+                continue
+            try:
+                value = evaluate_scalar(var.init, {"position": position})
+            except PathError:
+                break
+            value = int(value) if isinstance(value, bool) else value
+            if not var.type.contains(value):
+                break
+            row.append(_stored(var.type, value))
+        else:
+            rows.add(tuple(row))
+    return StaticRows(tuple(v.name for v in static), frozenset(rows))
+
+
+def _placements(program: ir.Program):
+    """Every (token id, position) some input puts together: the framing's fixed tokens
+    before the input at their positions, input tokens after them, the tokens after the
+    input anywhere past it (positions below max_length; any position 0 when unbounded,
+    which only token-initialised variables read)."""
+    from alta.framing import input_alphabet
+
+    index = next(i for i, item in enumerate(program.framing) if item.kind != "token")
+    before = [t for item in program.framing[:index] for t in [item.token] * item.count]
+    after = [t for item in program.framing[index + 1:] for t in [item.token] * item.count]
+    ids = {tok: i for i, tok in enumerate(program.vocab)}
+    words = [ids[tok] for tok in input_alphabet(program)]
+    limit = program.max_length
+    if limit is None:  # no position is read: every token that can occur, anywhere
+        yield from ((t, 0) for t in set(before) | set(after) | set(words))
+        return
+    yield from ((t, p) for p, t in enumerate(before) if p < limit)
+    start, last = len(before), limit - len(after)  # input positions start .. last - 1
+    yield from ((w, p) for w in words for p in range(start, last))
+    for offset, t in enumerate(after):
+        yield from ((t, start + n + offset) for n in range(0, last - start + 1)
+                    if start + n + offset < limit)
 
 
 def _initial_values(program: ir.Program, var: ir.Variable) -> list:

@@ -122,10 +122,18 @@ def test_if_that_assigns_nothing_changes_no_value_and_no_rule():
     plain, empty = (check_source(s, "t.alta") for s in (FLIP, guarded))
     assert list(run(plain, inputs).outputs) == list(run(empty, inputs).outputs) == want
     rules = [compile_program(p).rules for p in (plain, empty)]
-    assert rules[0] == rules[1]
-    # without the guard, position 0 (the start token) reads `left`, which selects nothing
+    assert (rules[0].mlp, rules[0].halting) == (rules[1].mlp, rules[1].halting)
+    # ... but the compiled fault detector checks the condition's read of `left`
+    assert not rules[0].faults and rules[1].faults
+    # without the guard, position 0 (the start token) reads `left`, which selects nothing,
+    # and both back ends say so
+    program = check_source(unguarded, "t.alta")
     with pytest.raises(AltaRuntimeError, match=r"reads head 'left'.* at layer 1, position 0"):
-        run(check_source(unguarded, "t.alta"), inputs)
+        run(program, inputs)
+    from alta.compiled import run_compiled
+
+    with pytest.raises(AltaRuntimeError, match=r"reads head 'left'.* at layer 1, position 0"):
+        run_compiled(compile_program(program), inputs)
 
 
 # ---- 2. `alta check` reports what `alta compile` would ------------------------------------

@@ -443,6 +443,55 @@ def test_programs_that_fail_only_on_impossible_paths_compile_and_agree(source, i
     assert verify(compiled, inputs).ok
 
 
+WORD_AT_ZERO = """
+    program word_at_zero
+    vocab "<s>" "a" "b"
+    input "<s>" words
+    max_length 12
+    max_layers 1
+    output y
+    var tok: vocab = token
+    var pos: cat 12 = position
+    var y: cat 12 = 0
+    head left = tok at -1
+    mlp:
+        if tok != "<s>":
+            y = pos - 1
+    """
+
+
+def test_an_overflow_only_a_word_at_position_0_would_cause_is_no_error():
+    """Position 0 always holds the start token, so `pos - 1` never goes below 0 for a word:
+    the token and position variables are enumerated together, as inputs can place them."""
+    program = check(WORD_AT_ZERO)
+    compiled = compile_program(program)
+    rng = random.Random(7)
+    inputs = [" ".join(rng.choice("ab") for _ in range(rng.randint(0, 11))) for _ in range(80)]
+    assert run(program, inputs).outputs == run_compiled(compiled, inputs).outputs
+    assert verify(compiled, inputs).ok
+    static = reachable_values(program).static
+    assert set(static.names) == {"tok", "pos"}
+    tok = static.names.index("tok")
+    assert {row[1 - tok] for row in static.rows if row[tok] != 0} == set(range(1, 12))
+    assert {row[1 - tok] for row in static.rows if row[tok] == 0} == {0}
+
+
+@pytest.mark.parametrize("name", ["addition", "scan", "subleq", "parity_absolute"])
+def test_static_variables_take_only_the_combinations_the_analysis_allows(name):
+    """Soundness of the joint values on real runs: at every valid position, the variables no
+    MLP path writes hold one of the analysis's rows."""
+    program = check_file(PROGRAMS / f"{name}.alta")
+    static = reachable_values(program).static
+    if static is None:
+        pytest.skip(f"{name} has fewer than two static variables")
+    result = run(program, find_task(program).inputs(60, seed=4))
+    valid = result.batch.valid
+    seen = set(zip(*(result.final[n][valid].tolist() for n in static.names)))
+    rows = {tuple(semantics.set_to_bits(v) if isinstance(v, frozenset) else v for v in row)
+            for row in static.rows}
+    assert seen and seen <= rows, sorted(seen - rows)[:5]
+
+
 def test_reachable_values_of_the_examples():
     values = reachable_values(check(NEVER_ZERO))
     assert values["d"] == (1, 2, 3) and values["y"] == (0, 2, 3, 6)
