@@ -282,11 +282,20 @@ class UniversalTransformer(nnx.Module):
 
     def attention_mask(self, valid: jax.Array) -> jax.Array:
         """(batch, heads, query, key): padding never selected; relative offsets as given."""
+        return jnp.stack(self.head_masks(valid), axis=1)
+
+    def head_masks(self, valid: jax.Array) -> list[jax.Array]:
+        """Per head, (batch, query, key): the same array for heads with the same offsets."""
         n = valid.shape[1]
         relative = np.arange(n)[None, :] - np.arange(n)[:, None]
-        per_head = [np.ones((n, n), bool) if offsets is None else np.isin(relative, offsets)
-                    for offsets in (self.config.head_offsets or (None,) * self.config.num_heads)]
-        return valid[:, None, None, :] & jnp.asarray(np.stack(per_head))[None]
+        masks = {}
+        for offsets in self.config.head_offsets or (None,) * self.config.num_heads:
+            if offsets not in masks:
+                allowed = np.ones((n, n), bool) if offsets is None else np.isin(relative,
+                                                                                  offsets)
+                masks[offsets] = valid[:, None, :] & jnp.asarray(allowed)[None]
+        return [masks[offsets]
+                for offsets in self.config.head_offsets or (None,) * self.config.num_heads]
 
     def attend(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The attention output added to the residual, and the attention weights."""
@@ -305,8 +314,8 @@ class UniversalTransformer(nnx.Module):
         return jnp.einsum("bhiv,hvd->bid", heads, self.output[...]), weights
 
     def _attend_blocks(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mask = self.attention_mask(valid)
-        out = jnp.zeros_like(x)
+        masks = self.head_masks(valid)
+        outputs, dims = [], []  # written at once: one scatter, not one update per head
         all_weights = []
         scores_by_head, softmax_by_head = {}, {}
         for h, blocks in enumerate(self.head_blocks):
@@ -318,9 +327,9 @@ class UniversalTransformer(nnx.Module):
                                                                         blocks.query, n)
                 k = x[..., blocks.key:blocks.key + n] * _diagonal(self.key, h, blocks.key, n)
                 scores = jnp.einsum("bik,bjk->bij", q, k) * self.config.attention_scale
-                scores = jnp.where(mask[:, h], scores, MASKED)
+                scores = jnp.where(masks[h], scores, MASKED)
             else:
-                scores = jnp.where(mask[:, h], 0.0, MASKED).astype(x.dtype)
+                scores = jnp.where(masks[h], 0.0, MASKED).astype(x.dtype)
             scores_by_head[h] = scores
             sink = None if self.sink is None else self.sink[...][h]
             m = blocks.value_size
@@ -331,7 +340,8 @@ class UniversalTransformer(nnx.Module):
                 # log-sum-exp: O(N) instead of another N x N softmax.
                 log_total = softmax_by_head[blocks.scores_of][1]
                 share = jax.nn.sigmoid(log_total - sink)
-                out = out.at[..., blocks.output:blocks.output + 1].add(share * v_scale * o_scale)
+                outputs.append(share * v_scale * o_scale)
+                dims.append(np.arange(blocks.output, blocks.output + 1))
                 all_weights.append(softmax_with_sink(scores, sink))  # unused in a run: dropped
                 continue
             if blocks.weights_of is not None:
@@ -342,7 +352,10 @@ class UniversalTransformer(nnx.Module):
             all_weights.append(weights)
             v = x[..., blocks.value:blocks.value + m] * v_scale
             o = jnp.einsum("bij,bjv->biv", weights, v)
-            out = out.at[..., blocks.output:blocks.output + m].add(o * o_scale)
+            outputs.append(o * o_scale)
+            dims.append(np.arange(blocks.output, blocks.output + m))
+        out = jnp.zeros_like(x).at[..., np.concatenate(dims)].add(
+            jnp.concatenate(outputs, axis=-1))
         return out, jnp.stack(all_weights, axis=1)
 
     def feed_forward(self, x: jax.Array) -> jax.Array:
@@ -381,7 +394,9 @@ class UniversalTransformer(nnx.Module):
         """Per sequence: has the MLP set a fault flag (read an undefined head) anywhere?"""
         if not self.config.fault_dims:
             return jnp.zeros(x.shape[0], bool)
-        flags = x[..., np.asarray(self.config.fault_dims)] > 0.5
+        dims = np.asarray(self.config.fault_dims)
+        contiguous = np.array_equal(dims, np.arange(dims[0], dims[0] + len(dims)))
+        flags = (x[..., dims[0]:dims[0] + len(dims)] if contiguous else x[..., dims]) > 0.5
         return jnp.any(flags.any(axis=-1) & valid, axis=1)
 
     def stops(self, x: jax.Array, valid: jax.Array, stop_on_fault=True) -> jax.Array:
