@@ -438,10 +438,12 @@ def guarded_region(program: ir.Program, guards, definitions: dict[int, ir.Expr],
 def minimise(program: ir.Program, rules: list[Rule], domains: Domains) -> list[Rule]:
     """Merge rules with equal effects that differ in one atom; drop atoms that cover their
     whole domain (every value the name can take). Repeats until nothing merges."""
+    static = domains.static if isinstance(domains, ReachableDomains) else None
     by_effect: dict[tuple, list[dict]] = {}
     lines: dict[tuple, set] = {}
     for rule in rules:
-        by_effect.setdefault(rule.writes, []).append({a.name: a.values for a in rule.atoms})
+        cube = _without_implied({a.name: a.values for a in rule.atoms}, static)
+        by_effect.setdefault(rule.writes, []).append(cube)
         lines.setdefault(rule.writes, set()).update(rule.lines)
     full = {}
     out = []
@@ -457,10 +459,27 @@ def minimise(program: ir.Program, rules: list[Rule], domains: Domains) -> list[R
                 if len(merged) < len(cubes):
                     cubes, changed = merged, True
         for cube in cubes:
+            cube = _without_implied(cube, static)
             atoms = tuple(Atom(n, v) for n, v in sorted(cube.items()))
             out.append(Rule(atoms, writes, tuple(sorted(lines[writes]))))
     return sorted(out, key=lambda r: (r.lines, [(a.name, sorted(a.values, key=_key))
                                                 for a in r.atoms]))
+
+
+def _without_implied(cube: dict, static: StaticRows | None) -> dict:
+    """The cube less the atoms on static variables that its other static atoms imply (x ==
+    5 implies z == 2 where z = token % 3 and x = token): the same reachable states."""
+    if static is None:
+        return cube
+    cube = dict(cube)
+    for name in sorted(n for n in cube if n in static.names):
+        others = [(static.names.index(m), v) for m, v in cube.items()
+                  if m in static.names and m != name]
+        i = static.names.index(name)
+        if all(row[i] in cube[name] for row in static.rows
+               if all(row[j] in v for j, v in others)):
+            del cube[name]
+    return cube
 
 
 def _merge_along(cubes: list[dict], name: str, full: frozenset) -> list[dict]:

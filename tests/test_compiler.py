@@ -402,8 +402,26 @@ def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0,
     choices = [possible(program, n) for n in names]
     grid = np.array(list(itertools.product(*choices)), dtype=np.int64)
     grid = grid.reshape(len(grid), len(names))
+    grid = grid[_occurs(program, names, grid)]
     return Assignments(program, names, {n: grid[:, k] for k, n in enumerate(names)}, rng,
                        jitter, caps)
+
+
+def _occurs(program: ir.Program, names: list[str], grid: np.ndarray) -> np.ndarray:
+    """Which rows some input can produce: the variables no MLP path writes take only the
+    combinations their token and position give them together (the compiled MLP is built
+    for those; test_semantics checks on runs that the interpreter never leaves them)."""
+    static = reachable_values(program).static
+    keep = np.ones(len(grid), bool)
+    if static is None:
+        return keep
+    shared = [n for n in static.names if n in names]
+    values = {n: values_of(program.type_of(n)) for n in shared}
+    allowed = {tuple(row[static.names.index(n)] for n in shared) for row in static.rows}
+    for r, row in enumerate(grid):
+        key = tuple(values[n][row[names.index(n)]] for n in shared)
+        keep[r] = key in allowed
+    return keep
 
 
 def random_assignments(program: ir.Program, count: int, rng, jitter: float = 0.0,
