@@ -40,8 +40,8 @@ FAULT = "fault."
 # What a selection head outputs (k / (k + 1)), as the values it is bucketed into.
 CATEGORICAL_SELECTION = (0.0, 0.5, 2.0 / 3.0)  # none, one, several
 NUMERICAL_SELECTION = (0.0, 0.5)  # none, some
-DEFINED = {True: frozenset({0.5}), False: frozenset({0.5})}  # numerical?: defined values
-UNDEFINED = {True: frozenset({0.0}), False: frozenset({0.0, 2.0 / 3.0})}
+DEFINED = frozenset({0.5})  # exactly one selected (a numerical head: at least one)
+UNDEFINED = {True: frozenset({0.0}), False: frozenset({0.0, 2.0 / 3.0})}  # by `numerical`
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def fault_rules(plan: FaultPlan, domains: dict) -> list:
                 continue
             atoms = {n: frozenset({v}) for n, v in assignment.items()}
             for name in heads:
-                atoms[selection_name(name)] = DEFINED[program.head(name).numerical]
+                atoms[selection_name(name)] = DEFINED
             atoms[selection_name(site.head)] = UNDEFINED[program.head(site.head).numerical]
             rules.append(Rule(tuple(Atom(n, atoms[n]) for n in sorted(atoms)),
                               (Write(site.name, 0.0, 1.0),), (site.span.line,)))
