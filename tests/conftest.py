@@ -1,31 +1,21 @@
-"""Shared fixtures: the bundled programs, checked once per session."""
+"""Shared fixtures: the bundled programs, checked (and compiled) once per session.
 
-from pathlib import Path
+Helpers and constants the test modules share live in helpers.py; ROOT and PROGRAMS are also
+importable from here, as before."""
 
 import pytest
+from helpers import PROGRAMS, ROOT, compiled_library, library_program
 
-from alta.checker import check_file
-
-ROOT = Path(__file__).resolve().parent.parent
-PROGRAMS = ROOT / "programs"
+__all__ = ["PROGRAMS", "ROOT"]
 
 
 @pytest.fixture(scope="session")
 def program():
-    cache = {}
-
-    def load(name: str):
-        if name not in cache:
-            cache[name] = check_file(PROGRAMS / f"{name}.alta")
-        return cache[name]
-
-    return load
+    """programs/NAME.alta, checked: `program(NAME)`."""
+    return library_program
 
 
-def run_cli(*args, stdin: str | None = None):
-    """`alta ARGS` in a fresh process, as a user runs it."""
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)], input=stdin,
-                          capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="session")
+def compiled():
+    """programs/NAME.alta, compiled once per session (per worker): `compiled(NAME)`."""
+    return compiled_library

@@ -1,147 +1,34 @@
-"""Bad programs: every one must fail with a located `AltaError` that says what is wrong.
+"""The checker (alta/checker.py): bad programs fail with a located `AltaError` that says
+what is wrong, warnings are not errors, valid programs are accepted, and what it evaluates at
+compile time (constants, comprehensions, helper functions, unrolled loops, let scoping) means
+what Python means.
 
-Each case is a small inline program, the distinctive part of its message and the exact
-line and column the error points at. Cases marked xfail describe the behaviour we want
-where the checker or parser currently gets it wrong (wrong wording, wrong place, or a
-Python exception instead of an `AltaError`); `strict=True` makes them fail loudly once
-fixed, so the mark gets removed.
-
-Most cases start from `BASE`, a valid four-line program (lines 1-4); the bad part follows
-on line 5 onwards.
+The error cases are a table: a small program, the distinctive part of its message and the
+exact line and column the error points at (`helpers.Case`; most start from `helpers.BASE`,
+a valid four-line program, with the bad part from line 5 on). Cases marked xfail describe
+the behaviour we want where the checker currently gets it wrong (wrong wording, wrong place,
+or a Python exception instead of an `AltaError`); `strict=True` makes them fail loudly once
+fixed, so the mark gets removed. Compile-time evaluation is checked by running the checked
+program with the interpreter on generated inputs against Python computing the same thing.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from dataclasses import dataclass
-from textwrap import dedent
+import random
 
 import pytest
+from helpers import (BASE, Case, assert_check_command_reports,
+                     assert_rejected_with_a_located_message, base, case_params, case_table,
+                     check, check_error, per_position, prog, random_word_inputs, vocab_line)
 
+from alta import ir
 from alta.checker import check_source
-from alta.errors import AltaError
-
-BASE = dedent("""\
-    vocab "0" "1"
-    output x at last
-    max_layers 1
-    var x: cat 2 = token
-""")
+from alta.interpreter import run
 
 
-def prog(text: str) -> str:
-    """A program: the dedented text (write it starting on the line after the quotes)."""
-    return dedent(text).lstrip("\n")
-
-
-def base(text: str) -> str:
-    """BASE (lines 1-4) followed by `text` from line 5."""
-    return BASE + prog(text)
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    source: str
-    message: str  # a distinctive substring of the first diagnostic's message
-    line: int
-    column: int
-    note: str | None = None  # a substring of one of its notes
-    xfail: str | None = None  # why the checker currently gets this wrong
-
+# ---- bad programs ---------------------------------------------------------------------------
 
 CASES = [
-    # ---- syntax errors -------------------------------------------------------------------
-    Case("syntax-missing-colon-after-mlp", base("""
-        mlp
-            x = 1 - x
-        """), "unexpected end of line; expected ':'", 5, 4),
-    Case("syntax-missing-colon-after-if", base("""
-        mlp:
-            if x == 1
-                x = 0
-        """), "expected ':'", 6, 14),
-    Case("syntax-missing-indentation", base("""
-        mlp:
-        x = 1 - x
-        """), "expected an indented block after the ':' on line 5", 6, 1),
-    Case("syntax-unexpected-indentation", prog("""
-        vocab "0" "1"
-        output x at last
-            max_layers 1
-        var x: cat 2 = token
-        """), "unexpected indentation", 3, 5),
-    Case("syntax-inconsistent-dedent", base("""
-        mlp:
-            if x == 1:
-                x = 0
-              x = 1
-        """), "inconsistent indentation", 8, 7),
-    Case("syntax-bad-character", base("""
-        var y: cat 2 = x $ 1
-        """), "unexpected character '$'", 5, 18),
-    Case("syntax-unexpected-end-of-file", base("mlp:"),
-         "unexpected end of file; expected an indented block", 5, 5),
-    Case("syntax-unclosed-bracket-at-end-of-file", base("const T = [1, 2, 3"),
-         "unexpected end of file", 5, 19),
-    Case("syntax-unclosed-bracket-before-next-line", base("""
-        const T = [1, 2, 3
-        var y: cat 2 = 0
-        """), "'['", 5, 11),
-    Case("syntax-unclosed-paren-in-mlp", base("""
-        mlp:
-            x = (x + 1
-            x = 0
-        """), "'('", 6, 9),
-    Case("syntax-misspelled-declaration-keyword", base("""
-        vra y: cat 2 = 0
-        """), "unexpected 'vra'; expected a declaration", 5, 1),
-    Case("syntax-misspelled-when", prog("""
-        vocab "0" "1"
-        output x at last
-        halt whn x == 1
-        var x: cat 2 = token
-        """), "unexpected 'whn'; expected 'when'", 3, 6),
-    Case("syntax-misspelled-last", prog("""
-        vocab "0" "1"
-        output x at lats
-        max_layers 1
-        var x: cat 2 = token
-        """), "unexpected 'lats'; expected 'first', 'last'", 2, 13),
-    Case("syntax-misspelled-elif", base("""
-        mlp:
-            if x == 1:
-                x = 0
-            elsif x == 0:
-                x = 1
-        """), "unexpected 'x'", 8, 11),
-    Case("syntax-misspelled-if-first-in-block", base("""
-        mlp:
-            iff x == 1:
-                x = 0
-        """), "unexpected 'x'", 6, 9),
-    Case("syntax-incomplete-expression", base("""
-        mlp:
-            x = x *
-        """), "unexpected end of line; expected an expression", 6, 12),
-    Case("syntax-incomplete-expression-in-parens", base("""
-        mlp:
-            x = (x + )
-        """), "unexpected ')'; expected an expression", 6, 14),
-    Case("syntax-assignment-in-condition", base("""
-        mlp:
-            if x = 1:
-                x = 0
-        """), "unexpected '='", 6, 10),
-    Case("syntax-missing-initial-value", base("""
-        var y: cat 2 =
-        """), "unexpected end of line; expected an expression", 5, 15),
-    Case("syntax-missing-type", base("""
-        var y = 0
-        """), "unexpected '='", 5, 7),
-
     # ---- undefined names -----------------------------------------------------------------
     Case("undefined-variable-read", base("""
         mlp:
@@ -671,54 +558,25 @@ CASES = [
         """), '"<s>" is not in the vocabulary', 2, 7),
 ]
 
-_BY_ID = {c.id: c for c in CASES}
-assert len(_BY_ID) == len(CASES), "case ids must be unique"
-assert len({c.source for c in CASES}) == len(CASES), "case sources must be distinct"
+
+_BY_ID = case_table(CASES)
 
 
-def _params(cases) -> list:
-    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=True)]
-                         if c.xfail else []) for c in cases]
-
-
-@pytest.mark.parametrize("case", _params(CASES))
+@pytest.mark.parametrize("case", case_params(CASES))
 def test_bad_program_is_rejected_with_a_located_message(case: Case):
-    with pytest.raises(AltaError) as info:
-        check_source(case.source, "bad.alta")
-    first = info.value.first
-    assert first.severity == "error"
-    assert case.message in first.message
-    assert first.span is not None, "the error has no location"
-    assert (first.span.line, first.span.column) == (case.line, case.column)
-    if case.note is not None:
-        assert any(case.note in n for n in first.notes), first.notes
-    # the formatted error names the file and place and shows a caret
-    text = str(info.value)
-    assert text.startswith(f"bad.alta:{case.line}:{case.column}: error: ")
+    assert_rejected_with_a_located_message(case)
 
 
-# ---- the command line ---------------------------------------------------------------------
+# ---- the command line -----------------------------------------------------------------------
 
-_CLI_CASES = ["syntax-missing-colon-after-mlp", "syntax-bad-character",
-              "undefined-variable-did-you-mean", "type-set-variable-to-categorical",
-              "head-query-key-range-mismatch-eq", "syntax-inconsistent-dedent"]
-
-
-@pytest.mark.parametrize("case", _params(_BY_ID[i] for i in _CLI_CASES))
+@pytest.mark.parametrize("case", case_params(_BY_ID[i] for i in [
+    "undefined-variable-did-you-mean", "type-set-variable-to-categorical",
+    "head-query-key-range-mismatch-eq"]))
 def test_check_command_reports_bad_program(case: Case, tmp_path):
-    path = tmp_path / "bad.alta"
-    path.write_text(case.source)
-    done = subprocess.run([sys.executable, "-m", "alta.cli", "check", str(path)],
-                          capture_output=True, text=True, timeout=60)
-    output = done.stdout + done.stderr
-    assert "Traceback" not in output
-    assert done.returncode == 1, output
-    assert done.stderr.startswith(f"{path}:{case.line}:{case.column}: error:"), done.stderr
-    assert case.message in done.stderr
-    assert re.search(r"^ +\^+$", done.stderr, re.MULTILINE), "no caret line"
+    assert_check_command_reports(case, tmp_path)
 
 
-# ---- warnings are not errors --------------------------------------------------------------
+# ---- warnings are not errors ----------------------------------------------------------------
 
 def test_unused_variables_and_heads_are_warnings_not_errors():
     program = check_source(prog("""
@@ -759,7 +617,7 @@ def test_comparison_that_never_holds_warns_in_generic_code():
                      (6, 17, "5 is not a value of 'x' (cat 2)" + generic)]
 
 
-# ---- valid programs the checker wrongly rejects -------------------------------------------
+# ---- valid programs the checker wrongly rejects ---------------------------------------------
 
 @pytest.mark.parametrize("source", [
     pytest.param(base("""
@@ -792,3 +650,341 @@ def test_uncalled_helper_is_a_warning():
         """), "ok.alta")
     [warning] = [w for w in program.warnings if "helper" in w.message]
     assert "'f' is never called" in warning.message and warning.span.line == 5
+
+
+# ---- enums may be declared after the constants that use them --------------------------------
+
+def test_enum_declared_after_a_constant_that_uses_it():
+    source = prog("""
+        vocab "0" "1" "2"
+        output phase
+        max_layers 1
+        const START = [LOW, HIGH, HIGH]      # per token
+        const LAST = max(START)
+        var phase: cat Level = START[0] if token == "0" else LAST
+        enum Level {LOW, HIGH}
+    """)
+    program = check_source(source, "t.alta")
+    assert program.variable("phase").type == ir.Categorical(2, ("LOW", "HIGH"))
+    assert run(program, ["0 1 2 0"]).outputs == ("LOW HIGH HIGH LOW",)
+
+
+def test_constant_used_before_its_declaration_says_so():
+    source = BASE + prog("""
+        const A = B + 1
+        const B = 2
+    """)
+    assert check_error(source) == (5, 11, "constant 'B' is used before its declaration on "
+                                          "line 6: a constant may only use constants declared "
+                                          "before it")
+
+
+# ---- a comparison that can never hold is an error wherever it is written --------------------
+
+NEVER = "2 is not a value of 'x' (cat 2), so this comparison is decided in advance"
+
+
+@pytest.mark.parametrize("source, line, column", [
+    pytest.param(prog("""
+        vocab "0" "1"
+        output x where x == 2
+        max_layers 1
+        var x: cat 2 = token
+    """), 2, 21, id="output-filter"),
+    pytest.param(prog("""
+        vocab "0" "1"
+        output x
+        halt when x != 2
+        var x: cat 2 = token
+    """), 3, 16, id="halting"),
+    pytest.param(prog("""
+        vocab "0" "1"
+        output x
+        max_layers 1
+        var x: cat 2 = token
+        mlp:
+            if x == 2:
+                x = 0
+    """), 6, 13, id="mlp"),
+    pytest.param(prog("""
+        vocab "0" "1"
+        output y
+        max_layers 1
+        var x: cat 2 = token
+        var y: bool = 0
+        mlp:
+            y = 2 == x
+    """), 7, 9, id="mlp-value-on-the-left"),
+])
+def test_comparison_that_never_holds_is_an_error_everywhere(source, line, column):
+    assert check_error(source) == (line, column, NEVER)
+
+
+# ---- tokens and enum members are not interchangeable ----------------------------------------
+
+LABELS = prog("""
+    vocab "a" "b"
+    output t
+    max_layers 1
+    enum Color {RED, GREEN}
+    enum Size {SMALL, LARGE}
+    var t: vocab = token
+    var c: cat Color = RED
+""")
+
+
+@pytest.mark.parametrize("body, line, column, message", [
+    ('mlp:\n    c = "a"\n', 9, 9,
+     "type error: \"a\" is a token (vocab), but 'c' holds members of enum Color"),
+    ('mlp:\n    c = GREEN if t == "a" else "b"\n', 9, 32,
+     "type error: \"b\" is a token (vocab), but 'c' holds members of enum Color"),
+    ('var d: cat Color = "b"\n', 8, 20,
+     "type error: \"b\" is a token (vocab), but 'd' holds members of enum Color"),
+    ("mlp:\n    t = GREEN\n", 9, 9,
+     "type error: 'GREEN' is a member of enum Color, but 't' holds tokens (vocab)"),
+    ("mlp:\n    c = LARGE\n", 9, 9,
+     "type error: 'LARGE' is a member of enum Size, but 'c' holds members of enum Color"),
+    ('mlp:\n    if c == "b":\n        t = "a"\n', 9, 13,
+     "type error: \"b\" is a token (vocab), but 'c' holds members of enum Color"),
+])
+def test_token_where_an_enum_member_belongs_is_a_type_error(body, line, column, message):
+    assert check_error(LABELS + body) == (line, column, message)
+
+
+def test_tokens_and_members_where_they_belong_are_fine():
+    # Only values written as labels are checked: reads are integers like any categorical
+    # value, so copying one categorical variable into another is not a label error.
+    program = check_source(LABELS + prog("""
+        var n: cat 5 = token            # a plain categorical may hold token ids
+        var d: cat Color = token
+        mlp:
+            c = GREEN if t == "b" else RED
+            t = "a" if c == GREEN else t
+            n = "b"
+            d = t
+    """), "t.alta")
+    # parallel assignment: `c == GREEN` reads c as it was before the MLP (RED), so t stays
+    assert run(program, ["a b b"]).outputs == ("a b b",)
+
+
+# ---- compile-time evaluation: comprehensions, constants, helpers, unrolled loops, lets ------
+
+def test_comprehensions_ranges_and_constant_folding():
+    src = f"""
+        program t
+        {vocab_line(20)}
+        input words
+        output a
+        max_layers 1
+        const N = 20
+        const SQUARES = [v * v for v in 0..N - 1]
+        const ODD_CUBES = [v * v * v for v in 0..N - 1 if v % 2 == 1]
+        const PAIRS = [(v, (v * 7 + 3) % 11) for v in 0..N - 1]
+        const SWAPPED = [b * 100 + a for a, b in PAIRS if a != b]
+        const EVENS = {{v for v in 0..N - 1 if v % 2 == 0}}
+        const GRID = [[r * c for c in 0..4] for r in 0..3]
+        const JOINED = [len(ODD_CUBES), len(EVENS), min(SQUARES), max(SWAPPED)] + [-1, -2]
+        const TOTAL = len(PAIRS) * 2 - GRID[3][4] + JOINED[1]
+        var x: cat N = token
+        var a: cat 400 = 0
+        var b: cat 8000 = 0
+        var c: cat 2000 = 0
+        var d: bool = false
+        var e: cat 2000 = 0
+        var f: cat 5 = 0
+        mlp:
+            a = SQUARES[x]
+            b = ODD_CUBES[x // 2]
+            c = SWAPPED[x % len(SWAPPED)]
+            d = x in EVENS
+            e = JOINED[x % 4] + TOTAL
+            f = GRID[2][x % 5] % 5
+        """
+    n = 20
+    squares = [v * v for v in range(n)]
+    odd_cubes = [v ** 3 for v in range(n) if v % 2 == 1]
+    pairs = [(v, (v * 7 + 3) % 11) for v in range(n)]
+    swapped = [b * 100 + a for a, b in pairs if a != b]
+    evens = {v for v in range(n) if v % 2 == 0}
+    grid = [[r * c for c in range(5)] for r in range(4)]
+    joined = [len(odd_cubes), len(evens), min(squares), max(swapped), -1, -2]
+    total = len(pairs) * 2 - grid[3][4] + joined[1]
+    rng = random.Random(10)
+    inputs = random_word_inputs(rng, 30, n, max_len=12)
+    result = run(check(src), inputs)
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        assert per_position(result, "a", b) == [squares[x] for x in xs]
+        assert per_position(result, "b", b) == [odd_cubes[x // 2] for x in xs]
+        assert per_position(result, "c", b) == [swapped[x % len(swapped)] for x in xs]
+        assert per_position(result, "d", b) == [int(x in evens) for x in xs]
+        assert per_position(result, "e", b) == [joined[x % 4] + total for x in xs]
+        assert per_position(result, "f", b) == [grid[2][x % 5] % 5 for x in xs]
+
+
+def test_helper_functions_with_early_returns_and_loops():
+    rng = random.Random(11)
+    pairs = [(a, rng.randrange(7)) for a in range(20) if rng.random() < 0.6]
+    src = f"""
+        program helpers
+        {vocab_line(20)}
+        input words
+        output y
+        max_layers 1
+        const PAIRS = {pairs}
+        var x: cat 20 = token
+        var p: cat 20 = position
+        var y: cat 100 = 0
+        var z: cat 100 = 0
+        var w: cat 100 = 0
+
+        def first_divisor(n):
+            for d in 2..9:
+                if n % d == 0:
+                    return d
+            return 0
+
+        def classify(n, m):
+            let s = n + m
+            if s > 25:
+                return 1
+            elif s > 12:
+                return first_divisor(s) + 2
+            else:
+                for k, v in PAIRS:
+                    if k == n:
+                        return v + 20
+            return 99
+
+        def clamp(v, lo, hi):
+            return max(lo, min(v, hi))
+
+        def pick(flag, a, b):
+            if flag:
+                return a
+            pass
+            return b
+
+        mlp:
+            y = classify(x, p)
+            z = clamp(x * 3 - p, 5, 40) + first_divisor(7 * 3)
+            w = pick(x > p, classify(p, x), clamp(x, 0, 3))
+        """
+    lookup = dict(pairs)
+
+    def first_divisor(n):
+        for d in range(2, 10):
+            if n % d == 0:
+                return d
+        return 0
+
+    def classify(n, m):
+        s = n + m
+        if s > 25:
+            return 1
+        if s > 12:
+            return first_divisor(s) + 2
+        if n in lookup:
+            return lookup[n] + 20
+        return 99
+
+    inputs = random_word_inputs(rng, 40, 20, max_len=20)
+    result = run(check(src), inputs)
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        assert per_position(result, "y", b) == [classify(x, i) for i, x in enumerate(xs)]
+        assert per_position(result, "z", b) == [max(5, min(x * 3 - i, 40)) + 3
+                                                for i, x in enumerate(xs)]
+        assert per_position(result, "w", b) == [classify(i, x) if x > i else min(x, 3)
+                                                for i, x in enumerate(xs)]
+
+
+def test_for_loops_over_constant_tuples_unroll():
+    rng = random.Random(12)
+    for _ in range(5):
+        keys = rng.sample(range(30), 12)
+        table = [(k, rng.randrange(50), rng.random() < 0.5) for k in keys]
+        cuts = sorted(rng.sample(range(1, 30), 3))
+        table_text = ", ".join(f"({k}, {v}, {'true' if f else 'false'})" for k, v, f in table)
+        ranges = [(0, 0, cuts[0] - 1), (1, cuts[0], cuts[1] - 1), (2, cuts[1], cuts[2] - 1),
+                  (3, cuts[2], 29)]
+        src = f"""
+            program loops
+            {vocab_line(30)}
+            input words
+            output y
+            max_layers 1
+            const TABLE = [{table_text}]
+            const RANGES = {ranges}
+            var x: cat 30 = token
+            var y: cat 50 = 49
+            var flag: bool = false
+            var band: cat 4 = 0
+            var hits: cat 10 = 0
+            mlp:
+                for key, value, f in TABLE:
+                    if x == key:
+                        y = value
+                        flag = f
+                for k, lo, hi in RANGES:
+                    if lo <= x and x <= hi:
+                        band = k
+                for a in 0..2:
+                    for bound in [5, 10, 20]:
+                        if a == 1 and x < bound:
+                            hits = bound // 5
+            """
+        inputs = random_word_inputs(rng, 10, 30)
+        result = run(check(src), inputs)
+        values = {k: (v, f) for k, v, f in table}
+        for b, text in enumerate(inputs):
+            xs = [int(t) for t in text.split()]
+            assert per_position(result, "y", b) == [values.get(x, (49, False))[0] for x in xs]
+            assert per_position(result, "flag", b) == [int(values.get(x, (0, False))[1])
+                                                       for x in xs]
+            assert per_position(result, "band", b) == [
+                next(k for k, lo, hi in ranges if lo <= x <= hi) for x in xs]
+            # The last write that runs wins (bounds are tried in increasing order).
+            want_hits = []
+            for x in xs:
+                h = 0
+                for bound in [5, 10, 20]:
+                    if x < bound:
+                        h = bound // 5
+                want_hits.append(h)
+            assert per_position(result, "hits", b) == want_hits
+
+
+def test_let_bindings_are_scoped_to_their_block_and_loop_iteration():
+    src = f"""
+        program lets
+        {vocab_line(10)}
+        input words
+        output y
+        max_layers 1
+        var x: cat 10 = token
+        var p: cat 16 = position
+        var y: cat 100 = 0
+        var z: cat 100 = 0
+        mlp:
+            let a = x
+            let b = a + 1
+            if b > 3:
+                let c = b * 2
+                y = c + p
+            else:
+                let c = 1
+                y = c
+            for i in 0..2:
+                let t = x + i
+                if t == 5:
+                    z = i + 10
+        """
+    rng = random.Random(29)
+    inputs = random_word_inputs(rng, 30, 10)
+    result = run(check(src), inputs)
+    for b, text in enumerate(inputs):
+        xs = [int(t) for t in text.split()]
+        assert per_position(result, "y", b) == [(x + 1) * 2 + i if x + 1 > 3 else 1
+                                                for i, x in enumerate(xs)]
+        assert per_position(result, "z", b) == [5 - x + 10 if 3 <= x <= 5 else 0 for x in xs]

@@ -1,8 +1,6 @@
 """Compiled checkpoints: round trips in a fresh process, and clear failures on bad files."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,18 +11,13 @@ from alta.compiler import compile_program
 from alta.errors import AltaError
 from alta.interpreter import run
 from alta.sampling import sample_inputs
-from conftest import PROGRAMS
+from helpers import PROGRAMS, alta
 
 
 def line_of(text: str) -> int:
     """The line of programs/parity.alta that contains `text` (1-based)."""
     lines = (PROGRAMS / "parity.alta").read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if text in line)
-
-
-def alta(*args):
-    return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

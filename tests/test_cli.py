@@ -4,13 +4,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import BASE, PROGRAMS, alta, prog
 
-from conftest import PROGRAMS
-
-
-def alta(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+from alta.checker import check_file
+from alta.compiler import compile_program
+from alta.errors import AltaError
 
 
 def test_run_prints_one_line_per_input():
@@ -101,3 +99,71 @@ def test_checking_and_interpreting_never_import_jax():
             "assert not any(m == 'jax' or m.startswith('jax.') for m in sys.modules), 'jax'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# ---- `alta check` reports what `alta compile` would -----------------------------------------
+
+COMPILE_ONLY = [
+    pytest.param("""
+        var y: cat 3 = 0
+        mlp:
+            y = x + 2
+    """, 7, 5, "writes 3 to 'y', which is not one of its values (cat 3), on the path where "
+               "x = 1", id="write-out-of-range-on-a-path"),
+    pytest.param("""
+        var y: cat 3 = 0
+        const T = [0, 1]
+        mlp:
+            y = T[x + 1]
+    """, 8, 11, "index 2 out of range for a table of 2 rows on the path where x = 1",
+        id="table-index-out-of-range-on-a-path"),
+    pytest.param("""
+        var y: cat 3 = 0
+        mlp:
+            y = 2 // x
+    """, 7, 9, "division by zero on the path where x = 0", id="division-by-zero-on-a-path"),
+    pytest.param("""
+        var p: cat 10 = position
+        mlp:
+            x = p % 2
+    """, 5, 1, "variable 'p' is initialised from 'position', so compiling needs 'max_length N' "
+               "(the size of the position embedding)", id="position-without-max-length"),
+    pytest.param("""
+        max_length 12
+        var p: cat 10 = position
+        mlp:
+            x = p % 2
+    """, 6, 1, "initialiser gives 10 at position 10, which is not a value of 'p' (cat 10); "
+               "positions go up to max_length - 1 = 11", id="position-initialiser-out-of-range"),
+]
+
+
+@pytest.mark.parametrize("body, line, column, message", COMPILE_ONLY)
+def test_check_reports_what_compile_reports(tmp_path, body, line, column, message):
+    path = tmp_path / "bad.alta"
+    path.write_text(BASE + prog(body))
+    program = check_file(path)  # the checker alone accepts it
+    with pytest.raises(AltaError):
+        compile_program(program)
+    for command in ("check", "compile"):
+        extra = ("-o", tmp_path / "bad.safetensors") if command == "compile" else ()
+        done = alta(command, path, *extra)
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        errors = [text for text in done.stderr.splitlines() if ": error: " in text]
+        assert errors == [f"{path}:{line}:{column}: error: {message}"], (command, done.stderr)
+
+
+def test_check_of_a_good_program_says_what_it_compiles_to_without_jax():
+    path = PROGRAMS / "parity_absolute.alta"  # position embedding, both halting stages
+    code = ("import sys; from alta.cli import main; "
+            f"status = main(['check', r'{path}']); "
+            "assert status == 0, status; "
+            "assert not any(m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax') "
+            "for m in sys.modules), 'jax imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = compile_program(check_file(path)).report
+    assert (f"  compiles   D {report.width}, {report.rules:,} rules, {report.parameters:,} "
+            "parameters") in done.stdout.splitlines()

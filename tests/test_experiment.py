@@ -8,8 +8,7 @@ import random
 import numpy as np
 import pytest
 from alta.compiler import compile_program
-from conftest import PROGRAMS, ROOT
-from test_cli import alta
+from helpers import PROGRAMS, ROOT, alta
 
 from alta.checker import check_file
 from alta.errors import AltaError

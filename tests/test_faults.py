@@ -13,42 +13,12 @@ import textwrap
 
 import pytest
 
-from alta.checker import check_source
 from alta.compiled import load_model, run_compiled
 from alta.compiler import compile_program
 from alta.errors import AltaRuntimeError
 from alta.interpreter import run
-from conftest import run_cli
+from helpers import alta, check, compiled_outcomes, interpreted
 from program_generator import generate_faulty
-
-
-def interpreted(program, text: str):
-    """("error", message, span) or ("ok", output, layers, halted): one input on its own."""
-    try:
-        result = run(program, [text])
-    except AltaRuntimeError as err:
-        return ("error", err.first.message, err.first.span)
-    return ("ok", result.outputs[0], int(result.layers[0]), bool(result.halted[0]))
-
-
-def compiled_outcomes(compiled, texts, model=None):
-    """The same, per input, from one batched compiled run that stops faulted sequences."""
-    from alta.compiled import fault_error
-
-    result = run_compiled(compiled, texts, model=model, undefined="stop")
-    faults = {f.sequence: f for f in result.faults}
-    out = []
-    for b, text in enumerate(texts):
-        if b in faults:
-            err = fault_error(compiled, result.batch, faults[b]).first
-            out.append(("error", err.message, err.span))
-        else:
-            out.append(("ok", result.outputs[b], int(result.layers[b]), bool(result.halted[b])))
-    return out
-
-
-def program_of(body: str):
-    return check_source(textwrap.dedent(body), "t.alta")
 
 
 # ---- hand-written cases ------------------------------------------------------------------------
@@ -136,7 +106,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_compiled_model_reports_what_the_interpreter_reports(name):
     source, texts = CASES[name]
-    program = program_of(source)
+    program = check(source)
     compiled = compile_program(program)
     want = [interpreted(program, t) for t in texts]
     assert compiled_outcomes(compiled, texts) == want
@@ -146,7 +116,7 @@ def test_compiled_model_reports_what_the_interpreter_reports(name):
 
 
 def test_the_batch_reports_the_interpreters_first_error():
-    program = program_of(OR_READS)
+    program = check(OR_READS)
     compiled = compile_program(program)
     texts = ["0 1 1", "1 1 0", "1"]
     with pytest.raises(AltaRuntimeError) as interpreted_error:
@@ -161,10 +131,10 @@ def test_a_checkpoint_reports_the_error_without_its_source(tmp_path):
     path = tmp_path / "or_reads.alta"
     path.write_text(textwrap.dedent(OR_READS))
     model = tmp_path / "or_reads.safetensors"
-    assert run_cli("compile", path, "-o", model).returncode == 0
-    expected = run_cli("run", path, "1 0")
+    assert alta("compile", path, "-o", model).returncode == 0
+    expected = alta("run", path, "1 0")
     path.unlink()
-    done = run_cli("run", model, "1 0")
+    done = alta("run", model, "1 0")
     assert done.returncode == expected.returncode == 1
     assert done.stderr == expected.stderr
     assert "or_reads.alta:10:8: error: reads head 'done_left'" in done.stderr
@@ -174,31 +144,14 @@ def test_a_checkpoint_reports_the_error_without_its_source(tmp_path):
 def test_allow_undefined_prints_the_raw_outputs_with_a_warning(tmp_path):
     path = tmp_path / "several_equal.alta"
     path.write_text(textwrap.dedent(SEVERAL_EQUAL))
-    done = run_cli("run", path, "--backend", "compiled", "--allow-undefined", "a b x", "a a")
+    done = alta("run", path, "--backend", "compiled", "--allow-undefined", "a b x", "a a")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "a b x"  # defined everywhere: the real answer
     assert len(done.stdout.splitlines()) == 2
     assert done.stderr.count("warning: reads head 'same'") == 1
     assert "input 'a a'" in done.stderr
-    refused = run_cli("run", path, "--allow-undefined", "a a")
+    refused = alta("run", path, "--allow-undefined", "a a")
     assert refused.returncode == 1 and "--backend compiled" in refused.stderr
-
-
-def test_a_program_without_heads_compiles_and_runs():
-    program = program_of("""\
-        program map_only
-        vocab "0" "1" "2"
-        output y
-        max_layers 1
-        var x: cat 3 = token
-        var y: cat 3 = 0
-        mlp:
-            y = (x + 1) % 3
-    """)
-    compiled = compile_program(program)
-    texts = ["0 1 2", "2 2", "", "1"]
-    assert run_compiled(compiled, texts).outputs == run(program, texts).outputs
-    assert run(program, ["0 1 2"]).outputs == ("1 2 0",)
 
 
 # ---- random programs whose head reads may be undefined ---------------------------------------------
@@ -233,7 +186,7 @@ def test_verify_checks_the_errors_too():
 
     from alta.verify import verify
 
-    program = program_of(OR_READS)
+    program = check(OR_READS)
     compiled = compile_program(program)
     texts = ["1 0", "0", "0 1 1", "1 1 1 0", ""]
     report = verify(compiled, texts)

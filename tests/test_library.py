@@ -3,26 +3,18 @@ sampled inputs with the interpreter, and interpreter == compiled at every layer 
 on a smaller sample (what `alta verify` checks, on more inputs, in the benchmarks' runs)."""
 
 import pytest
+from helpers import LIBRARY, PROGRAMS
+from helpers import compiled_library as compiled
 
 from alta.checker import check_file
 from alta.compiled import run_compiled
-from alta.compiler import compile_program
+from alta.framing import encode_batch
 from alta.interpreter import run
 from alta.tasks import find_task, in_file_examples
 from alta.verify import verify
-from conftest import PROGRAMS
 
-LIBRARY = sorted(p.stem for p in PROGRAMS.glob("*.alta"))
 # Inputs per program: interpreted against the oracle, compiled against the interpreter.
 INTERPRETED, COMPILED = 300, 40
-
-_compiled = {}
-
-
-def compiled(name):
-    if name not in _compiled:
-        _compiled[name] = compile_program(check_file(PROGRAMS / f"{name}.alta"))
-    return _compiled[name]
 
 
 def task(name):
@@ -80,3 +72,12 @@ def test_addition_is_exact_on_40_digit_operands_compiled():
     result = run_compiled(compiled("addition"), texts)
     assert list(result.outputs) == [str(a + b) for a, b in pairs]
     assert result.halted.all() and set(result.layers.tolist()) == {6}
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_library_inputs_never_type_a_reserved_token(name):
+    program = check_file(PROGRAMS / f"{name}.alta")
+    task = find_task(program)
+    batch = encode_batch(program, task.inputs(60, seed=7))  # raises on a reserved token
+    placed = sum(item.count for item in program.framing if item.kind == "token")
+    assert (batch.lengths >= placed).all()

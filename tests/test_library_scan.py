@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from alta.compiler import compile_program
-from conftest import PROGRAMS
+from helpers import PROGRAMS
 
 from alta import cli
 from alta.checker import check_file

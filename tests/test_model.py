@@ -4,7 +4,7 @@ that matter) compute the dense path's numbers, to float32 rounding."""
 import numpy as np
 import pytest
 from alta.compiler import compile_program
-from conftest import PROGRAMS
+from helpers import PROGRAMS
 from program_generator import generate_with_stats
 
 from alta.checker import check_file

@@ -7,7 +7,7 @@ import pytest
 from alta.checker import check_source
 from alta.errors import AltaError
 from alta.interpreter import run
-from conftest import PROGRAMS
+from helpers import PROGRAMS
 
 SOURCES = {p.stem: p.read_text() for p in sorted(PROGRAMS.glob("*.alta"))}
 

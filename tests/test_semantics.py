@@ -5,38 +5,28 @@
 3. a write that is not a declared value is rejected by the checker, the interpreter and the
    compiler alike (defect 4);
 4. numerical ties and near-ties are snapped up by both back ends (defect 1), with a
-   generated property test against an oracle in exact rationals (fractions.Fraction);
-5. the compiler enumerates only values some input can produce (defect 6): programs that
-   only fail on impossible paths compile, and agree with the interpreter; the values the
-   interpreter produces on the library's sampled inputs are inside the computed sets;
-6. the bucket windows are what they claim (brute force over small cases).
+   generated property test against an oracle in exact rationals (fractions.Fraction).
+
+The values the compiler plans for (defect 6) are tested in test_values.py, the bucket
+windows in test_buckets.py.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-import textwrap
 from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import PROGRAMS
+from helpers import NEAR_TIE, check
 
 from alta import ir, semantics
-from alta.checker import check_file, check_source
 from alta.compiled import run_compiled
 from alta.compiler import compile_program
-from alta.compiler.buckets import _farey_neighbours, bucket_thresholds, mean_windows
-from alta.compiler.values import reachable_values
 from alta.errors import AltaError, AltaRuntimeError
 from alta.interpreter import run
-from alta.tasks import find_task
 from alta.verify import verify
-
-
-def check(source: str, name: str = "t.alta") -> ir.Program:
-    return check_source(textwrap.dedent(source).lstrip("\n"), name)
 
 
 def both(program: ir.Program, inputs: list[str]) -> tuple[tuple, tuple]:
@@ -45,7 +35,7 @@ def both(program: ir.Program, inputs: list[str]) -> tuple[tuple, tuple]:
     return run(program, inputs).outputs, run_compiled(compile_program(program), inputs).outputs
 
 
-# ---- 1. scalar and vectorised forms agree ----------------------------------------------------
+# ---- 1. scalar and vectorised forms agree ---------------------------------------------------
 
 def test_snap_scalar_and_vectorised_agree_on_boundaries_and_ties():
     rng = np.random.default_rng(0)
@@ -109,7 +99,7 @@ def test_table_bounds_and_set_elements_scalar_and_vectorised_agree():
     assert semantics.bits_to_set(bits) == frozenset({0, 5, 62})
 
 
-# ---- 2. set elements: 0..62 everywhere ----------------------------------------------------------
+# ---- 2. set elements: 0..62 everywhere ------------------------------------------------------
 
 SET_EDGE = """
     program set_edge
@@ -190,7 +180,7 @@ def test_set_element_63_is_an_error_on_both_back_ends():
         compile_program(program)
 
 
-# ---- 3. a write that is not a declared value (defect 4) ---------------------------------------
+# ---- 3. a write that is not a declared value (defect 4) -------------------------------------
 
 def test_a_write_within_1e_10_of_a_declared_value_is_rejected_by_the_checker():
     source = """
@@ -251,7 +241,7 @@ def test_float64_rounding_of_a_declared_value_is_that_value_and_stored_as_it():
     assert both(program, ["a b", "b"]) == (("0 0.3", "0.3"),) * 2
 
 
-# ---- 4. numerical ties and near-ties (defect 1) -----------------------------------------------
+# ---- 4. numerical ties and near-ties (defect 1) ---------------------------------------------
 
 TIE_SNAP = """
     program tie_snap
@@ -271,21 +261,6 @@ def test_a_mean_exactly_between_two_values_snaps_up_on_both_back_ends():
     inputs = ["a b", "b a", "a a", "b b", "a b a b b a"]
     interpreted, compiled = both(program, inputs)
     assert interpreted == compiled == ("0 1", "1 1", "0 0", "1 1", "0 1 1 1 1 1")
-
-
-NEAR_TIE = """
-    program near_tie
-    vocab "0" "1" "2"
-    max_length 40
-    max_layers 1
-    output y at last
-    var n: num {0, 1} = token == "1"
-    var k: cat 2 = token == "2"
-    var y: cat 13 = 0
-    head m: num {0, 1 / 4, 1 / 3, 1 / 2, 1} = n where k == k
-    mlp:
-        y = round(m * 12)
-    """
 
 
 def test_the_mean_7_24_snaps_to_a_third_on_both_back_ends():
@@ -382,205 +357,3 @@ def test_generated_numerical_heads_snap_like_exact_rationals_on_both_back_ends(s
     assert run_compiled(compiled, texts).outputs == want
     report = verify(compiled, texts[:60])  # heads after attention, variables after the MLP
     assert report.ok, report.divergence
-
-
-# ---- 5. only the values some input can produce (defect 6) -------------------------------------
-
-NEVER_ZERO = """
-    program never_zero
-    vocab "1" "2" "3"
-    max_layers 1
-    output y
-    var d: cat 4 = token + 1
-    var y: cat 7 = 0
-    head left = d at -1
-    mlp:
-        y = 6 // d
-    """
-
-PAST_MAX_LENGTH = """
-    program past_max_length
-    vocab "x"
-    max_length 8
-    max_layers 1
-    output y
-    var p: cat 10 = position
-    var y: cat 10 = 0
-    head left = p at -1
-    mlp:
-        y = p + 2
-    """
-
-BOUNDED_COUNTER = """
-    program bounded_counter
-    vocab "a" "b"
-    max_layers 6
-    output y
-    var c: cat 10 = token
-    var y: cat 5 = 0
-    head left = c at -1
-    mlp:
-        if c < 3:
-            c = c + 1
-        y = [4, 3, 2, 1][c]
-    """
-
-
-@pytest.mark.parametrize("source, inputs", [
-    (NEVER_ZERO, ["1 2 3", "3 3", "2"]),
-    (PAST_MAX_LENGTH, ["x", "x x x", "x x x x x x x x"]),
-    (BOUNDED_COUNTER, ["a", "a b", "b a b b"]),
-], ids=["division-by-a-variable-never-zero", "overflow-past-max-length", "bounded-counter"])
-def test_programs_that_fail_only_on_impossible_paths_compile_and_agree(source, inputs):
-    program = check(source)
-    compiled = compile_program(program)
-    rng = random.Random(6)
-    vocab = program.vocab
-    longest = program.max_length or 12
-    inputs = inputs + [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, longest)))
-                       for _ in range(60)]
-    assert run(program, inputs).outputs == run_compiled(compiled, inputs).outputs
-    assert verify(compiled, inputs).ok
-
-
-WORD_AT_ZERO = """
-    program word_at_zero
-    vocab "<s>" "a" "b"
-    input "<s>" words
-    max_length 12
-    max_layers 1
-    output y
-    var tok: vocab = token
-    var pos: cat 12 = position
-    var y: cat 12 = 0
-    head left = tok at -1
-    mlp:
-        if tok != "<s>":
-            y = pos - 1
-    """
-
-
-def test_an_overflow_only_a_word_at_position_0_would_cause_is_no_error():
-    """Position 0 always holds the start token, so `pos - 1` never goes below 0 for a word:
-    the token and position variables are enumerated together, as inputs can place them."""
-    program = check(WORD_AT_ZERO)
-    compiled = compile_program(program)
-    rng = random.Random(7)
-    inputs = [" ".join(rng.choice("ab") for _ in range(rng.randint(0, 11))) for _ in range(80)]
-    assert run(program, inputs).outputs == run_compiled(compiled, inputs).outputs
-    assert verify(compiled, inputs).ok
-    static = reachable_values(program).static
-    assert set(static.names) == {"tok", "pos"}
-    tok = static.names.index("tok")
-    assert {row[1 - tok] for row in static.rows if row[tok] != 0} == set(range(1, 12))
-    assert {row[1 - tok] for row in static.rows if row[tok] == 0} == {0}
-
-
-@pytest.mark.parametrize("name", ["addition", "scan", "subleq", "parity_absolute"])
-def test_static_variables_take_only_the_combinations_the_analysis_allows(name):
-    """Soundness of the joint values on real runs: at every valid position, the variables no
-    MLP path writes hold one of the analysis's rows."""
-    program = check_file(PROGRAMS / f"{name}.alta")
-    static = reachable_values(program).static
-    if static is None:
-        pytest.skip(f"{name} has fewer than two static variables")
-    result = run(program, find_task(program).inputs(60, seed=4))
-    valid = result.batch.valid
-    seen = set(zip(*(result.final[n][valid].tolist() for n in static.names)))
-    rows = {tuple(semantics.set_to_bits(v) if isinstance(v, frozenset) else v for v in row)
-            for row in static.rows}
-    assert seen and seen <= rows, sorted(seen - rows)[:5]
-
-
-def test_reachable_values_of_the_examples():
-    values = reachable_values(check(NEVER_ZERO))
-    assert values["d"] == (1, 2, 3) and values["y"] == (0, 2, 3, 6)
-    assert reachable_values(check(PAST_MAX_LENGTH))["p"] == tuple(range(8))
-    assert reachable_values(check(BOUNDED_COUNTER))["c"] == (0, 1, 2, 3)
-
-
-@pytest.mark.parametrize("name", ["addition", "scan", "subleq", "dyck2", "sort_frequency"])
-def test_the_interpreter_stays_inside_the_reachable_values(name):
-    """Soundness on real runs: every value a variable holds after every layer, and every
-    defined head output, is one the analysis allows."""
-    program = check_file(PROGRAMS / f"{name}.alta")
-    allowed = reachable_values(program)
-    result = run(program, find_task(program).inputs(60, seed=3), trace=True)
-    valid = result.batch.valid
-    states = [(result.initial, {})] + [(r.after_attention, r.undefined) for r in result.trace] \
-        + [(r.after_mlp, {}) for r in result.trace]
-    for values, undefined in states:
-        for name_, array in values.items():
-            type_ = program.type_of(name_)
-            where = valid & ~undefined.get(name_, np.zeros_like(valid))
-            seen = np.unique(array[where])
-            if isinstance(type_, ir.SetValued):
-                ok = {semantics.set_to_bits(s) for s in allowed[name_]}
-                assert set(seen.tolist()) <= ok, name_
-            elif isinstance(type_, ir.Numerical):
-                assert set(semantics.snap(seen, type_.values).tolist()) <= set(allowed[name_]), \
-                    name_
-            else:
-                assert set(seen.tolist()) <= set(allowed[name_]), name_
-
-
-# ---- 6. the bucket windows ----------------------------------------------------------------------
-
-def test_farey_neighbours_by_brute_force():
-    rng = random.Random(7)
-    for _ in range(300):
-        order = rng.randint(1, 30)
-        denominator = rng.randint(1, 60)
-        t = Fraction(rng.randint(-6 * denominator, 6 * denominator), denominator)
-        below, above = _farey_neighbours(t, order)
-        fractions = {Fraction(s, k) for k in range(1, order + 1)
-                     for s in range(-8 * k - 1, 8 * k + 2)}
-        assert below == max(f for f in fractions if f < t), (t, order)
-        assert above == min(f for f in fractions if f >= t), (t, order)
-
-
-def test_mean_windows_contain_no_possible_mean():
-    """No mean of at most k values lies strictly inside a window, and each window brackets
-    its snapping boundary (brute force over every multiset)."""
-    rng = random.Random(8)
-    for _ in range(40):
-        source = sorted(rng.sample([0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1], rng.randint(1, 3)))
-        values = sorted(rng.sample([j / 12 for j in range(13)], rng.randint(2, 6)))
-        count = rng.randint(1, 7)
-        exact = [Fraction(v).limit_denominator(100) for v in source]
-        means = {sum(c, Fraction(0)) / k for k in range(1, count + 1)
-                 for c in itertools.combinations_with_replacement(exact, k)}
-        boundaries = semantics.snap_boundaries(values)
-        for (below, above), t in zip(mean_windows(values, source, count), boundaries):
-            assert below < Fraction(float(t)) <= above
-            assert not any(below < m < above for m in means), (source, values, count)
-
-
-def test_variable_steps_are_the_middle_half_of_each_gap():
-    program = check(NEAR_TIE)
-    steps = bucket_thresholds(program, "n").steps
-    assert [(s.start, s.end) for s in steps] == [(0.25, 0.75)]
-
-
-def test_a_head_guarantees_no_more_positions_than_float32_can_tell_apart():
-    """With no max_length a {0, 1/2, 1} head over every position used to claim 100,000
-    positions, though means such as 24,999/100,000 against the boundary 1/4 are beyond
-    float32; the windows between possible means bound the length it can be exact for."""
-    program = check("""
-        program t
-        vocab "0" "1"
-        max_layers 1
-        output y
-        var b: num {0, 1} = token
-        var one: bool = true
-        var y: cat 3 = 0
-        head share: num {0, 0.5, 1} = b where one == one
-        mlp:
-            y = round(share * 2)
-        """)
-    compiled = compile_program(program)
-    longest = compiled.report.guaranteed_length
-    assert 100 < longest < 100_000
-    ones = (longest - 1) // 4  # a mean just below 1/4, as close as this length allows
-    text = " ".join(["1"] * ones + ["0"] * (longest - ones))
-    assert run(program, [text]).outputs == run_compiled(compiled, [text]).outputs

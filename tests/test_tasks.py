@@ -4,8 +4,7 @@ import random
 import textwrap
 
 import pytest
-from conftest import PROGRAMS
-from test_cli import alta
+from helpers import PROGRAMS, alta
 
 from alta.checker import check_file, check_source
 from alta.errors import AltaError

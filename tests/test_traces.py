@@ -17,8 +17,7 @@ from alta.coverage import coverage_of_dataset, coverage_of_run
 from alta.errors import AltaError
 from alta.tasks import find_task
 from alta.traces import TraceSettings, read_dataset, shard_inputs, write_dataset
-from conftest import PROGRAMS
-from test_cli import alta
+from helpers import PROGRAMS, alta
 
 
 def trace(tmp_path, name, **kw):

@@ -13,8 +13,7 @@ from alta.tasks import find_task
 from alta.traces import TraceSettings, write_dataset
 from alta.training import (TrainSettings, load_mlp, load_vectors, save_mlp, train_mlp,
                            with_learned_mlp)
-from conftest import PROGRAMS
-from test_cli import alta
+from helpers import PROGRAMS, alta
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,631 @@
+"""What the test modules share (no test lives here).
+
+- paths and the library: ROOT, PROGRAMS, LIBRARY, `library_program` and `compiled_library`
+  (checked and compiled once per process; conftest.py's session fixtures hand them out);
+- the `alta` command as a user runs it, in a fresh process;
+- program text: `prog`, `check`, `vocab_line`, `random_word_inputs`, `per_position`, and the
+  bad-program cases of test_syntax.py and test_checker.py (`Case`, `BASE`, `base`);
+- one input's outcome on each back end (`interpreted`, `compiled_outcomes`);
+- the compiler's oracles (test_rules.py, test_weights.py, test_compiled.py): the inline
+  programs, the names an MLP touches and their domains, full assignments of them, and the
+  interpreter's MLP applied to an assignment.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alta import ir
+from alta.checker import check_file, check_source
+from alta.compiler import compile_program
+from alta.compiler.values import reachable_values
+from alta.errors import AltaError, AltaRuntimeError
+from alta.interpreter import apply_mlp, run
+from alta.semantics import set_to_bits
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "programs"
+LIBRARY = sorted(p.stem for p in PROGRAMS.glob("*.alta"))
+
+
+@functools.cache
+def library_program(name: str) -> ir.Program:
+    """programs/NAME.alta, checked once per process."""
+    return check_file(PROGRAMS / f"{name}.alta")
+
+
+@functools.cache
+def compiled_library(name: str):
+    """programs/NAME.alta compiled once per process."""
+    return compile_program(library_program(name))
+
+
+def alta(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`alta ARGS` in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)], input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+# ---- program text ---------------------------------------------------------------------------
+
+def prog(text: str) -> str:
+    """A program: the dedented text (write it starting on the line after the quotes)."""
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def check(source: str, name: str = "t.alta") -> ir.Program:
+    """The checked program of a (dedented) source text."""
+    return check_source(prog(source), name)
+
+
+def vocab_line(n: int, extra: tuple[str, ...] = ()) -> str:
+    """`vocab "0" "1" ... "n-1"` plus extra tokens: token id == the digit's value."""
+    return "vocab " + " ".join(f'"{t}"' for t in [*map(str, range(n)), *extra])
+
+
+def random_word_inputs(rng: random.Random, count: int, n_tokens: int, min_len: int = 1,
+                       max_len: int = 10) -> list[str]:
+    return [" ".join(str(rng.randrange(n_tokens)) for _ in range(rng.randint(min_len, max_len)))
+            for _ in range(count)]
+
+
+def per_position(result, name: str, b: int) -> list:
+    """The values of variable `name` at the valid positions of sequence `b`."""
+    return result.final[name][b, :int(result.batch.lengths[b])].tolist()
+
+
+def check_error(source: str) -> tuple[int, int, str]:
+    with pytest.raises(AltaError) as info:
+        check_source(source, "t.alta")
+    first = info.value.first
+    assert first.severity == "error" and first.span is not None
+    return first.span.line, first.span.column, first.message
+
+
+# ---- bad programs (test_syntax.py, test_checker.py) -----------------------------------------
+
+BASE = textwrap.dedent("""\
+    vocab "0" "1"
+    output x at last
+    max_layers 1
+    var x: cat 2 = token
+""")
+
+
+def base(text: str) -> str:
+    """BASE (lines 1-4) followed by `text` from line 5."""
+    return BASE + prog(text)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    source: str
+    message: str  # a distinctive substring of the first diagnostic's message
+    line: int
+    column: int
+    note: str | None = None  # a substring of one of its notes
+    xfail: str | None = None  # why the checker currently gets this wrong
+
+
+def case_table(cases: list[Case]) -> dict[str, Case]:
+    """The cases by id; ids must be unique and sources distinct."""
+    by_id = {c.id: c for c in cases}
+    assert len(by_id) == len(cases), "case ids must be unique"
+    assert len({c.source for c in cases}) == len(cases), "case sources must be distinct"
+    return by_id
+
+
+def case_params(cases) -> list:
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=True)]
+                         if c.xfail else []) for c in cases]
+
+
+def assert_rejected_with_a_located_message(case: Case) -> None:
+    with pytest.raises(AltaError) as info:
+        check_source(case.source, "bad.alta")
+    first = info.value.first
+    assert first.severity == "error"
+    assert case.message in first.message
+    assert first.span is not None, "the error has no location"
+    assert (first.span.line, first.span.column) == (case.line, case.column)
+    if case.note is not None:
+        assert any(case.note in n for n in first.notes), first.notes
+    # the formatted error names the file and place and shows a caret
+    text = str(info.value)
+    assert text.startswith(f"bad.alta:{case.line}:{case.column}: error: ")
+
+
+def assert_check_command_reports(case: Case, tmp_path: Path) -> None:
+    path = tmp_path / "bad.alta"
+    path.write_text(case.source)
+    done = alta("check", path)
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output
+    assert done.returncode == 1, output
+    assert done.stderr.startswith(f"{path}:{case.line}:{case.column}: error:"), done.stderr
+    assert case.message in done.stderr
+    assert re.search(r"^ +\^+$", done.stderr, re.MULTILINE), "no caret line"
+
+
+# ---- one input on each back end -------------------------------------------------------------
+
+def interpreted(program, text: str):
+    """("error", message, span) or ("ok", output, layers, halted): one input on its own."""
+    try:
+        result = run(program, [text])
+    except AltaRuntimeError as err:
+        return ("error", err.first.message, err.first.span)
+    return ("ok", result.outputs[0], int(result.layers[0]), bool(result.halted[0]))
+
+
+def compiled_outcomes(compiled, texts, model=None):
+    """The same, per input, from one batched compiled run that stops faulted sequences."""
+    from alta.compiled import fault_error, run_compiled
+
+    result = run_compiled(compiled, texts, model=model, undefined="stop")
+    faults = {f.sequence: f for f in result.faults}
+    out = []
+    for b, text in enumerate(texts):
+        if b in faults:
+            err = fault_error(compiled, result.batch, faults[b]).first
+            out.append(("error", err.message, err.span))
+        else:
+            out.append(("ok", result.outputs[b], int(result.layers[b]), bool(result.halted[b])))
+    return out
+
+
+# ---- the compiler's inline programs ---------------------------------------------------------
+
+INLINE = {
+    # categorical variables, let, if/elif/else, %, min/max, parallel assignment
+    "branches": """
+        program branches
+        vocab "0" "1" "2" "3"
+        input words
+        output y
+        max_layers 1
+        var x: cat 4 = token
+        var z: cat 3 = 0
+        var y: cat 5 = 0
+        mlp:
+            let s = x + z
+            if s == 0:
+                y = 4
+            elif s % 2 == 1:
+                y = min(s, 4)
+                z = (z + 1) % 3
+            else:
+                y = max(x - z, 0)
+                z = x % 3
+        """,
+    # categorical heads of each kind read in the MLP: relative offset, key == query,
+    # key == query within offsets
+    "cat_heads": """
+        program cat_heads
+        vocab "a" "b" "c" "<s>"
+        input "<s>" words
+        output y
+        max_length 40
+        max_layers 3
+        halt when y == 3
+        var x: cat 4 = token
+        var y: cat 4 = 0
+        var k: cat 3 = token % 3
+        var q: cat 3 = (token + 1) % 3
+        head left = x at -1
+        head match = y where k == q
+        head near = x where k == q at {-2, -1, 1}
+        mlp:
+            if x == 3:
+                y = 0
+            elif left == x:
+                y = match
+            else:
+                y = (left + near) % 4
+                q = (q + 1) % 3
+        """,
+    # set variables: set query head, membership, len, set writes, set equality
+    "sets": """
+        program sets
+        vocab "0" "1" "2" "3"
+        input words
+        output n
+        max_length 24
+        max_layers 2
+        halt when len(s) == 0 or 1 in s
+        var x: cat 4 = token
+        var k: cat 24 = position
+        var s: set 24 of [{}, {0}, {1, 2}, {0, 1, 2}] = {0}
+        var n: cat 4 = 0
+        head member = x where k in s
+        mlp:
+            n = len(s)
+            if len(s) == 1 and member == 3:
+                s = {0, 1, 2}
+            elif 0 in s and x > 1:
+                s = {1, 2}
+            elif s == {1, 2} or x not in s:
+                s = {}
+        """,
+    # numerical variables and heads (a mean over every position, a mean where a key matches,
+    # a shifted copy); reads snap to the declared values
+    "numbers": """
+        program numbers
+        vocab "0" "1" "2" "3"
+        input words
+        output y
+        max_length 30
+        max_layers 2
+        var b: num {0, 0.5, 1} = token % 3 / 2
+        var one: bool = true
+        var w: num {0, 0.25, 0.5, 0.75, 1} = 0
+        var y: cat 8 = 0
+        head share: num {v / 10 for v in 0..10} = b
+        head ones: num {0, 0.5, 1} = b where one == one
+        head prev = b at -1
+        mlp:
+            w = (b + prev) / 2
+            if w >= 0.5:
+                y = round(share * 7)
+            elif ones > 0.7:
+                y = 7
+            else:
+                y = min(round(b * 4 + prev), 7)
+        """,
+    # helper functions (early returns, let), enums, 2-D tables indexed at run time
+    "helpers": """
+        program helpers
+        vocab "0" "1" "2" "3" "4"
+        input words
+        output y
+        max_layers 3
+        halt when ph == Done
+        const T = [[0, 1, 2], [2, 0, 1], [1, 2, 0], [0, 0, 0], [2, 2, 1]]
+        enum Phase {Idle, Run, Done}
+        var x: cat 5 = token
+        var ph: cat Phase = Idle
+        var y: cat 3 = 0
+
+        def step(p, v):
+            if p == Idle:
+                return Run
+            elif p == Run and T[v][1] == 0:
+                return Done
+            return p
+
+        def pick(v, p):
+            let r = T[v][p]
+            return (r + 1) % 3 if v > 2 else r
+
+        mlp:
+            ph = step(ph, x)
+            y = pick(x, y)
+        """,
+    # short-circuit guards on head reads, conditional expressions, bool variables
+    "guards": """
+        program guards
+        vocab "0" "1" "2"
+        input words
+        output a
+        max_length 20
+        max_layers 4
+        halt when c == 1 or a == 2
+        var x: cat 3 = token
+        var first: bool = position == 0
+        var a: cat 3 = 0
+        var c: bool = false
+        head left = x at -1
+        head both = a at {-1, 1}
+        mlp:
+            if not first and (c or left == 2):
+                a = (x + left) % 3 if x != 0 else 2
+            elif first and x == 1:
+                a = both
+            c = (x == 1 and not c) or a == 2
+        """,
+    # loops over constants (unrolled), tables, abs, //, %
+    "loops": """
+        program loops
+        vocab "0" "1" "2" "3" "4" "5"
+        input words
+        output y
+        max_layers 1
+        const W = [3, 1, 4, 1, 5, 9]
+        var x: cat 6 = token
+        var y: cat 10 = 0
+        var z: cat 6 = 0
+        mlp:
+            for i in 0..5:
+                if x == i:
+                    let t = W[i] + z
+                    y = t % 10
+            z = abs(x - z) // 2 + (x * z) % 3
+        """,
+    # an irregular numerical value set, read, compared and written; a numerical head over
+    # two offsets whose declared values are every possible mean
+    "irregular": """
+        program irregular
+        vocab "0" "1" "2" "3" "4"
+        input words
+        output u
+        max_length 16
+        max_layers 3
+        halt when v >= 2 and hv_seen != 0
+        var v: num {-1, 0, 0.1, 0.5, 2} = [-1, 0, 0.1, 0.5, 2][token]
+        var u: cat 7 = 0
+        var hv_seen: num {0, 0.5} = 0
+        head hv: num {-1, -0.5, -0.45, -0.25, 0, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 1.05, 1.25,
+                      2} = v at {0, 1}
+        mlp:
+            v = 0.5 if v == 0.1 else (2 if v > 0.2 else (v + 0.1 if v >= 0 else 0))
+            u = round(v * 2) + 2 if hv < 1 else 6 - round(hv)
+            hv_seen = 0.5
+        """,
+    # a long if/elif chain whose branches all write the same thing
+    "chain_same": """
+        program chain_same
+        vocab "0" "1" "2" "3" "4" "5" "6" "7"
+        input words
+        output y
+        max_layers 1
+        var x: cat 8 = token
+        var y: bool = false
+        mlp:
+            if x == 0:
+                y = 1
+            elif x == 1:
+                y = 1
+            elif x == 2:
+                y = 1
+            elif x == 3:
+                y = 1
+            elif x == 4:
+                y = 1
+            elif x == 5:
+                y = 1
+            elif x == 6:
+                y = 1
+            else:
+                y = 1
+        """,
+    # an if/elif chain writing the same thing on some values only, plus a nested condition
+    "chain_some": """
+        program chain_some
+        vocab "0" "1" "2" "3" "4" "5" "6" "7"
+        input words
+        output y
+        max_layers 1
+        var x: cat 8 = token
+        var z: cat 3 = token % 3
+        var y: bool = false
+        mlp:
+            if x == 0:
+                y = 1
+            elif x == 2:
+                y = 1
+            elif x == 5:
+                if z < 2:
+                    y = 1
+                else:
+                    y = 1
+            elif x == 7:
+                y = 1
+        """,
+    # writes with many old and new values inside two regions (guarded writes: a rule per
+    # path that sets the new value, a clear unit per box and old value)
+    "regions": """
+        program regions
+        vocab "0" "1" "2" "3" "4" "5" "6" "7" "8" "9"
+        input words
+        output s
+        max_layers 3
+        var a: cat 10 = token
+        var flag: bool = token % 2
+        var phase: cat 3 = 0
+        var s: cat 19 = 0
+        head left = a at -1
+        mlp:
+            phase = min(phase + 1, 2)
+            if phase == 1 and flag == 0:
+                s = a + left
+            elif phase == 2 and flag == 1:
+                if s > 9:
+                    s = s - 10
+                else:
+                    s = a
+        """,
+}
+
+
+BUNDLED = ["parity", "parity_absolute", "parity_sum_mod_2"]
+
+
+ALL = list(INLINE) + BUNDLED
+
+
+_CHECKED: dict[str, ir.Program] = {}
+
+
+_COMPILED: dict = {}
+
+
+def load(name: str) -> ir.Program:
+    if name not in _CHECKED:
+        if name in INLINE:
+            _CHECKED[name] = check_source(textwrap.dedent(INLINE[name]).lstrip("\n"),
+                                          f"{name}.alta")
+        else:
+            _CHECKED[name] = check_file(PROGRAMS / f"{name}.alta")
+    return _CHECKED[name]
+
+
+def compiled_program(name: str):
+    if name not in _COMPILED:
+        _COMPILED[name] = compile_program(load(name))
+    return _COMPILED[name]
+
+
+NEAR_TIE = """
+    program near_tie
+    vocab "0" "1" "2"
+    max_length 40
+    max_layers 1
+    output y at last
+    var n: num {0, 1} = token == "1"
+    var k: cat 2 = token == "2"
+    var y: cat 13 = 0
+    head m: num {0, 1 / 4, 1 / 3, 1 / 2, 1} = n where k == k
+    mlp:
+        y = round(m * 12)
+    """
+
+
+# ---- an independent view of the program: what the MLP touches, and the domains --------------
+
+def mlp_names(program: ir.Program) -> list[str]:
+    """Variables and heads the MLP body reads or writes, in declaration order."""
+    nodes = list(ir.walk(program.mlp))
+    reads = {n.name for n in nodes if isinstance(n, ir.Read)}
+    writes = {n.variable for n in nodes if isinstance(n, ir.Assign)}
+    order = [v.name for v in program.variables] + [h.name for h in program.heads]
+    return [n for n in order if n in reads | writes]
+
+
+def values_of(type_: ir.ValueType) -> list:
+    if isinstance(type_, ir.Categorical):
+        return list(range(type_.size))
+    if isinstance(type_, ir.Numerical):
+        return list(type_.values)
+    return list(type_.sets)
+
+
+def is_head(program: ir.Program, name: str) -> bool:
+    return name in program.head_index
+
+
+def local_gap(values, k: int) -> tuple[float, float]:
+    """Distance to the previous and next declared value (inf at the ends)."""
+    left = values[k] - values[k - 1] if k > 0 else np.inf
+    right = values[k + 1] - values[k] if k + 1 < len(values) else np.inf
+    return left, right
+
+
+class Assignments:
+    """A batch of full assignments: per name, the index into its domain, and the raw value
+    the state holds (numerical heads jittered inside their bucket, by at most `caps[name]`
+    where given)."""
+
+    def __init__(self, program: ir.Program, names: list[str], index: dict[str, np.ndarray],
+                 rng: np.random.Generator, jitter: float, caps: dict | None = None) -> None:
+        self.program, self.names, self.index = program, names, index
+        self.size = len(next(iter(index.values()))) if index else 1
+        self.raw: dict[str, np.ndarray] = {}
+        for name in names:
+            type_ = program.type_of(name)
+            dom = values_of(type_)
+            idx = index[name]
+            if isinstance(type_, ir.Numerical):
+                vals = np.asarray(dom, dtype=np.float64)[idx]
+                if is_head(program, name) and jitter and len(dom) > 1:
+                    # move each value up to `jitter` of the gap towards a neighbour
+                    gaps = np.array([local_gap(dom, k) for k in range(len(dom))])[idx]
+                    gaps = np.where(np.isfinite(gaps), gaps, 0.0)  # at the ends: inwards
+                    if caps and name in caps:
+                        gaps = np.minimum(gaps, caps[name] / jitter)
+                    u = rng.uniform(-jitter, jitter, size=len(idx))
+                    vals = vals + u * np.where(u < 0, gaps[:, 0], gaps[:, 1])
+                self.raw[name] = vals
+            elif isinstance(type_, ir.SetValued):
+                self.raw[name] = np.array([set_to_bits(dom[i]) for i in idx], dtype=np.int64)
+            else:
+                self.raw[name] = np.asarray(idx, dtype=np.int64)
+
+    def value(self, name: str, b: int):
+        return values_of(self.program.type_of(name))[self.index[name][b]]
+
+
+def possible(program: ir.Program, name: str) -> np.ndarray:
+    """Indices (into the declared values) of the values `name` can take: the compiled MLP
+    is built for these only (alta.compiler.values; tests/test_values.py checks on runs
+    that the interpreter never leaves them)."""
+    reachable = set(reachable_values(program)[name])
+    return np.array([k for k, v in enumerate(values_of(program.type_of(name)))
+                     if v in reachable], dtype=np.int64)
+
+
+def enumerate_assignments(program: ir.Program, rng, jitter: float = 0.0,
+                          caps: dict | None = None) -> Assignments:
+    """Every combination of possible values of what the MLP reads or writes (the full cross
+    product: the oracle does not share the compiler's lazy enumeration)."""
+    names = mlp_names(program)
+    choices = [possible(program, n) for n in names]
+    grid = np.array(list(itertools.product(*choices)), dtype=np.int64)
+    grid = grid.reshape(len(grid), len(names))
+    grid = grid[_occurs(program, names, grid)]
+    return Assignments(program, names, {n: grid[:, k] for k, n in enumerate(names)}, rng,
+                       jitter, caps)
+
+
+def _occurs(program: ir.Program, names: list[str], grid: np.ndarray) -> np.ndarray:
+    """Which rows some input can produce: the variables no MLP path writes take only the
+    combinations their token and position give them together (the compiled MLP is built
+    for those; test_values.py checks on runs that the interpreter never leaves them)."""
+    static = reachable_values(program).static
+    keep = np.ones(len(grid), bool)
+    if static is None:
+        return keep
+    shared = [n for n in static.names if n in names]
+    values = {n: values_of(program.type_of(n)) for n in shared}
+    allowed = {tuple(row[static.names.index(n)] for n in shared) for row in static.rows}
+    for r, row in enumerate(grid):
+        key = tuple(values[n][row[names.index(n)]] for n in shared)
+        keep[r] = key in allowed
+    return keep
+
+
+def random_assignments(program: ir.Program, count: int, rng, jitter: float = 0.0,
+                       caps: dict | None = None) -> Assignments:
+    names = [v.name for v in program.variables] + [h.name for h in program.heads]
+    index = {n: rng.choice(possible(program, n), size=count) for n in names}
+    return Assignments(program, names, index, rng, jitter, caps)
+
+
+def interpreter_state(program: ir.Program, a: Assignments) -> dict[str, np.ndarray]:
+    """(batch, 1) arrays for every variable and head; names not assigned hold a default."""
+    state = {}
+    for var in program.variables:
+        if var.name in a.raw:
+            state[var.name] = a.raw[var.name][:, None].copy()
+        else:
+            first = values_of(var.type)[0]
+            if isinstance(var.type, ir.Numerical):
+                state[var.name] = np.full((a.size, 1), float(first))
+            elif isinstance(var.type, ir.SetValued):
+                state[var.name] = np.full((a.size, 1), set_to_bits(first), dtype=np.int64)
+            else:
+                state[var.name] = np.zeros((a.size, 1), dtype=np.int64)
+    for head in program.heads:
+        if head.name in a.raw:
+            state[head.name] = a.raw[head.name][:, None].copy()
+        else:
+            dtype = np.float64 if head.numerical else np.int64
+            state[head.name] = np.full((a.size, 1), values_of(head.type)[0], dtype=dtype)
+    return state
+
+
+def interpreter_mlp(program: ir.Program, a: Assignments) -> dict[str, np.ndarray]:
+    state = interpreter_state(program, a)
+    undefined = {h.name: np.zeros((a.size, 1), bool) for h in program.heads}
+    return apply_mlp(program, state, undefined, np.ones((a.size, 1), bool))
