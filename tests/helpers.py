@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,24 @@ def vocab_line(n: int, extra: tuple[str, ...] = ()) -> str:
     return "vocab " + " ".join(f'"{t}"' for t in [*map(str, range(n)), *extra])
 
 
+def header(output: str, stop: str = "max_layers 1", *, name: str = "t", tokens: int = 10,
+           extra: tuple[str, ...] = (), framing: str = "input words") -> str:
+    """The first five lines of a test program over the digit tokens "0".."TOKENS-1" (and
+    `extra`): `program NAME`, the vocab, the input framing, `output OUTPUT` and STOP
+    (`max_layers N` or `halt when ...`). The rest follows from line 6: `header(...) +
+    prog(...)`."""
+    return "\n".join([f"program {name}", vocab_line(tokens, extra), framing, f"output {output}",
+                      stop]) + "\n"
+
+
+def program_head(vocab: str, output: str, stop: str = "max_layers 1", *, name: str = "t") -> str:
+    """The first four lines of a small program over a few tokens (VOCAB: space-separated):
+    `program NAME`, the vocab, STOP (`max_layers N` or `halt when ...`) and `output OUTPUT`.
+    The rest follows from line 5: `program_head(...) + prog(...)`."""
+    tokens = " ".join(f'"{t}"' for t in vocab.split())
+    return f"program {name}\nvocab {tokens}\n{stop}\noutput {output}\n"
+
+
 def random_word_inputs(rng: random.Random, count: int, n_tokens: int, min_len: int = 1,
                        max_len: int = 10) -> list[str]:
     return [" ".join(str(rng.randrange(n_tokens)) for _ in range(rng.randint(min_len, max_len)))
@@ -117,14 +136,21 @@ class Case:
     column: int
     note: str | None = None  # a substring of one of its notes
     xfail: str | None = None  # why the checker currently gets this wrong
+    cli: bool = False  # `alta check` must report it too
 
 
-def case_table(cases: list[Case]) -> dict[str, Case]:
-    """The cases by id; ids must be unique and sources distinct."""
-    by_id = {c.id: c for c in cases}
-    assert len(by_id) == len(cases), "case ids must be unique"
+def load_cases(kind: str) -> list[Case]:
+    """The bad-program cases of tests/data/KIND_errors.toml (the file says what each field
+    means); a case's program is BASE followed by `after_base`, or its whole `source`. Ids must
+    be unique and sources distinct."""
+    with open(ROOT / "tests" / "data" / f"{kind}_errors.toml", "rb") as f:
+        table = tomllib.load(f)["case"]
+    cases = [Case(c["id"], BASE + c["after_base"] if "after_base" in c else c["source"],
+                  c["message"], *c["at"], note=c.get("note"), xfail=c.get("xfail"),
+                  cli=c.get("cli", False)) for c in table]
+    assert len({c.id for c in cases}) == len(cases), "case ids must be unique"
     assert len({c.source for c in cases}) == len(cases), "case sources must be distinct"
-    return by_id
+    return cases
 
 
 def case_params(cases) -> list:
@@ -186,286 +212,25 @@ def compiled_outcomes(compiled, texts, model=None):
     return out
 
 
-# ---- the compiler's inline programs ---------------------------------------------------------
+# ---- the compiler tests' programs -----------------------------------------------------------
 
-INLINE = {
-    # categorical variables, let, if/elif/else, %, min/max, parallel assignment
-    "branches": """
-        program branches
-        vocab "0" "1" "2" "3"
-        input words
-        output y
-        max_layers 1
-        var x: cat 4 = token
-        var z: cat 3 = 0
-        var y: cat 5 = 0
-        mlp:
-            let s = x + z
-            if s == 0:
-                y = 4
-            elif s % 2 == 1:
-                y = min(s, 4)
-                z = (z + 1) % 3
-            else:
-                y = max(x - z, 0)
-                z = x % 3
-        """,
-    # categorical heads of each kind read in the MLP: relative offset, key == query,
-    # key == query within offsets
-    "cat_heads": """
-        program cat_heads
-        vocab "a" "b" "c" "<s>"
-        input "<s>" words
-        output y
-        max_length 40
-        max_layers 3
-        halt when y == 3
-        var x: cat 4 = token
-        var y: cat 4 = 0
-        var k: cat 3 = token % 3
-        var q: cat 3 = (token + 1) % 3
-        head left = x at -1
-        head match = y where k == q
-        head near = x where k == q at {-2, -1, 1}
-        mlp:
-            if x == 3:
-                y = 0
-            elif left == x:
-                y = match
-            else:
-                y = (left + near) % 4
-                q = (q + 1) % 3
-        """,
-    # set variables: set query head, membership, len, set writes, set equality
-    "sets": """
-        program sets
-        vocab "0" "1" "2" "3"
-        input words
-        output n
-        max_length 24
-        max_layers 2
-        halt when len(s) == 0 or 1 in s
-        var x: cat 4 = token
-        var k: cat 24 = position
-        var s: set 24 of [{}, {0}, {1, 2}, {0, 1, 2}] = {0}
-        var n: cat 4 = 0
-        head member = x where k in s
-        mlp:
-            n = len(s)
-            if len(s) == 1 and member == 3:
-                s = {0, 1, 2}
-            elif 0 in s and x > 1:
-                s = {1, 2}
-            elif s == {1, 2} or x not in s:
-                s = {}
-        """,
-    # numerical variables and heads (a mean over every position, a mean where a key matches,
-    # a shifted copy); reads snap to the declared values
-    "numbers": """
-        program numbers
-        vocab "0" "1" "2" "3"
-        input words
-        output y
-        max_length 30
-        max_layers 2
-        var b: num {0, 0.5, 1} = token % 3 / 2
-        var one: bool = true
-        var w: num {0, 0.25, 0.5, 0.75, 1} = 0
-        var y: cat 8 = 0
-        head share: num {v / 10 for v in 0..10} = b
-        head ones: num {0, 0.5, 1} = b where one == one
-        head prev = b at -1
-        mlp:
-            w = (b + prev) / 2
-            if w >= 0.5:
-                y = round(share * 7)
-            elif ones > 0.7:
-                y = 7
-            else:
-                y = min(round(b * 4 + prev), 7)
-        """,
-    # helper functions (early returns, let), enums, 2-D tables indexed at run time
-    "helpers": """
-        program helpers
-        vocab "0" "1" "2" "3" "4"
-        input words
-        output y
-        max_layers 3
-        halt when ph == Done
-        const T = [[0, 1, 2], [2, 0, 1], [1, 2, 0], [0, 0, 0], [2, 2, 1]]
-        enum Phase {Idle, Run, Done}
-        var x: cat 5 = token
-        var ph: cat Phase = Idle
-        var y: cat 3 = 0
-
-        def step(p, v):
-            if p == Idle:
-                return Run
-            elif p == Run and T[v][1] == 0:
-                return Done
-            return p
-
-        def pick(v, p):
-            let r = T[v][p]
-            return (r + 1) % 3 if v > 2 else r
-
-        mlp:
-            ph = step(ph, x)
-            y = pick(x, y)
-        """,
-    # short-circuit guards on head reads, conditional expressions, bool variables
-    "guards": """
-        program guards
-        vocab "0" "1" "2"
-        input words
-        output a
-        max_length 20
-        max_layers 4
-        halt when c == 1 or a == 2
-        var x: cat 3 = token
-        var first: bool = position == 0
-        var a: cat 3 = 0
-        var c: bool = false
-        head left = x at -1
-        head both = a at {-1, 1}
-        mlp:
-            if not first and (c or left == 2):
-                a = (x + left) % 3 if x != 0 else 2
-            elif first and x == 1:
-                a = both
-            c = (x == 1 and not c) or a == 2
-        """,
-    # loops over constants (unrolled), tables, abs, //, %
-    "loops": """
-        program loops
-        vocab "0" "1" "2" "3" "4" "5"
-        input words
-        output y
-        max_layers 1
-        const W = [3, 1, 4, 1, 5, 9]
-        var x: cat 6 = token
-        var y: cat 10 = 0
-        var z: cat 6 = 0
-        mlp:
-            for i in 0..5:
-                if x == i:
-                    let t = W[i] + z
-                    y = t % 10
-            z = abs(x - z) // 2 + (x * z) % 3
-        """,
-    # an irregular numerical value set, read, compared and written; a numerical head over
-    # two offsets whose declared values are every possible mean
-    "irregular": """
-        program irregular
-        vocab "0" "1" "2" "3" "4"
-        input words
-        output u
-        max_length 16
-        max_layers 3
-        halt when v >= 2 and hv_seen != 0
-        var v: num {-1, 0, 0.1, 0.5, 2} = [-1, 0, 0.1, 0.5, 2][token]
-        var u: cat 7 = 0
-        var hv_seen: num {0, 0.5} = 0
-        head hv: num {-1, -0.5, -0.45, -0.25, 0, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 1.05, 1.25,
-                      2} = v at {0, 1}
-        mlp:
-            v = 0.5 if v == 0.1 else (2 if v > 0.2 else (v + 0.1 if v >= 0 else 0))
-            u = round(v * 2) + 2 if hv < 1 else 6 - round(hv)
-            hv_seen = 0.5
-        """,
-    # a long if/elif chain whose branches all write the same thing
-    "chain_same": """
-        program chain_same
-        vocab "0" "1" "2" "3" "4" "5" "6" "7"
-        input words
-        output y
-        max_layers 1
-        var x: cat 8 = token
-        var y: bool = false
-        mlp:
-            if x == 0:
-                y = 1
-            elif x == 1:
-                y = 1
-            elif x == 2:
-                y = 1
-            elif x == 3:
-                y = 1
-            elif x == 4:
-                y = 1
-            elif x == 5:
-                y = 1
-            elif x == 6:
-                y = 1
-            else:
-                y = 1
-        """,
-    # an if/elif chain writing the same thing on some values only, plus a nested condition
-    "chain_some": """
-        program chain_some
-        vocab "0" "1" "2" "3" "4" "5" "6" "7"
-        input words
-        output y
-        max_layers 1
-        var x: cat 8 = token
-        var z: cat 3 = token % 3
-        var y: bool = false
-        mlp:
-            if x == 0:
-                y = 1
-            elif x == 2:
-                y = 1
-            elif x == 5:
-                if z < 2:
-                    y = 1
-                else:
-                    y = 1
-            elif x == 7:
-                y = 1
-        """,
-    # writes with many old and new values inside two regions (guarded writes: a rule per
-    # path that sets the new value, a clear unit per box and old value)
-    "regions": """
-        program regions
-        vocab "0" "1" "2" "3" "4" "5" "6" "7" "8" "9"
-        input words
-        output s
-        max_layers 3
-        var a: cat 10 = token
-        var flag: bool = token % 2
-        var phase: cat 3 = 0
-        var s: cat 19 = 0
-        head left = a at -1
-        mlp:
-            phase = min(phase + 1, 2)
-            if phase == 1 and flag == 0:
-                s = a + left
-            elif phase == 2 and flag == 1:
-                if s > 9:
-                    s = s - 10
-                else:
-                    s = a
-        """,
-}
-
+# The compiler tests' own programs, tests/data/compiler/NAME.alta (each says what it
+# exercises); ALL adds three of the library's.
+INLINE = ("branches", "cat_heads", "sets", "numbers", "helpers", "guards", "loops", "irregular",
+          "chain_same", "chain_some", "regions")
 
 BUNDLED = ["parity", "parity_absolute", "parity_sum_mod_2"]
-
-
 ALL = list(INLINE) + BUNDLED
 
-
 _CHECKED: dict[str, ir.Program] = {}
-
-
 _COMPILED: dict = {}
 
 
 def load(name: str) -> ir.Program:
     if name not in _CHECKED:
         if name in INLINE:
-            _CHECKED[name] = check_source(textwrap.dedent(INLINE[name]).lstrip("\n"),
-                                          f"{name}.alta")
+            text = (ROOT / "tests" / "data" / "compiler" / f"{name}.alta").read_text()
+            _CHECKED[name] = check_source(text, f"{name}.alta")
         else:
             _CHECKED[name] = check_file(PROGRAMS / f"{name}.alta")
     return _CHECKED[name]

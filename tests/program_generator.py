@@ -870,13 +870,20 @@ class _Generator:
         self.add_var(self.var_decl(q, f"cat {K + 1}", q_init))
         self.add_var(self.var_decl(qs, f"set {K + 1} of [{{c, {K}}} for c in 0..{K - 1}]",
                                    qs_init))
-        if q.mode == "sync":
-            self.syncs.append(("int", q, qs, K))
-        width = self.selector_width(key, qs, is_start)
-        value = self.value_var(numerical=False)
-        self.cat_head(self.fresh("h"), value, f"head @ = {value.name} where {key.name} == "
-                                              f"{q.name}", f"{width.name} == 0.5")
+        self.counted_head("int", key, "==", q, qs, K, is_start)
         return True
+
+    def counted_head(self, kind: str, key: Var, op: str, query: Var, counted: Var, K: int,
+                     is_start: Var) -> None:
+        """`v where key OP query` over repeated keys, read only where a selector-width head
+        over `counted` (the query plus the start key K) says exactly one key matches; a
+        "sync" query is kept equal to `counted` (less K) by the MLP."""
+        if query.mode == "sync":
+            self.syncs.append((kind, query, counted, K))
+        width = self.selector_width(key, counted, is_start)
+        value = self.value_var(numerical=False)
+        self.cat_head(self.fresh("h"), value, f"head @ = {value.name} where {key.name} {op} "
+                                              f"{query.name}", f"{width.name} == 0.5")
 
     def head_content_set(self) -> bool:
         """`v where key in qs` over repeated keys (a set query), counted the same way."""
@@ -895,12 +902,7 @@ class _Generator:
                                    self.token_chain([_set_text(c) for c in cells])))
         self.add_var(self.var_decl(qss, f"set {K + 1} of [u | {{{K}}} for u in {table}]",
                                    self.token_chain([_set_text(c | {K}) for c in cells])))
-        if qs.mode == "sync":
-            self.syncs.append(("set", qs, qss, K))
-        width = self.selector_width(key, qss, is_start)
-        value = self.value_var(numerical=False)
-        self.cat_head(self.fresh("h"), value, f"head @ = {value.name} where {key.name} in "
-                                              f"{qs.name}", f"{width.name} == 0.5")
+        self.counted_head("set", key, "in", qs, qss, K, is_start)
         if rng.random() < 0.4 and self.L <= 6:  # a mean over the same selection plus start
             bits = self.add_var(self.make_var("num"))
             bits.values = (Fraction(0), Fraction(1))

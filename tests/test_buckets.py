@@ -8,7 +8,7 @@ import itertools
 import random
 from fractions import Fraction
 
-from helpers import NEAR_TIE, check
+from helpers import NEAR_TIE, check, prog, program_head
 
 from alta import semantics
 from alta.compiled import run_compiled
@@ -57,18 +57,14 @@ def test_a_head_guarantees_no_more_positions_than_float32_can_tell_apart():
     """With no max_length a {0, 1/2, 1} head over every position used to claim 100,000
     positions, though means such as 24,999/100,000 against the boundary 1/4 are beyond
     float32; the windows between possible means bound the length it can be exact for."""
-    program = check("""
-        program t
-        vocab "0" "1"
-        max_layers 1
-        output y
+    program = check(program_head("0 1", "y") + prog("""
         var b: num {0, 1} = token
         var one: bool = true
         var y: cat 3 = 0
         head share: num {0, 0.5, 1} = b where one == one
         mlp:
             y = round(share * 2)
-        """)
+        """))
     compiled = compile_program(program)
     longest = compiled.report.guaranteed_length
     assert 100 < longest < 100_000

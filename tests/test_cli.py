@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from helpers import BASE, PROGRAMS, alta, prog
+from helpers import (BASE, PROGRAMS, alta, assert_check_command_reports, case_params, load_cases,
+                     prog)
 
 from alta.checker import check_file
 from alta.compiler import compile_program
@@ -99,6 +100,14 @@ def test_checking_and_interpreting_never_import_jax():
             "assert not any(m == 'jax' or m.startswith('jax.') for m in sys.modules), 'jax'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# ---- bad programs: the parser's and the checker's errors, located -------------------------
+
+@pytest.mark.parametrize("case", case_params(
+    case for kind in ("syntax", "checker") for case in load_cases(kind) if case.cli))
+def test_check_command_reports_bad_program(case, tmp_path):
+    assert_check_command_reports(case, tmp_path)
 
 
 # ---- `alta check` reports what `alta compile` would -----------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers import (PROGRAMS, alta, check, check_error, per_position, prog,
+from helpers import (PROGRAMS, alta, check, check_error, header, per_position, prog,
                      random_word_inputs, vocab_line)
 
 from alta.checker import check_file, check_source
@@ -154,18 +154,13 @@ OUTPUT_FORMS = [
 
 @pytest.mark.parametrize("clause, at, where, default", OUTPUT_FORMS)
 def test_output_at_where_default(clause, at, where, default):
-    src = f"""
-        program out
-        {vocab_line(10)}
-        input words
-        output x {clause}
-        max_layers 1
+    src = header(f"x {clause}", name="out") + prog("""
         var x: cat 10 = token
         var p: cat 20 = position
         var y: cat 7 = 0
         mlp:
             y = (x * p) % 7
-        """
+        """)
     rng = random.Random(14)
     inputs = [""] + random_word_inputs(rng, 40, 10, max_len=8)
     result = run(check(src), inputs)
@@ -186,17 +181,12 @@ def test_output_at_where_default(clause, at, where, default):
 
 
 def test_set_output_formatting():
-    src = f"""
-        program t
-        {vocab_line(8)}
-        input words
-        output s
-        max_layers 1
+    src = header("s", tokens=8) + prog("""
         var x: cat 8 = token
-        var s: set 8 = {{}}
+        var s: set 8 = {}
         mlp:
-            s = {{x, (x + 3) % 8, 0}}
-        """
+            s = {x, (x + 3) % 8, 0}
+        """)
     rng = random.Random(4)
     inputs = random_word_inputs(rng, 20, 8)
     result = run(check(src), inputs)

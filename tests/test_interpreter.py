@@ -15,7 +15,7 @@ from textwrap import dedent, indent
 
 import numpy as np
 import pytest
-from helpers import check, per_position, prog, random_word_inputs, vocab_line
+from helpers import check, header, per_position, prog, random_word_inputs, vocab_line
 
 from alta.checker import check_source
 from alta.errors import AltaError, AltaRuntimeError
@@ -28,6 +28,15 @@ def line_of(source: str, needle: str) -> int:
     """1-based line number of the first line of (dedented) `source` containing `needle`."""
     lines = prog(source).splitlines()
     return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+def runs_of_0_to_4_layers(src: str, seed: int):
+    """(layers, inputs, result): the program run on 20 random digit inputs with max_layers 0,
+    1, ..., 4."""
+    program = check(src)
+    inputs = random_word_inputs(random.Random(seed), 20, 10)
+    for layers in range(5):
+        yield layers, inputs, run(program, inputs, max_layers=layers)
 
 
 def nearest(x: float, values) -> float:
@@ -55,21 +64,28 @@ NAMED_EXPRESSIONS = [
 ]
 
 
-def test_named_expressions_match_python_operators():
-    rng = random.Random(1)
-    offset = 500
-    lines = ["program t", vocab_line(10), "input words", "output y0", "max_layers 1",
+def assert_expressions_match_python(exprs, wrap: str, inputs, consts=None, name="t"):
+    """y_k = WRAP(expr_k) (WRAP a format string) for each expression over x (the token) and p
+    (the position), in one program; at every position of every input, each y_k must be what
+    Python's eval of the same text gives. `consts` are constant tables, given to both."""
+    consts = consts or {}
+    lines = [header("y0", name=name).rstrip("\n"),
+             *(f"const {n} = {v}" for n, v in consts.items()),
              "var x: cat 10 = token", "var p: cat 16 = position"]
-    lines += [f"var y{k}: cat 1000 = 0" for k in range(len(NAMED_EXPRESSIONS))]
-    lines += ["mlp:"] + [f"    y{k} = ({e}) + {offset}" for k, e in enumerate(NAMED_EXPRESSIONS)]
-    program = check_source("\n".join(lines) + "\n", "t.alta")
-    inputs = random_word_inputs(rng, 40, 10, max_len=16)
+    lines += [f"var y{k}: cat 1000 = 0" for k in range(len(exprs))]
+    lines += ["mlp:"] + [f"    y{k} = {wrap.format(e)}" for k, e in enumerate(exprs)]
+    program = check_source("\n".join(lines) + "\n", f"{name}.alta")
     result = run(program, inputs)
     for b, text in enumerate(inputs):
-        for k, expr in enumerate(NAMED_EXPRESSIONS):
-            want = [eval(expr, {"x": int(t), "p": i}) + offset
+        for k, expr in enumerate(exprs):
+            want = [eval(wrap.format(expr), {"x": int(t), "p": i, **consts})
                     for i, t in enumerate(text.split())]
             assert per_position(result, f"y{k}", b) == want, (expr, text)
+
+
+def test_named_expressions_match_python_operators():
+    inputs = random_word_inputs(random.Random(1), 40, 10, max_len=16)
+    assert_expressions_match_python(NAMED_EXPRESSIONS, "({}) + 500", inputs)
 
 
 class _ExprGen:
@@ -139,39 +155,23 @@ def test_random_expressions_match_python(seed):
     gen = _ExprGen(rng)
     table = [rng.randrange(-20, 20) for _ in range(10)]
     exprs = [gen.int_expr(rng.randrange(1, 5)) for _ in range(40)]
-    modulus = 1000
-    lines = ["program fuzz", vocab_line(10), "input words", "output y0", "max_layers 1",
-             f"const T = {table}", "var x: cat 10 = token", "var p: cat 16 = position"]
-    lines += [f"var y{k}: cat {modulus} = 0" for k in range(len(exprs))]
-    lines += ["mlp:"] + [f"    y{k} = ({e}) % {modulus}" for k, e in enumerate(exprs)]
-    program = check_source("\n".join(lines) + "\n", "fuzz.alta")
     inputs = random_word_inputs(rng, 10, 10, max_len=16)
-    result = run(program, inputs)
-    for b, text in enumerate(inputs):
-        for k, expr in enumerate(exprs):
-            want = [eval(f"({expr}) % {modulus}", {"x": int(t), "p": i, "T": table})
-                    for i, t in enumerate(text.split())]
-            assert per_position(result, f"y{k}", b) == want, (expr, text)
+    assert_expressions_match_python(exprs, "({}) % 1000", inputs, {"T": table}, name="fuzz")
 
 
 def test_numerical_variables_and_float_arithmetic():
     rng = random.Random(2)
-    src = f"""
-        program t
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
+    src = header("y") + prog("""
         var x: cat 10 = token
-        var w: num {{t / 4 for t in 0..9}} = token / 4
+        var w: num {t / 4 for t in 0..9} = token / 4
         var y: cat 1000 = 0
         var z: cat 1000 = 0
-        var v: num {{t / 8 for t in 0..20}} = 0
+        var v: num {t / 8 for t in 0..20} = 0
         mlp:
             y = round(w * 3 - x / 3 + 50)
             z = round(abs(w - 1.3) * 100)
             v = 2.25 - w / 2 if w >= 0.5 else w + 0.25
-        """
+        """)
     program = check(src)
     inputs = random_word_inputs(rng, 30, 10)
     result = run(program, inputs)
@@ -188,18 +188,13 @@ def test_numerical_variable_reads_snap_so_repeated_steps_stay_exact():
     """Adding 0.1 thirty times drifts in floating point (3.0000000000000013), but every read
     of a numerical variable snaps to its nearest declared value, so the sum stays on the grid
     and the halting test `w == x * 3 / 10` holds after exactly 3x layers."""
-    src = f"""
-        program steps
-        {vocab_line(10)}
-        input words
-        output w
-        halt when w == x * 3 / 10
+    src = header("w", "halt when w == x * 3 / 10", name="steps") + prog("""
         var x: cat 10 = token
-        var w: num {{k / 10 for k in 0..27}} = 0
+        var w: num {k / 10 for k in 0..27} = 0
         mlp:
             if w < x * 3 / 10:
                 w = w + 0.1
-        """
+        """)
     rng = random.Random(28)
     inputs = random_word_inputs(rng, 30, 10, max_len=4)
     result = run(check(src), inputs)
@@ -250,17 +245,12 @@ def test_set_expressions_match_python_sets():
 
 
 def test_num_type_with_float_set_literal():
-    src = f"""
-        program t
-        {vocab_line(10)}
-        input words
-        output w
-        max_layers 1
+    src = header("w") + prog("""
         var x: cat 10 = token
-        var w: num {{0, 0.5, 1}} = 0
+        var w: num {0, 0.5, 1} = 0
         mlp:
             w = x / 2 if x <= 2 else 1
-        """
+        """)
     rng = random.Random(22)
     inputs = random_word_inputs(rng, 20, 10)
     result = run(check(src), inputs)
@@ -344,12 +334,7 @@ def test_unguarded_read_of_the_same_head_is_an_error():
 
 def test_short_circuit_guards_division_and_table_indices():
     """Short-circuit and masked branches also protect divisions and out-of-range indices."""
-    src = f"""
-        program guards
-        {vocab_line(10)}
-        input words
-        output a
-        max_layers 1
+    src = header("a", name="guards") + prog("""
         const T = [7, 8, 9]
         var x: cat 10 = token
         var a: bool = false
@@ -368,7 +353,7 @@ def test_short_circuit_guards_division_and_table_indices():
             else:
                 d = 20 // (x - 3)
             e = T[x] if x < 3 and T[x] != 8 else 0
-        """
+        """)
     rng = random.Random(23)
     inputs = random_word_inputs(rng, 40, 10)
     result = run(check(src), inputs)
@@ -495,12 +480,7 @@ def test_one_dimensional_tables_indexed_at_run_time():
         bools = [rng.random() < 0.5 for _ in range(26)]
         floats = [rng.choice([0.0, 0.25, 0.5, 1.0]) for _ in range(10)]
         bool_text = ", ".join("true" if v else "false" for v in bools)
-        src = f"""
-            program t
-            {vocab_line(10)}
-            input words
-            output y
-            max_layers 1
+        src = header("y") + prog(f"""
             const INTS = {ints}
             const BOOLS = [{bool_text}]
             const FLOATS = {floats}
@@ -515,7 +495,7 @@ def test_one_dimensional_tables_indexed_at_run_time():
                 z = BOOLS[x + p]
                 w = FLOATS[(x * p) % 10]
                 u = INTS[INTS[x] % 10] + INTS[9 - x]
-            """
+            """)
         inputs = random_word_inputs(rng, 10, 10, max_len=16)
         result = run(check(src), inputs)
         for b, text in enumerate(inputs):
@@ -527,19 +507,14 @@ def test_one_dimensional_tables_indexed_at_run_time():
 
 
 def _grid_program(grid, expr: str) -> str:
-    return f"""
-        program t
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
+    return header("y") + prog(f"""
         const GRID = {grid}
         var x: cat 10 = token
         var p: cat 16 = position
         var y: cat 100 = 0
         mlp:
             y = {expr}
-        """
+        """)
 
 
 def test_two_dimensional_table_with_constant_row():
@@ -552,8 +527,7 @@ def test_two_dimensional_table_with_constant_row():
         assert per_position(result, "y", b) == [grid[3][i] for i in range(len(text.split()))]
     # A row picked by an unrolled loop's constant, the column at run time.
     src = _grid_program(grid, "0").replace(
-        "    y = 0", "    for r in 0..9:\n                if x == r:\n"
-                     "                    y = GRID[r][p]")
+        "    y = 0", "    for r in 0..9:\n        if x == r:\n            y = GRID[r][p]")
     result = run(check(src), inputs)
     for b, text in enumerate(inputs):
         assert per_position(result, "y", b) == [grid[int(t)][i]
@@ -579,12 +553,7 @@ def test_three_dimensional_table_and_float_and_bool_indices():
     rng = random.Random(30)
     cube = [[[rng.randrange(100) for _ in range(4)] for _ in range(3)] for _ in range(2)]
     floats = [[0, 0.5, 1], [1, 1, 0.5]]
-    src = f"""
-        program cube
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
+    src = header("y", name="cube") + prog(f"""
         const C = {cube}
         const F = {floats}
         var x: cat 10 = token
@@ -596,7 +565,7 @@ def test_three_dimensional_table_and_float_and_bool_indices():
             y = C[x % 2][p % 3][x % 4]
             w = F[x % 2][p % 3]
             z = C[x > 4][1][p % 4] + [5, 6][x > 3]
-        """
+        """)
     inputs = random_word_inputs(rng, 30, 10, max_len=16)
     result = run(check(src), inputs)
     for b, text in enumerate(inputs):
@@ -724,24 +693,19 @@ def test_attention_selection_matches_oracle(seed):
 def test_reading_a_mean_snaps_to_the_nearest_declared_value():
     """A numerical head's mean, read by the MLP, is its nearest declared value."""
     declared = [0, 0.3, 0.65, 1]  # midpoints 0.15, 0.475, 0.825 are never k/n for n <= 12
-    src = f"""
-        program snap
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
-        var b: num {{0, 1}} = token % 2
+    src = header("y", name="snap") + prog("""
+        var b: num {0, 1} = token % 2
         var one: bool = true
-        head share: num {{v / 100 for v in [0, 30, 65, 100]}} = b where one == one
-        head near: num {{v / 100 for v in [0, 30, 65, 100]}} = b at {{-1, 0, 1}}
+        head share: num {v / 100 for v in [0, 30, 65, 100]} = b where one == one
+        head near: num {v / 100 for v in [0, 30, 65, 100]} = b at {-1, 0, 1}
         var y: cat 101 = 0
         var z: cat 101 = 0
-        var h: num {{0, 0.3, 0.65, 1}} = 0
+        var h: num {0, 0.3, 0.65, 1} = 0
         mlp:
             y = round(share * 100)
             z = round(near * 100)
             h = near
-        """
+        """)
     rng = random.Random(15)
     inputs = random_word_inputs(rng, 60, 10, max_len=12)
     result = run(check(src), inputs)
@@ -760,24 +724,16 @@ def test_reading_a_mean_snaps_to_the_nearest_declared_value():
 def test_heads_read_the_state_at_the_start_of_the_layer():
     """Shifting a value right one position per layer: after k layers position i holds the
     token at i - k (or the start marker); heads never see the MLP's writes of the same layer."""
-    src = f"""
-        program shift
-        {vocab_line(10, ("<s>",))}
-        input "<s>" words
-        output v
-        max_layers 10
+    src = header("v", "max_layers 10", name="shift", extra=("<s>",),
+                 framing='input "<s>" words') + prog("""
         var v: vocab = token
         head left = v at -1
         var start: bool = position == 0
         mlp:
             if not start:
                 v = left
-        """
-    program = check(src)
-    rng = random.Random(16)
-    inputs = random_word_inputs(rng, 20, 10)
-    for layers in range(5):
-        result = run(program, inputs, max_layers=layers)
+        """)
+    for layers, inputs, result in runs_of_0_to_4_layers(src, seed=16):
         for b, text in enumerate(inputs):
             seq = ["<s>", *text.split()]
             want = [seq[max(i - layers, 0)] for i in range(len(seq))]
@@ -787,18 +743,13 @@ def test_heads_read_the_state_at_the_start_of_the_layer():
 
 def test_snapping_ties_go_to_the_larger_declared_value():
     """README: 'Ties when snapping numbers go to the larger declared value.'"""
-    src = f"""
-        program ties
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
-        var b: num {{0, 1}} = token % 2
-        head share: num {{0, 0.5, 1}} = b
+    src = header("y", name="ties") + prog("""
+        var b: num {0, 1} = token % 2
+        head share: num {0, 0.5, 1} = b
         var y: cat 3 = 0
         mlp:
             y = round(share * 2)
-        """
+        """)
     rng = random.Random(24)
     inputs = random_word_inputs(rng, 60, 10, max_len=8)
     result = run(check(src), inputs)
@@ -902,12 +853,7 @@ def test_head_types_constant_offsets_and_offset_ranges(offsets):
 def test_head_outputs_become_undefined_again_after_each_layer():
     """A head defined in layer 1 is recomputed in layer 2; where it then selects nothing,
     reading it is an error (it never keeps the previous layer's value)."""
-    src = f"""
-        program again
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 2
+    src = header("y", "max_layers 2", name="again") + prog("""
         var x: cat 10 = token
         var q: cat 10 = 0
         var c: cat 3 = 0
@@ -917,7 +863,7 @@ def test_head_outputs_become_undefined_again_after_each_layer():
             c = c + 1
             q = 5
             y = h
-        """
+        """)
     program = check(src)
     # With a single 0 and a single 5 the head is defined in both layers.
     assert run(program, ["0 5 1", "5 0"]).outputs == ("5 5 5", "5 5")
@@ -930,12 +876,7 @@ def test_trace_records_the_state_around_every_layer():
     """The trace's after-attention state is the state before the MLP (plus head outputs),
     and its after-MLP state is the next layer's starting state; checked against a Python
     simulation of a right-shift with a running sum."""
-    src = f"""
-        program traced
-        {vocab_line(10)}
-        input words
-        output s
-        max_layers 4
+    src = header("s", "max_layers 4", name="traced") + prog("""
         var x: cat 10 = token
         var s: cat 100 = token
         var first: bool = position == 0
@@ -944,7 +885,7 @@ def test_trace_records_the_state_around_every_layer():
             if not first:
                 x = left
                 s = s + left
-        """
+        """)
     rng = random.Random(27)
     inputs = random_word_inputs(rng, 15, 10)
     result = run(check(src), inputs, trace=True)
@@ -968,12 +909,7 @@ def test_trace_records_the_state_around_every_layer():
 # ---- parallel assignment --------------------------------------------------------------------
 
 def test_parallel_assignment_swaps_and_rotates():
-    src = f"""
-        program swap
-        {vocab_line(10)}
-        input words
-        output a
-        max_layers 10
+    src = header("a", "max_layers 10", name="swap") + prog("""
         var a: cat 10 = token
         var b: cat 10 = (token * 3) % 10
         var c: cat 10 = (token + 7) % 10
@@ -985,12 +921,8 @@ def test_parallel_assignment_swaps_and_rotates():
             c = (c + a) % 10
             d = c + 1
             e = d
-        """
-    program = check(src)
-    rng = random.Random(17)
-    inputs = random_word_inputs(rng, 20, 10)
-    for layers in range(5):
-        result = run(program, inputs, max_layers=layers)
+        """)
+    for layers, inputs, result in runs_of_0_to_4_layers(src, seed=17):
         for bi, text in enumerate(inputs):
             for i, x in enumerate(int(t) for t in text.split()):
                 a, b, c, d, e = x, (x * 3) % 10, (x + 7) % 10, 0, 0
@@ -1014,12 +946,7 @@ def test_random_multi_layer_programs_match_a_python_simulation(seed):
     e_guarded = everything.int_expr(3)
     e_other, e_b, e_c = safe.int_expr(3), safe.int_expr(3), everything.int_expr(2)
     layers = rng.randint(2, 5)
-    src = f"""
-        program random_layers
-        {vocab_line(10)}
-        input words
-        output a
-        max_layers {layers}
+    src = header("a", f"max_layers {layers}", name="random_layers") + prog(f"""
         const T = {table}
         var a: cat 10 = token
         var b: cat 10 = (token * 3 + 1) % 10
@@ -1035,7 +962,7 @@ def test_random_multi_layer_programs_match_a_python_simulation(seed):
             b = ({e_b}) % 10
             if g:
                 c = ({e_c}) % 10
-        """
+        """)
     inputs = random_word_inputs(rng, 12, 10, max_len=14)
     result = run(check(src), inputs)
     for bi, text in enumerate(inputs):
@@ -1062,12 +989,7 @@ def test_random_multi_layer_programs_match_a_python_simulation(seed):
 
 # ---- halting and layer limits ---------------------------------------------------------------
 
-COUNTER = f"""
-    program counter
-    {vocab_line(10)}
-    input words
-    output c
-    halt when c >= x
+COUNTER = header("c", "halt when c >= x", name="counter") + prog("""
     var x: cat 10 = token
     var c: cat 10 = 0
     var ticks: cat 50 = 0
@@ -1075,7 +997,7 @@ COUNTER = f"""
         ticks = ticks + 1
         if c < x:
             c = c + 1
-"""
+""")
 
 
 def test_batches_halt_per_sequence():
@@ -1106,12 +1028,7 @@ def test_halted_sequences_are_not_evaluated_any_more():
     """A sequence that has halted is not run again: here every position would read an
     undefined head from layer 11 on, which only the long sequence (whose last position,
     holding 15, never reads) survives."""
-    src = f"""
-        program frozen
-        {vocab_line(16)}
-        input words
-        output y
-        halt when c >= x
+    src = header("y", "halt when c >= x", name="frozen", tokens=16) + prog("""
         var x: cat 16 = token
         var c: cat 16 = 0
         var ticks: cat 20 = 0
@@ -1123,7 +1040,7 @@ def test_halted_sequences_are_not_evaluated_any_more():
                 c = c + 1
             if ticks >= 10 and x <= 9:
                 y = nxt
-        """
+        """)
     program = check(src)
     rng = random.Random(31)
     short = random_word_inputs(rng, 20, 10, max_len=6)          # halt within 9 layers
@@ -1153,23 +1070,18 @@ def test_max_layers_runs_at_most_n_layers_and_reports_not_halting():
         for b, text in enumerate(inputs):
             assert result.outputs[b] == " ".join(str(min(int(t), limit)) for t in text.split())
     # The limit declared in the program applies when the caller gives none.
-    declared = check(COUNTER.replace("halt when", "max_layers 4\n    halt when"))
+    declared = check(COUNTER.replace("halt when", "max_layers 4\nhalt when"))
     result = run(declared, inputs)
     assert result.layers.tolist() == [min(n, 4) for n in need]
     assert result.halted.tolist() == [n <= 4 for n in need]
 
 
 def test_without_halting_condition_runs_exactly_max_layers():
-    src = f"""
-        program fixed
-        {vocab_line(10)}
-        input words
-        output c
-        max_layers 6
+    src = header("c", "max_layers 6", name="fixed") + prog("""
         var c: cat 50 = 0
         mlp:
             c = c + 1
-        """
+        """)
     program = check(src)
     rng = random.Random(20)
     inputs = random_word_inputs(rng, 10, 10)
@@ -1255,12 +1167,7 @@ def test_sort_unique_duplicate_keys_make_the_rank_head_undefined():
 
 # ---- run-time errors ------------------------------------------------------------------------
 
-UNDEFINED = f"""
-    program undefined
-    {vocab_line(10)}
-    input words
-    output y
-    halt when c == 3 or x == 0
+UNDEFINED = header("y", "halt when c == 3 or x == 0", name="undefined") + prog("""
     var x: cat 10 = token
     var c: cat 10 = 0
     var y: cat 10 = 0
@@ -1269,7 +1176,7 @@ UNDEFINED = f"""
         c = c + 1
         if c == 2 and x == 7:
             y = next
-"""
+""")
 
 
 def test_undefined_read_error_names_line_head_layer_position_and_input():
@@ -1299,12 +1206,7 @@ def test_undefined_read_error_names_line_head_layer_position_and_input():
     (["5 5", "4 6"], 0, "4 6"),             # no key 3 at all: none selected
 ])
 def test_undefined_from_zero_or_several_selected(inputs, position, text):
-    src = f"""
-        program several
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
+    src = header("y", name="several") + prog("""
         var x: cat 10 = token
         var three: cat 10 = 3
         var two: cat 10 = 2
@@ -1314,7 +1216,7 @@ def test_undefined_from_zero_or_several_selected(inputs, position, text):
         mlp:
             if x != 5:
                 y = h
-        """
+        """)
     with pytest.raises(AltaRuntimeError) as info:
         run(check(src), inputs)
     message = str(info.value)
@@ -1323,20 +1225,15 @@ def test_undefined_from_zero_or_several_selected(inputs, position, text):
 
 
 def test_numerical_head_with_nothing_selected_is_undefined():
-    src = f"""
-        program empty_mean
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
+    src = header("y", name="empty_mean") + prog("""
         var x: cat 10 = token
-        var v: num {{0, 1}} = 1
+        var v: num {0, 1} = 1
         var nine: cat 10 = 9
         var y: cat 2 = 0
-        head m: num {{0, 0.5, 1}} = v where x == nine
+        head m: num {0, 0.5, 1} = v where x == nine
         mlp:
             y = round(m)
-        """
+        """)
     program = check(src)
     assert run(program, ["9 1"]).outputs == ("1 1",)
     with pytest.raises(AltaRuntimeError, match="'m'.*position 0, input '1 2'"):
@@ -1350,18 +1247,13 @@ def test_numerical_head_with_nothing_selected_is_undefined():
     ("y = [1, 2, 3][x]", "index out of range", "4"),
 ])
 def test_run_time_errors_are_located(statement, match, token):
-    src = f"""
-        program errors
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
+    src = header("y", name="errors") + prog(f"""
         var x: cat 10 = token
         var y: cat 100 = 0
         mlp:
             if x != 0:
                 {statement}
-        """
+        """)
     program = check(src)
     # Guarded by the `if`, x == 0 never reaches the statement; 1 and 2 are safe everywhere.
     assert run(program, ["0 1 2", "0"]).outputs == tuple(
@@ -1395,17 +1287,12 @@ def test_run_time_faults_in_halting_and_output_filters_are_located(clause):
 
 
 def test_out_of_range_set_write_is_an_alta_error():
-    src = f"""
-        program t
-        {vocab_line(10)}
-        input words
-        output s
-        max_layers 1
+    src = header("s") + prog("""
         var x: cat 10 = token
-        var s: set 8 = {{}}
+        var s: set 8 = {}
         mlp:
-            s = {{x}}
-        """
+            s = {x}
+        """)
     program = check(src)
     assert run(program, ["1 7"]).outputs == ("{1} {7}",)
     with pytest.raises(AltaRuntimeError, match="'s'.*position 1"):
@@ -1413,44 +1300,29 @@ def test_out_of_range_set_write_is_an_alta_error():
 
 
 def test_initialisation_error_in_a_later_sequence_is_an_alta_error():
-    src = f"""
-        program t
-        {vocab_line(10)}
-        input words
-        output q
-        max_layers 1
+    src = header("q") + prog("""
         var q: cat 3 = position
-        """
+        """)
     program = check(src)
     with pytest.raises(AltaRuntimeError, match="position 3, input '1 2 3 4'"):
         run(program, ["1 2", "1 2 3 4"])
 
 
 def test_initialisation_error_in_the_first_sequence_is_located():
-    src = f"""
-        program t
-        {vocab_line(10)}
-        input words
-        output q
-        max_layers 1
+    src = header("q") + prog("""
         var q: cat 3 = position
-        """
+        """)
     with pytest.raises(AltaRuntimeError, match="position 3, input '1 2 3 4'"):
         run(check(src), ["1 2 3 4", "1 2"])
 
 
 @pytest.mark.parametrize("statement", ["s = s | {70}", "y = 1 if s == {70} else 0"])
 def test_constant_set_element_out_of_range_is_an_alta_error(statement):
-    src = f"""
-        program t
-        {vocab_line(10)}
-        input words
-        output y
-        max_layers 1
+    src = header("y") + prog(f"""
         var y: cat 2 = 0
         var s: set 8 = {{}}
         mlp:
             {statement}
-        """
+        """)
     with pytest.raises(AltaError):
         run(check(src), ["1 2"])

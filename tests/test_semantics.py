@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from helpers import NEAR_TIE, check
+from helpers import NEAR_TIE, check, prog, program_head
 
 from alta import ir, semantics
 from alta.compiled import run_compiled
@@ -33,6 +33,17 @@ def both(program: ir.Program, inputs: list[str]) -> tuple[tuple, tuple]:
     """Outputs of the interpreter and of the in-memory compiled model (alta/model.py needs
     at least one head, so programs run on both declare one even where nothing reads it)."""
     return run(program, inputs).outputs, run_compiled(compile_program(program), inputs).outputs
+
+
+def assert_rejected_on_both_back_ends(program: ir.Program, good: str, output: str, bad: str,
+                                      run_error: str, compile_error: str) -> None:
+    """The interpreter runs `good` (printing `output`) and stops on `bad` with RUN_ERROR; the
+    compiler, which plans for every input, rejects the program with COMPILE_ERROR."""
+    assert run(program, [good]).outputs == (output,)
+    with pytest.raises(AltaRuntimeError, match=run_error):
+        run(program, [bad])
+    with pytest.raises(AltaError, match=compile_error):
+        compile_program(program)
 
 
 # ---- 1. scalar and vectorised forms agree ---------------------------------------------------
@@ -101,11 +112,7 @@ def test_table_bounds_and_set_elements_scalar_and_vectorised_agree():
 
 # ---- 2. set elements: 0..62 everywhere ------------------------------------------------------
 
-SET_EDGE = """
-    program set_edge
-    vocab "a" "b"
-    max_layers 2
-    output z
+SET_EDGE = program_head("a b", "z", "max_layers 2", name="set_edge") + prog("""
     var x: cat 63 = 62 if token == "b" else 0
     var t: cat 2 = token
     var s: set 63 of [{}, {0}, {62}] = {}
@@ -115,7 +122,7 @@ SET_EDGE = """
         s = {x}
         if len(s) == 1:
             z = same + (1 if 62 in s else 0)
-    """
+    """)
 
 
 def test_set_element_62_on_both_back_ends():
@@ -128,114 +135,76 @@ def test_set_element_62_on_both_back_ends():
 
 
 def test_set_limit_in_the_checker():
-    check("""
-        program t
-        vocab "a"
-        max_layers 1
-        output x
+    check(program_head("a", "x") + prog("""
         var x: cat 2 = 0
         var s: set 63 of [{}, {62}] = {62}
-        """)
+        """))
     with pytest.raises(AltaError, match="at most 63 values"):
-        check("""
-            program t
-            vocab "a"
-            max_layers 1
-            output x
+        check(program_head("a", "x") + prog("""
             var x: cat 2 = 0
             var s: set 64 of [{}, {63}] = {}
-            """)
+            """))
     with pytest.raises(AltaError, match=r"outside 0\.\.62"):
-        check("""
-            program t
-            vocab "a"
-            max_layers 1
-            output x
+        check(program_head("a", "x") + prog("""
             var x: cat 2 = 0
             var s: set 63 of [{}, {62}] = {}
             mlp:
                 if s == {63}:
                     x = 1
-            """)
+            """))
 
 
-SET_OVERFLOW = """
-    program t
-    vocab "a" "b"
-    max_layers 1
-    output x
+SET_OVERFLOW = program_head("a b", "x") + prog("""
     var x: cat 64 = 63 if token == "b" else 62
     var s: set 63 of [{}, {62}] = {}
     mlp:
         s = {x}
-    """
+    """)
 
 
 def test_set_element_63_is_an_error_on_both_back_ends():
-    program = check(SET_OVERFLOW)
-    assert run(program, ["a"]).outputs == ("62",)
-    with pytest.raises(AltaRuntimeError, match="set element out of range"):
-        run(program, ["a b"])
-    with pytest.raises(AltaError, match="set element out of range on the path where x = 63"):
-        compile_program(program)
+    assert_rejected_on_both_back_ends(check(SET_OVERFLOW), "a", "62", "a b",
+                                      "set element out of range",
+                                      "set element out of range on the path where x = 63")
 
 
 # ---- 3. a write that is not a declared value (defect 4) -------------------------------------
 
 def test_a_write_within_1e_10_of_a_declared_value_is_rejected_by_the_checker():
-    source = """
-        program t
-        vocab "a"
-        max_layers 1
-        output x
+    source = program_head("a", "x") + prog("""
         var x: num {0, 1} = 0
         mlp:
             x = 0.0000000001
-        """
+        """)
     with pytest.raises(AltaError) as err:
         check(source)
     assert err.value.first.span.line == 7, str(err.value)
     assert "out of range for 'x'" in err.value.first.message
     with pytest.raises(AltaError, match="out of range for 'x'"):
-        check("""
-            program t
-            vocab "a"
-            max_layers 1
-            output x
+        check(program_head("a", "x") + prog("""
             var x: num {0, 1} = 0.0000000001
-            """)
+            """))
 
 
 def test_a_computed_write_within_1e_10_is_rejected_by_both_back_ends():
-    program = check("""
-        program t
-        vocab "a" "b"
-        max_layers 1
-        output x
+    program = check(program_head("a b", "x") + prog("""
         var x: num {0, 1} = 0
         var k: cat 2 = token
         mlp:
             x = k / 10000000000
-        """)
-    assert run(program, ["a"]).outputs == ("0",)
-    with pytest.raises(AltaRuntimeError, match="not one of its declared values"):
-        run(program, ["a b"])
-    with pytest.raises(AltaError, match="writes 1e-10 to 'x'.*k = 1"):
-        compile_program(program)
+        """))
+    assert_rejected_on_both_back_ends(program, "a", "0", "a b", "not one of its declared values",
+                                      "writes 1e-10 to 'x'.*k = 1")
 
 
 def test_float64_rounding_of_a_declared_value_is_that_value_and_stored_as_it():
-    program = check("""
-        program t
-        vocab "a" "b"
-        max_layers 1
-        output x
+    program = check(program_head("a b", "x") + prog("""
         var x: num {0, 0.3, 1} = 0
         var k: cat 2 = token
         head left = k at -1
         mlp:
             x = 0.1 * k + 0.2 * k
-        """)
+        """))
     result = run(program, ["a b"])
     assert result.final["x"][0].tolist() == [0.0, 0.3]  # 0.30000000000000004 stored as 0.3
     assert both(program, ["a b", "b"]) == (("0 0.3", "0.3"),) * 2
@@ -243,17 +212,13 @@ def test_float64_rounding_of_a_declared_value_is_that_value_and_stored_as_it():
 
 # ---- 4. numerical ties and near-ties (defect 1) ---------------------------------------------
 
-TIE_SNAP = """
-    program tie_snap
-    vocab "a" "b"
-    max_layers 1
-    output y
+TIE_SNAP = program_head("a b", "y", name="tie_snap") + prog("""
     var n: num {0, 1} = token == "b"
     var y: cat 2 = 0
     head m: num {0, 1} = n at -1..0
     mlp:
         y = round(m)
-    """
+    """)
 
 
 def test_a_mean_exactly_between_two_values_snaps_up_on_both_back_ends():

@@ -9,7 +9,7 @@ import random
 
 import numpy as np
 import pytest
-from helpers import check, library_program
+from helpers import check, library_program, prog, program_head
 
 from alta import ir, semantics
 from alta.compiled import run_compiled
@@ -20,17 +20,13 @@ from alta.tasks import find_task
 from alta.verify import verify
 
 
-NEVER_ZERO = """
-    program never_zero
-    vocab "1" "2" "3"
-    max_layers 1
-    output y
+NEVER_ZERO = program_head("1 2 3", "y", name="never_zero") + prog("""
     var d: cat 4 = token + 1
     var y: cat 7 = 0
     head left = d at -1
     mlp:
         y = 6 // d
-    """
+    """)
 
 
 PAST_MAX_LENGTH = """
@@ -47,11 +43,7 @@ PAST_MAX_LENGTH = """
     """
 
 
-BOUNDED_COUNTER = """
-    program bounded_counter
-    vocab "a" "b"
-    max_layers 6
-    output y
+BOUNDED_COUNTER = program_head("a b", "y", "max_layers 6", name="bounded_counter") + prog("""
     var c: cat 10 = token
     var y: cat 5 = 0
     head left = c at -1
@@ -59,7 +51,7 @@ BOUNDED_COUNTER = """
         if c < 3:
             c = c + 1
         y = [4, 3, 2, 1][c]
-    """
+    """)
 
 
 @pytest.mark.parametrize("source, inputs", [
