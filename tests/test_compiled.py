@@ -1,15 +1,19 @@
 """alta/compiled.py: `run_compiled` (the whole run in one jitted while_loop) and `verify`
-(layer by layer) on compiled programs, against the interpreter's outputs, layer counts and
-halting."""
+(layer by layer) on compiled programs, against the interpreter's outputs, final state, layer
+counts and halting."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
-from helpers import BUNDLED, check, compiled_program, load
+from helpers import (BUNDLED, check, compiled_program, header, load, prog,
+                     random_word_inputs)
 
 from alta.compiled import run_compiled
 from alta.compiler import compile_program
+from alta.compiler.layout import decode_state
 from alta.interpreter import run
 
 
@@ -75,3 +79,39 @@ def test_a_program_without_heads_compiles_and_runs():
     texts = ["0 1 2", "2 2", "", "1"]
     assert run_compiled(compiled, texts).outputs == run(program, texts).outputs
     assert run(program, ["0 1 2"]).outputs == ("1 2 0",)
+
+
+# ---- one batch, sequences halting at different layers -------------------------------------
+
+# The count goes on after `c >= x` holds: a halted sequence's state must stop changing while
+# the rest of its batch runs on (else c reaches 9 everywhere).
+STILL_COUNTING = header("c", "halt when c >= x", name="still_counting") + prog("""
+    max_length 16
+    var x: cat 10 = token
+    var c: cat 10 = 0
+    var first: bool = position == 0
+    var seen: cat 10 = 0
+    head left = c at -1
+    mlp:
+        c = min(c + 1, 9)
+        if not first:
+            seen = left
+    """)
+
+
+def test_a_batch_halting_at_different_layers_keeps_each_halted_state():
+    """Each input halts after as many layers as its largest digit. In one compiled batch (one
+    while_loop for all) every input's output, final state, layer count and halting must be
+    the interpreter's, which runs each input for exactly its own layers."""
+    program = check(STILL_COUNTING)
+    compiled = compile_program(program)
+    texts = ["", "0 0", "9", "1", "2 2"] + random_word_inputs(random.Random(41), 60, 10,
+                                                              max_len=8)
+    want = run(program, texts)
+    assert want.layers.tolist() == [max(map(int, t.split()), default=0) for t in texts]
+    got = run_compiled(compiled, texts)
+    assert got.outputs == want.outputs
+    assert np.array_equal(got.layers, want.layers) and np.array_equal(got.halted, want.halted)
+    state, valid = decode_state(program, compiled.layout, got.residual), want.batch.valid
+    for var in program.variables:
+        assert np.array_equal(state[var.name][valid], want.final[var.name][valid]), var.name

@@ -16,7 +16,8 @@ from alta.compiler.layout import build_layout, decode_state
 from alta.coverage import coverage_of_dataset, coverage_of_run
 from alta.errors import AltaError
 from alta.tasks import find_task
-from alta.traces import TraceSettings, read_dataset, shard_inputs, write_dataset
+from alta.traces import (TraceSettings, read_dataset, shard_columns, shard_inputs,
+                         write_dataset)
 from helpers import PROGRAMS, alta
 
 
@@ -77,6 +78,54 @@ def test_same_seed_same_files_other_seed_other_inputs(tmp_path):
     assert shard_inputs(program, task, settings, 1) != shard_inputs(program, task, settings, 2)
     other = TraceSettings(samples=30, shard_size=8, lengths=(1, 5), seed=1)
     assert shard_inputs(program, task, settings, 0) != shard_inputs(program, task, other, 0)
+
+
+@pytest.mark.parametrize("sampler", ["task", "generic"])
+def test_shard_inputs_are_seeded_with_the_pair_seed_and_shard(sampler):
+    """Shard k of seed s is drawn from a generator seeded with the pair (s, k) (alta/traces.py):
+    the same pair gives the same inputs, and no other pair does; in particular not (s + 1,
+    k - 1), which a generator seeded with s + k would make equal."""
+    program = check_file(PROGRAMS / "parity.alta")
+    task = find_task(program) if sampler == "task" else None  # else the generic sampler
+
+    def inputs(seed, shard):
+        settings = TraceSettings(samples=48, shard_size=8, lengths=(1, 6), seed=seed)
+        return tuple(shard_inputs(program, task, settings, shard))
+
+    pairs = [(seed, shard) for seed in range(4) for shard in range(6)]
+    drawn = {pair: inputs(*pair) for pair in pairs}
+    assert all(drawn[pair] == inputs(*pair) for pair in pairs[::5])
+    assert len(set(drawn.values())) == len(pairs)
+
+
+def test_undefined_noise_is_seeded_with_the_pair_seed_and_shard():
+    """With undefined="noise" the vectors' undefined head outputs are drawn from a generator
+    seeded with (seed, shard): the same pair gives the same vectors, another seed or another
+    shard other noise (also (s + 1, k - 1) against (s, k)), and the noise sits only in the
+    blocks of undefined heads (the zero fill of the same rows elsewhere)."""
+    program = check_file(PROGRAMS / "parity.alta")
+    inputs = ["1 0 1", "0", "1 1 0 1", ""]  # the start token has no left neighbour
+
+    def vectors(seed, shard, fill="noise"):
+        settings = TraceSettings(samples=4, seed=seed, vectors=True, undefined=fill)
+        columns = shard_columns(program, inputs, 0, settings, shard=shard)
+        return np.array(columns["mlp_input"])
+
+    noise = {(seed, shard): vectors(seed, shard) for seed in range(3) for shard in range(3)}
+    assert np.array_equal(noise[1, 1], vectors(1, 1))
+    keys = list(noise)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            assert not np.array_equal(noise[a], noise[b]), (a, b)
+    zero = vectors(0, 0, fill="zero")
+    layout = build_layout(program)
+    heads = np.zeros(layout.width, bool)
+    for head in program.heads:
+        block = layout.block(head.name)
+        heads[block.start:block.stop] = True
+    for x in noise.values():
+        assert np.array_equal(x[:, ~heads], zero[:, ~heads])
+        assert (x[:, heads] != zero[:, heads]).any()
 
 
 def test_a_failed_run_leaves_whole_shards_and_resumes(tmp_path, monkeypatch):
