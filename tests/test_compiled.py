@@ -5,6 +5,7 @@ counts and halting."""
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -112,6 +113,82 @@ def test_a_batch_halting_at_different_layers_keeps_each_halted_state():
     got = run_compiled(compiled, texts)
     assert got.outputs == want.outputs
     assert np.array_equal(got.layers, want.layers) and np.array_equal(got.halted, want.halted)
+    state, valid = decode_state(program, compiled.layout, got.residual), want.batch.valid
+    for var in program.variables:
+        assert np.array_equal(state[var.name][valid], want.final[var.name][valid]), var.name
+
+
+# ---- numerical heads over negative values -------------------------------------------------
+
+# v takes negative values (the largest magnitude among them); `near` averages v over the
+# position and its left neighbour, `all` over every position; both are read in each of three
+# layers (n_k, a_k), while the MLP swaps v's -3 and 1, so head outputs must be exact after
+# every layer's reset. Several means fall between, or exactly midway between, declared values.
+NEGATIVE_MEANS = header("n2", "max_layers 3", name="negative_means", tokens=5) + prog("""
+    max_length 20
+    var v: num {-3, -1, -0.5, 0, 1} = [-3, -1, -0.5, 0, 1][token]
+    var one: bool = 1
+    var layer: cat 3 = 0
+    var n0: cat 9 = 0
+    var n1: cat 9 = 0
+    var n2: cat 9 = 0
+    var a0: cat 9 = 0
+    var a1: cat 9 = 0
+    var a2: cat 9 = 0
+    head near: num {-3, -2, -1, -0.5, 0, 1} = v at {-1, 0}
+    head all: num {-3, -2, -1, -0.5, 0, 0.5, 1} = v where one == one
+    mlp:
+        layer = min(layer + 1, 2)
+        v = -3 if v == 1 else (1 if v == -3 else v)
+        if layer == 0:
+            n0 = round((near + 3) * 2)
+            a0 = round((all + 3) * 2)
+        elif layer == 1:
+            n1 = round((near + 3) * 2)
+            a1 = round((all + 3) * 2)
+        else:
+            n2 = round((near + 3) * 2)
+            a2 = round((all + 3) * 2)
+    """)
+
+
+def negative_means_oracle(text: str) -> dict[str, list[int]]:
+    """NEGATIVE_MEANS in exact rationals: the means snapped to the nearest declared value,
+    ties to the larger."""
+    def snap(mean, declared):
+        return min(declared, key=lambda d: (abs(d - mean), -d))
+
+    table = [Fraction(-3), Fraction(-1), Fraction(-1, 2), Fraction(0), Fraction(1)]
+    near_values = [Fraction(x) for x in (-3, -2, -1, Fraction(-1, 2), 0, 1)]
+    all_values = near_values[:-1] + [Fraction(1, 2), Fraction(1)]
+    v = [table[int(t)] for t in text.split()]
+    out = {}
+    for layer in range(3):
+        near = [snap(sum(v[max(i - 1, 0):i + 1]) / len(v[max(i - 1, 0):i + 1]), near_values)
+                for i in range(len(v))]
+        every = snap(sum(v) / len(v), all_values) if v else None
+        out[f"n{layer}"] = [int((m + 3) * 2) for m in near]
+        out[f"a{layer}"] = [int((every + 3) * 2)] * len(v)
+        v = [Fraction(-3) if x == 1 else Fraction(1) if x == -3 else x for x in v]
+    return out
+
+
+def test_numerical_heads_over_negative_values_on_both_back_ends():
+    program = check(NEGATIVE_MEANS)
+    compiled = compile_program(program)
+    assert compiled.report.guaranteed_length >= program.max_length
+    rng = random.Random(43)
+    texts = random_word_inputs(rng, 150, 5, max_len=20)
+    # runs of two tokens, whose means land on (and near) the midpoints
+    texts += [" ".join([str(a)] * m + [str(b)] * n) for a, b in [(0, 4), (1, 2), (0, 2), (2, 3)]
+              for m, n in [(1, 1), (1, 3), (3, 1), (2, 5), (7, 9)]]
+    want = run(program, texts)
+    for b, text in enumerate(texts):
+        n = len(text.split())
+        for name, values in negative_means_oracle(text).items():
+            assert want.final[name][b, :n].tolist() == values, (name, text)
+    got = run_compiled(compiled, texts)
+    assert got.outputs == want.outputs and np.array_equal(got.layers, want.layers)
     state, valid = decode_state(program, compiled.layout, got.residual), want.batch.valid
     for var in program.variables:
         assert np.array_equal(state[var.name][valid], want.final[var.name][valid]), var.name
