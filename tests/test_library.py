@@ -1,14 +1,19 @@
-"""Every program in programs/: its in-file examples on both back ends, its task's oracle on
-sampled inputs with the interpreter, and interpreter == compiled at every layer and position
-on a smaller sample (what `alta verify` checks, on more inputs, in the benchmarks' runs)."""
+"""Every program in programs/: its in-file examples on both back ends, inputs that fill its
+declared max_length on both back ends and against its task's oracle, the oracle on sampled
+inputs with the interpreter, and interpreter == compiled at every layer and position on a
+smaller sample (what `alta verify` checks, on more inputs, in the benchmarks' runs)."""
 
+import random
+
+import numpy as np
 import pytest
-from helpers import LIBRARY, PROGRAMS
+from helpers import LIBRARY, PROGRAMS, library_program
 from helpers import compiled_library as compiled
 
 from alta.checker import check_file
 from alta.compiled import run_compiled
-from alta.framing import encode_batch
+from alta.framing import encode, encode_batch, split_input
+from alta.sampling import longest_input
 from alta.interpreter import run
 from alta.tasks import find_task, in_file_examples
 from alta.verify import verify
@@ -32,15 +37,50 @@ def test_program_explains_itself(name):
     assert len(in_file_examples(program)) >= 3
 
 
+def inputs_of_max_length(name: str, count: int = 2, tries: int = 3000) -> list[str]:
+    """Up to `count` inputs from the task's sampler that fill the declared max_length exactly
+    (framing included): drawn at the task's own size and, where the size counts input pieces
+    (no size_of), at the most pieces that fit."""
+    program, sampler = library_program(name), task(name)
+    if program.max_length is None:
+        return []
+    fixed = sum(item.count for item in program.framing if item.kind == "token")
+    sizes = (sampler.size,) if sampler.size_of else (sampler.size, longest_input(program))
+    rng, found = random.Random(7), []
+    for size in sizes:
+        for _ in range(tries):
+            text = sampler.sample(rng, size)
+            if len(split_input(program, text)) + fixed == program.max_length and \
+                    text not in found:
+                found.append(text)
+                if len(found) == count:
+                    return found
+    return found
+
+
 @pytest.mark.parametrize("name", LIBRARY)
-def test_in_file_examples_on_both_back_ends(name):
+def test_in_file_examples_and_inputs_of_max_length_on_both_back_ends(name):
+    """The examples against the oracle and both back ends; inputs that fill max_length
+    exactly against the oracle, the interpreter against it, and the compiled model against
+    the interpreter (outputs, layer counts, halting). One compiled batch holds both."""
     model = compiled(name)
     examples = in_file_examples(model.program)
     inputs = [text for text, _ in examples]
     expected = [output for _, output in examples]
     assert [task(name).oracle(text) for text in inputs] == expected, "examples vs the oracle"
     assert list(run(model.program, inputs).outputs) == expected
-    assert list(run_compiled(model, inputs).outputs) == expected
+    longest = inputs_of_max_length(name)
+    result = run_compiled(model, inputs + longest)
+    assert list(result.outputs[:len(inputs)]) == expected
+    if model.program.max_length is None:  # parity: no declared length
+        return
+    assert longest, "the sampler gives no input of max_length"
+    assert {len(encode(model.program, text)) for text in longest} == {model.program.max_length}
+    want = run(model.program, longest)
+    assert list(want.outputs) == [task(name).oracle(text) for text in longest]
+    assert result.outputs[len(inputs):] == want.outputs
+    assert np.array_equal(result.layers[len(inputs):], want.layers)
+    assert result.halted[len(inputs):].all() and want.halted.all()
 
 
 @pytest.mark.parametrize("name", LIBRARY)
