@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 from alta.compiler import compile_program
-from helpers import PROGRAMS, ROOT, alta
+from helpers import PROGRAMS, ROOT, alta, compiled_library
 
 from alta.checker import check_file
 from alta.errors import AltaError
@@ -125,7 +125,7 @@ def test_the_unrolled_readout_reproduces_the_compiled_model(name, sizes):
     output block's argmax) given the compiled weights prints what the oracle says: so the
     scores of a trained model measure the model, not the harness."""
     program = check_file(PROGRAMS / f"{name}.alta")
-    compiled = compile_program(program)
+    compiled = compiled_library(name)
     task = find_task(program)
     from alta.compiled import load_model
 

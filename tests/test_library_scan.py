@@ -2,16 +2,13 @@
 interpreter on the dataset and on every command of the grammar, the compiled model on
 a couple of hundred, non-commands, and `alta run --inputs` line by line against the dataset."""
 
-import functools
 import importlib.util
 import random
 from pathlib import Path
 
-from alta.compiler import compile_program
-from helpers import PROGRAMS
+from helpers import PROGRAMS, compiled_library, library_program
 
 from alta import cli
-from alta.checker import check_file
 from alta.compiled import run_compiled
 from alta.interpreter import run
 
@@ -35,14 +32,12 @@ def _task():
 scan = _task()
 
 
-@functools.cache
 def program():
-    return check_file(PROGRAMS / "scan.alta")
+    return library_program("scan")
 
 
-@functools.cache
 def compiled():
-    return compile_program(program())
+    return compiled_library("scan")  # shared with the other tests of this process
 
 
 def dataset() -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ that matter) compute the dense path's numbers, to float32 rounding."""
 import numpy as np
 import pytest
 from alta.compiler import compile_program
-from helpers import PROGRAMS
+from helpers import PROGRAMS, compiled_library
 from program_generator import generate_with_stats
 
 from alta.checker import check_file
@@ -43,7 +43,7 @@ def test_bundled_programs(name):
     program = check_file(PROGRAMS / f"{name}.alta")
     task = find_task(program)
     texts = task.inputs(24, seed=5) if task else sample_inputs(program, 24, 40, seed=5)
-    assert_same_run(compile_program(program), texts)
+    assert_same_run(compiled_library(name), texts)
 
 
 def test_random_programs():

@@ -11,14 +11,13 @@ import pytest
 
 from alta.checker import check_file
 from alta.compiled import load_model
-from alta.compiler import compile_program
 from alta.compiler.layout import build_layout, decode_state
 from alta.coverage import coverage_of_dataset, coverage_of_run
 from alta.errors import AltaError
 from alta.tasks import find_task
 from alta.traces import (TraceSettings, read_dataset, shard_columns, shard_inputs,
                          write_dataset)
-from helpers import PROGRAMS, alta
+from helpers import PROGRAMS, alta, compiled_library
 
 
 def trace(tmp_path, name, **kw):
@@ -191,7 +190,7 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
     target, which the compiled MLP need not reproduce)."""
     program, directory, manifest = trace(tmp_path, name, vectors=True, undefined=fill,
                                          lengths=(1, 8) if name == "addition" else None)
-    compiled = compile_program(program)
+    compiled = compiled_library(name)
     model = load_model(compiled, structured=False)
     heads = {h.name for h in program.heads}
     # The program's own layout: the compiled model's, less the fault detector that follows
@@ -227,7 +226,7 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
 
 def test_coverage_lists_rules_a_narrow_sample_misses(tmp_path):
     program = check_file(PROGRAMS / "addition.alta")
-    rules = compile_program(program).rules.mlp
+    rules = compiled_library("addition").rules.mlp
     task = find_task(program)
     narrow = coverage_of_run(program, rules, task.inputs(60, size=1))
     wide = coverage_of_run(program, rules, task.inputs(60, size=12))
