@@ -112,6 +112,22 @@ def check_error(source: str) -> tuple[int, int, str]:
     return first.span.line, first.span.column, first.message
 
 
+def assert_located(error: AltaError, source: str, line_text: str, at: str | None = None,
+                   message: str = "", file: str = "t.alta") -> None:
+    """The error's first diagnostic says MESSAGE (a substring) and points at AT (default:
+    LINE_TEXT) on the first line of the (dedented) source that contains LINE_TEXT: line and
+    column in its span and at the head of the formatted error."""
+    lines = prog(source).splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if line_text in text)
+    start = lines[line - 1].index(line_text)
+    column = lines[line - 1].index(at or line_text, start) + 1
+    first = error.first
+    assert message in first.message, first.message
+    assert first.span is not None and (first.span.line, first.span.column) == (line, column), \
+        str(error)
+    assert str(error).startswith(f"{file}:{line}:{column}: error: "), str(error)
+
+
 # ---- bad programs (test_syntax.py, test_checker.py) -----------------------------------------
 
 BASE = textwrap.dedent("""\

@@ -74,8 +74,9 @@ def test_manifest_describes_the_model(parity_model):
 
 
 def _expect_failure(path, message):
-    with pytest.raises(AltaError, match=message):
+    with pytest.raises(AltaError, match=message) as info:
         load_checkpoint(path)
+    assert str(info.value).startswith(f"alta: error: {path}: not a usable ALTA checkpoint: ")
     done = alta("run", path, "1 0")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert message.split("(")[0].strip() in done.stderr or message in done.stderr
@@ -151,7 +152,7 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(safetensors.numpy, "save_file", explode)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         save_checkpoint(compiled, tmp_path / "model.safetensors")
     assert list(tmp_path.iterdir()) == []
 

@@ -152,8 +152,10 @@ def test_check_reports_what_compile_reports(tmp_path, body, line, column, messag
     path = tmp_path / "bad.alta"
     path.write_text(BASE + prog(body))
     program = check_file(path)  # the checker alone accepts it
-    with pytest.raises(AltaError):
+    with pytest.raises(AltaError) as info:
         compile_program(program)
+    first = info.value.first
+    assert (first.message, first.span.line, first.span.column) == (message, line, column)
     for command in ("check", "compile"):
         extra = ("-o", tmp_path / "bad.safetensors") if command == "compile" else ()
         done = alta(command, path, *extra)

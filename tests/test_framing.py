@@ -75,9 +75,11 @@ def test_input_errors_are_alta_errors():
         var x: cat 10 = token
         """
     program = check(src)
-    with pytest.raises(AltaError, match="not in the vocabulary"):
+    # input errors name the input, the token or the length, and the program
+    with pytest.raises(AltaError, match="input '1 2 x': \"x\" is not in the vocabulary of t"):
         run(program, ["1 2 x"])
-    with pytest.raises(AltaError, match="max_length"):
+    with pytest.raises(AltaError,
+                       match="input '1 2 3 4' needs 5 positions, but t declares max_length 4"):
         run(program, ["1 2 3 4"])
     assert run(program, ["1 2 3"]).outputs == ("0 1 2 3",)
     assert run(program, []).outputs == ()

@@ -15,7 +15,8 @@ from textwrap import dedent, indent
 
 import numpy as np
 import pytest
-from helpers import check, header, per_position, prog, random_word_inputs, vocab_line
+from helpers import (assert_located, check, header, per_position, prog, random_word_inputs,
+                     vocab_line)
 
 from alta.checker import check_source
 from alta.errors import AltaError, AltaRuntimeError
@@ -328,8 +329,10 @@ def test_short_circuit_guards_reads_of_undefined_heads():
 def test_unguarded_read_of_the_same_head_is_an_error():
     src = GUARDED.format(vocab=vocab_line(10)).replace("a = 0 if first else left",
                                                       "a = left")
-    with pytest.raises(AltaRuntimeError, match="'left'"):
+    with pytest.raises(AltaRuntimeError, match="'left'") as info:
         run(check(src), ["3 4 5"])
+    assert_located(info.value, src, "a = left", "left",
+                   "reads head 'left', whose output is undefined here")
 
 
 def test_short_circuit_guards_division_and_table_indices():
@@ -868,8 +871,9 @@ def test_head_outputs_become_undefined_again_after_each_layer():
     # With a single 0 and a single 5 the head is defined in both layers.
     assert run(program, ["0 5 1", "5 0"]).outputs == ("5 5 5", "5 5")
     assert run(program, ["0 5 1"], max_layers=1).outputs == ("0 0 0",)
-    with pytest.raises(AltaRuntimeError, match="'h'.*layer 2, position 0, input '0 1'"):
+    with pytest.raises(AltaRuntimeError, match="'h'.*layer 2, position 0, input '0 1'") as info:
         run(program, ["0 5 1", "0 1"])
+    assert_located(info.value, src, "y = h", "h", "reads head 'h'")
 
 
 def test_trace_records_the_state_around_every_layer():
@@ -1053,8 +1057,10 @@ def test_halted_sequences_are_not_evaluated_any_more():
         want = [xs[i + 1] if x <= 9 and max(xs) > 10 else 0 for i, x in enumerate(xs)]
         assert per_position(result, "y", b) == want
     # The same sequences would fail if they kept running.
-    with pytest.raises(AltaRuntimeError, match="'nxt'"):
-        run(check(src.replace("halt when c >= x", "max_layers 12")), short[:1])
+    again = src.replace("halt when c >= x", "max_layers 12")
+    with pytest.raises(AltaRuntimeError, match="'nxt'.*at layer 11, position 0, input") as info:
+        run(check(again), short[:1])
+    assert_located(info.value, again, "y = nxt", "nxt", "reads head 'nxt'")
 
 
 def test_max_layers_runs_at_most_n_layers_and_reports_not_halting():
@@ -1160,9 +1166,11 @@ def test_sort_unique_duplicate_keys_make_the_rank_head_undefined():
     """With a repeated value two positions share a rank: the categorical head selects
     several positions and reading it is an error, not a silent pick."""
     n = 16
-    program = check(SORT_UNIQUE.format(n=n, vocab=vocab_line(n, ("<s>",))))
-    with pytest.raises(AltaRuntimeError, match="value_at_rank"):
-        run(program, ["3 1 3"])
+    src = SORT_UNIQUE.format(n=n, vocab=vocab_line(n, ("<s>",)))
+    with pytest.raises(AltaRuntimeError, match="value_at_rank") as info:
+        run(check(src), ["3 1 3"])
+    assert_located(info.value, src, "result = value_at_rank", "value_at_rank",
+                   "reads head 'value_at_rank'")
 
 
 # ---- run-time errors ------------------------------------------------------------------------
@@ -1222,6 +1230,7 @@ def test_undefined_from_zero_or_several_selected(inputs, position, text):
     message = str(info.value)
     assert "'h'" in message and "layer 1" in message
     assert f"position {position}" in message and repr(text) in message
+    assert_located(info.value, src, "y = h", "h", "reads head 'h'")
 
 
 def test_numerical_head_with_nothing_selected_is_undefined():
@@ -1236,8 +1245,9 @@ def test_numerical_head_with_nothing_selected_is_undefined():
         """)
     program = check(src)
     assert run(program, ["9 1"]).outputs == ("1 1",)
-    with pytest.raises(AltaRuntimeError, match="'m'.*position 0, input '1 2'"):
+    with pytest.raises(AltaRuntimeError, match="'m'.*position 0, input '1 2'") as info:
         run(program, ["9", "1 2"])
+    assert_located(info.value, src, "y = round(m)", "m)", "reads head 'm'")
 
 
 @pytest.mark.parametrize("statement, match, token", [
@@ -1295,25 +1305,22 @@ def test_out_of_range_set_write_is_an_alta_error():
         """)
     program = check(src)
     assert run(program, ["1 7"]).outputs == ("{1} {7}",)
-    with pytest.raises(AltaRuntimeError, match="'s'.*position 1"):
+    with pytest.raises(AltaRuntimeError, match="'s'.*position 1, input '1 9'") as info:
         run(program, ["1 9"])
+    assert_located(info.value, src, "s = {x}",
+                   message="writes {9} to 's', not one of its declared sets")
 
 
-def test_initialisation_error_in_a_later_sequence_is_an_alta_error():
+@pytest.mark.parametrize("inputs", [["1 2", "1 2 3 4"], ["1 2 3 4", "1 2"]],
+                         ids=["in-a-later-sequence", "in-the-first-sequence"])
+def test_initialisation_error_is_located(inputs):
     src = header("q") + prog("""
         var q: cat 3 = position
         """)
-    program = check(src)
-    with pytest.raises(AltaRuntimeError, match="position 3, input '1 2 3 4'"):
-        run(program, ["1 2", "1 2 3 4"])
-
-
-def test_initialisation_error_in_the_first_sequence_is_located():
-    src = header("q") + prog("""
-        var q: cat 3 = position
-        """)
-    with pytest.raises(AltaRuntimeError, match="position 3, input '1 2 3 4'"):
-        run(check(src), ["1 2 3 4", "1 2"])
+    with pytest.raises(AltaRuntimeError, match="position 3, input '1 2 3 4'") as info:
+        run(check(src), inputs)
+    assert_located(info.value, src, "var q: cat 3 = position", "position",
+                   "initialising 'q': writes 3 to 'q', outside 0..2 (cat 3)")
 
 
 @pytest.mark.parametrize("statement", ["s = s | {70}", "y = 1 if s == {70} else 0"])
@@ -1324,5 +1331,7 @@ def test_constant_set_element_out_of_range_is_an_alta_error(statement):
         mlp:
             {statement}
         """)
-    with pytest.raises(AltaError):
+    with pytest.raises(AltaError) as info:
         run(check(src), ["1 2"])
+    assert_located(info.value, src, statement, "{70}",
+                   "set {70} has elements outside 0..62, the range of set values")

@@ -66,8 +66,10 @@ def test_layer_budget_is_reported_not_silent(program):
 def test_absolute_parity_rejects_inputs_past_max_length(program):
     from alta.errors import AltaError
 
-    with pytest.raises(AltaError, match="max_length 256"):
-        run(program("parity_absolute"), [" ".join(["1"] * 257)])
+    too_long = " ".join(["1"] * 257)
+    with pytest.raises(AltaError, match=f"input '{too_long}' needs 257 positions, but "
+                                        "parity_absolute declares max_length 256"):
+        run(program("parity_absolute"), [too_long])
 
 
 def test_sum_mod_2_is_exact_up_to_its_declared_maximum(program):

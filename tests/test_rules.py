@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import (ALL, INLINE, Assignments, compiled_program, enumerate_assignments,
-                     interpreter_mlp, interpreter_state, is_head, load, mlp_names, prog,
-                     values_of)
+from helpers import (ALL, INLINE, Assignments, assert_located, compiled_program,
+                     enumerate_assignments, interpreter_mlp, interpreter_state, is_head, load,
+                     mlp_names, prog, values_of)
 
 from alta import ir
 from alta.checker import check_source
@@ -242,11 +242,12 @@ def test_overwritten_out_of_range_write_is_a_run_time_error_in_the_interpreter()
     from alta.errors import AltaRuntimeError
     from alta.interpreter import run
 
-    program = check_source(_BASE + "mlp:\n    y = x + 1\n    if x == 3:\n        y = 0\n",
-                           "t.alta")
+    source = _BASE + "mlp:\n    y = x + 1\n    if x == 3:\n        y = 0\n"
+    program = check_source(source, "t.alta")
     assert run(program, ["0 1 2"]).outputs == ("1 2 3",)
-    with pytest.raises(AltaRuntimeError, match="writes 4 to 'y'"):
+    with pytest.raises(AltaRuntimeError, match="writes 4 to 'y'") as info:
         run(program, ["3"])
+    assert_located(info.value, source, "y = x + 1", message="at layer 1, position 0, input '3'")
 
 
 # ---- 4. an `if` that assigns nothing --------------------------------------------------------

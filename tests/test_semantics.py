@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from helpers import NEAR_TIE, check, prog, program_head
+from helpers import NEAR_TIE, assert_located, check, prog, program_head
 
 from alta import ir, semantics
 from alta.compiled import run_compiled
@@ -36,14 +36,18 @@ def both(program: ir.Program, inputs: list[str]) -> tuple[tuple, tuple]:
 
 
 def assert_rejected_on_both_back_ends(program: ir.Program, good: str, output: str, bad: str,
-                                      run_error: str, compile_error: str) -> None:
+                                      run_error: str, compile_error: str, where: str,
+                                      at: str | None = None) -> None:
     """The interpreter runs `good` (printing `output`) and stops on `bad` with RUN_ERROR; the
-    compiler, which plans for every input, rejects the program with COMPILE_ERROR."""
+    compiler, which plans for every input, rejects the program with COMPILE_ERROR; both
+    errors point at AT (default: WHERE) on the first line containing WHERE."""
     assert run(program, [good]).outputs == (output,)
-    with pytest.raises(AltaRuntimeError, match=run_error):
+    with pytest.raises(AltaRuntimeError, match=run_error) as info:
         run(program, [bad])
-    with pytest.raises(AltaError, match=compile_error):
+    assert_located(info.value, program.source.text, where, at)
+    with pytest.raises(AltaError, match=compile_error) as info:
         compile_program(program)
+    assert_located(info.value, program.source.text, where, at)
 
 
 # ---- 1. scalar and vectorised forms agree ---------------------------------------------------
@@ -139,19 +143,23 @@ def test_set_limit_in_the_checker():
         var x: cat 2 = 0
         var s: set 63 of [{}, {62}] = {62}
         """))
-    with pytest.raises(AltaError, match="at most 63 values"):
-        check(program_head("a", "x") + prog("""
-            var x: cat 2 = 0
-            var s: set 64 of [{}, {63}] = {}
-            """))
-    with pytest.raises(AltaError, match=r"outside 0\.\.62"):
-        check(program_head("a", "x") + prog("""
-            var x: cat 2 = 0
-            var s: set 63 of [{}, {62}] = {}
-            mlp:
-                if s == {63}:
-                    x = 1
-            """))
+    wide = program_head("a", "x") + prog("""
+        var x: cat 2 = 0
+        var s: set 64 of [{}, {63}] = {}
+        """)
+    with pytest.raises(AltaError, match="at most 63 values") as info:
+        check(wide)
+    assert_located(info.value, wide, "var s: set 64", "64", "at most 63 values, got 64")
+    outside = program_head("a", "x") + prog("""
+        var x: cat 2 = 0
+        var s: set 63 of [{}, {62}] = {}
+        mlp:
+            if s == {63}:
+                x = 1
+        """)
+    with pytest.raises(AltaError, match=r"outside 0\.\.62") as info:
+        check(outside)
+    assert_located(info.value, outside, "if s == {63}", "{63}", "outside 0..62")
 
 
 SET_OVERFLOW = program_head("a b", "x") + prog("""
@@ -165,7 +173,8 @@ SET_OVERFLOW = program_head("a b", "x") + prog("""
 def test_set_element_63_is_an_error_on_both_back_ends():
     assert_rejected_on_both_back_ends(check(SET_OVERFLOW), "a", "62", "a b",
                                       "set element out of range",
-                                      "set element out of range on the path where x = 63")
+                                      "set element out of range on the path where x = 63",
+                                      where="s = {x}", at="x}")
 
 
 # ---- 3. a write that is not a declared value (defect 4) -------------------------------------
@@ -180,10 +189,12 @@ def test_a_write_within_1e_10_of_a_declared_value_is_rejected_by_the_checker():
         check(source)
     assert err.value.first.span.line == 7, str(err.value)
     assert "out of range for 'x'" in err.value.first.message
-    with pytest.raises(AltaError, match="out of range for 'x'"):
-        check(program_head("a", "x") + prog("""
-            var x: num {0, 1} = 0.0000000001
-            """))
+    initialised = program_head("a", "x") + prog("""
+        var x: num {0, 1} = 0.0000000001
+        """)
+    with pytest.raises(AltaError, match="out of range for 'x'") as info:
+        check(initialised)
+    assert_located(info.value, initialised, "var x", "0.0000000001", "out of range for 'x'")
 
 
 def test_a_computed_write_within_1e_10_is_rejected_by_both_back_ends():
@@ -194,7 +205,7 @@ def test_a_computed_write_within_1e_10_is_rejected_by_both_back_ends():
             x = k / 10000000000
         """))
     assert_rejected_on_both_back_ends(program, "a", "0", "a b", "not one of its declared values",
-                                      "writes 1e-10 to 'x'.*k = 1")
+                                      "writes 1e-10 to 'x'.*k = 1", where="x = k / ")
 
 
 def test_float64_rounding_of_a_declared_value_is_that_value_and_stored_as_it():

@@ -49,8 +49,9 @@ def test_find_task_is_the_module_beside_the_source():
 def test_broken_task_modules_are_reported(tmp_path, text, message):
     path = tmp_path / "task.py"
     path.write_text(text)
-    with pytest.raises(AltaError, match=message):
+    with pytest.raises(AltaError, match=message) as info:
         load_task(path)
+    assert str(path) in str(info.value)  # the message names the module
 
 
 def test_verify_samples_with_the_task_module():

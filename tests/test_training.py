@@ -1,6 +1,7 @@
 """`alta train` and `alta run --mlp`: an MLP learned from traces, run in the Transformer."""
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -54,22 +55,30 @@ def test_the_mlp_file_is_checked(parity_mlp, tmp_path):
         with_learned_mlp(other, manifest, weights)
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(AltaError, match="corrupt or truncated"):
+    with pytest.raises(AltaError, match=re.escape(f"{broken}: not a usable learned MLP: "
+                                                  "corrupt or truncated")):
         load_mlp(broken)
-    with pytest.raises(AltaError, match="no such MLP"):
-        load_mlp(tmp_path / "missing.safetensors")
+    missing = tmp_path / "missing.safetensors"
+    with pytest.raises(AltaError, match=re.escape(f"no such MLP file: {missing}")):
+        load_mlp(missing)
 
 
 def test_train_and_run_commands(parity_mlp, tmp_path):
-    _, directory, _, _ = parity_mlp
+    program, directory, path, _ = parity_mlp
     out, png = tmp_path / "m.safetensors", tmp_path / "loss.png"
     done = alta("train", directory, "-o", out, "--steps", "300", "--hidden", "16",
                 "--plot", png)
     assert done.returncode == 0, done.stderr
     assert "final loss" in done.stdout and "300/300 steps" in done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    run = alta("run", PROGRAMS / "parity.alta", "--mlp", out, "1 0 1 1", "1")
-    assert run.returncode in (0, 1) and len(run.stdout.splitlines()) == 2
+    manifest, _ = load_mlp(out)  # what `alta train` wrote, with the settings it was given
+    assert manifest["hidden"] == [16] and manifest["training"]["steps"] == 300
+    # `alta run --mlp` with the fixture's MLP (exact up to 40 bits, see above): the oracle's
+    # outputs and exit status 0
+    texts = ["1 0 1 1", "1", "0 1 1 0 1 0 1 1 1", "0"]
+    run = alta("run", PROGRAMS / "parity.alta", "--mlp", path, *texts)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [find_task(program).oracle(t) for t in texts]
     bad = alta("run", PROGRAMS / "parity.alta", "--mlp", out, "--backend", "interpreter", "1")
     assert bad.returncode == 1 and "compiled backend only" in bad.stderr
     plain = alta("trace", PROGRAMS / "parity.alta", "--samples", "5", "-o", tmp_path / "nv")
@@ -79,7 +88,7 @@ def test_train_and_run_commands(parity_mlp, tmp_path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
-def test_training_is_deterministic_for_a_seed():
+def test_training_is_deterministic_for_a_seed_and_depends_on_it():
     rng = np.random.default_rng(0)
     x = rng.random((64, 6), dtype=np.float32)
     y = np.tanh(x @ rng.random((6, 6), dtype=np.float32))
@@ -89,3 +98,7 @@ def test_training_is_deterministic_for_a_seed():
     assert curve_a == curve_b
     assert all(np.array_equal(a.export_weights()[k], b.export_weights()[k])
                for k in a.export_weights())
+    c, curve_c = train_mlp(x, y, TrainSettings(hidden=(8,), steps=50, seed=4))
+    assert curve_c != curve_a  # another seed: another initialisation and another run
+    assert not any(np.array_equal(a.export_weights()[k], c.export_weights()[k])
+                   for k in a.export_weights())
