@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from alta.compiler import CompiledProgram
-from alta.compiler.layout import decode_state
 from alta.errors import AltaError, AltaRuntimeError, undefined_read
 from alta.framing import Batch, decode_outputs, encode_batch
 
@@ -151,7 +150,7 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     residual, layers = np.asarray(residual), np.asarray(layers)
     faults = read_faults(compiled, residual, batch.valid, layers)
     result_halted = np.asarray(stopped) if program.halt is not None else np.ones(len(texts), bool)
-    values = decode_state(program, compiled.layout, residual)
+    values = compiled.layout.decode(residual, program)
     outputs = tuple(decode_outputs(program, values, batch.lengths))
     result = CompiledRun(batch, residual, layers, result_halted, outputs, faults)
     if faults and undefined == "error":

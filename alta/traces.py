@@ -112,8 +112,8 @@ def shard_columns(program: ir.Program, inputs: list[str], first_example: int,
             columns[f"attention.{h.name}"] += [None if u else x
                                                for x, u in zip(values, undefined[h.name])]
         if settings.vectors:
-            x = encode_state(program, layout, attended, undefined, settings.undefined, noise)
-            y = encode_state(program, layout, after, {}, "zero", noise)
+            x = encode_state(layout, attended, undefined, settings.undefined, noise)
+            y = encode_state(layout, after, {}, "zero", noise)
             columns["mlp_input"] += list(x)
             columns["mlp_output"] += list(y - x)
     return columns
@@ -127,27 +127,17 @@ def _python(type_: ir.ValueType, values: np.ndarray) -> list:
     return [int(x) for x in values]
 
 
-def encode_state(program: ir.Program, layout: ResidualLayout, values: dict[str, np.ndarray],
+def encode_state(layout: ResidualLayout, values: dict[str, np.ndarray],
                  undefined: dict[str, np.ndarray], fill: str,
                  noise: np.random.Generator) -> np.ndarray:
     """Symbolic values (rows,) per name -> residual vectors (rows, D), float32. Names not in
     `values` (head outputs after the MLP) and undefined head outputs are zero, or noise with
     fill="noise" (`_filler`)."""
-    rows = len(next(iter(values.values())))
-    out = np.zeros((rows, layout.width), np.float32)
+    out = layout.encode(values)
     for block in layout.blocks:
-        if block.name not in values:
-            continue
-        x = values[block.name]
-        view = out[:, block.start:block.stop]
-        if block.kind == "categorical":
-            view[np.arange(rows), x.astype(np.int64)] = 1.0
-        elif block.kind == "numerical":
-            view[:, 0] = x
-        else:
-            view[:] = (x[:, None].astype(np.int64) >> np.arange(block.size)) & 1
         gone = undefined.get(block.name)
-        if gone is not None and gone.any():
+        if block.name in values and gone is not None and gone.any():
+            view = out[:, block.start:block.stop]
             view[gone] = _filler(block, int(gone.sum()), noise) if fill == "noise" else 0.0
     return out
 

@@ -172,10 +172,9 @@ def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
                    target: np.ndarray) -> float:
     """Fraction of rows whose every variable decodes the same after the learned MLP as
     after the compiled one."""
-    from alta.compiler.layout import decode_state
-
-    got = decode_state(program, layout, x + predicted)
-    want = decode_state(program, layout, x + target)
+    
+    got = layout.decode(x + predicted, program)
+    want = layout.decode(x + target, program)
     same = np.ones(len(x), bool)
     for v in program.variables:
         same &= np.isclose(got[v.name], want[v.name])

@@ -224,9 +224,9 @@ def _mlp(program: ir.Program, layout: ResidualLayout, rules: tuple,
     for r, rule in enumerate(rules):  # add new - old
         for w in rule.writes:
             if w.old is not None:
-                _write(W4[r], layout, w.variable, w.old, -1.0)
+                layout.write(W4[r], w.variable, w.old, -1.0)
             if w.new is not None:
-                _write(W4[r], layout, w.variable, w.new, +1.0)
+                layout.write(W4[r], w.variable, w.new, +1.0)
     for i, (unit, dim, out) in enumerate(expansion.resets):
         reset_w[unit, i] = 1.0
         W4[len(rules) + i, dim] = out
@@ -247,17 +247,6 @@ def _rule_layer(rules, second: _Layer) -> tuple[np.ndarray, np.ndarray]:
     return W, b
 
 
-def _write(row: np.ndarray, layout: ResidualLayout, name: str, value, sign: float) -> None:
-    block = layout.block(name)
-    if block.kind == "categorical":
-        row[block.start + int(value)] += sign
-    elif block.kind == "numerical":
-        row[block.start] += sign * float(value)
-    else:
-        for v in value:
-            row[block.start + v] += sign
-
-
 def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.ndarray]:
     D = layout.width
     token = np.zeros((len(program.vocab), D))
@@ -266,11 +255,11 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
     for var in program.variables:
         if var.init_from == "token":
             for t, value in enumerate(var.token_table):
-                _write(token[t], layout, var.name, value, 1.0)
+                layout.write(token[t], var.name, value, 1.0)
         elif var.init_from == "constant":
             value = var.init.value
             for t in range(len(program.vocab)):
-                _write(token[t], layout, var.name, value, 1.0)
+                layout.write(token[t], var.name, value, 1.0)
     if position_vars:
         if program.max_length is None:
             raise AltaError.at(f"variable '{position_vars[0].name}' is initialised from "
@@ -287,7 +276,7 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
                         f"1 = {program.max_length - 1}", var.span, program.source)
                 if isinstance(var.type, ir.Numerical):  # stored as the declared value
                     value = var.type.declared(value)
-                _write(position[p], layout, var.name, value, 1.0)
+                layout.write(position[p], var.name, value, 1.0)
         out["embed.position"] = position
     return out
 

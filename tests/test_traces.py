@@ -12,7 +12,7 @@ import pytest
 from alta.checker import check_file
 from alta.compiled import load_model
 from alta.compiler import compile_program
-from alta.compiler.layout import build_layout, decode_state
+from alta.compiler.layout import build_layout
 from alta.coverage import coverage_of_dataset, coverage_of_run
 from alta.errors import AltaError
 from alta.tasks import find_task
@@ -153,14 +153,14 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
         x = np.asarray(columns["mlp_input"], np.float32)
         y = np.asarray(columns["mlp_output"], np.float32)
         assert x.shape[1] == y.shape[1] == layout.width
-        decoded = decode_state(program, layout, x)
+        decoded = layout.decode(x, program)
         for v in program.variables:
             assert np.allclose(decoded[v.name], columns[f"attention.{v.name}"]), v.name
         for h in heads:
             known = np.array([c is not None for c in columns[f"attention.{h}"]])
             want = np.array([0 if c is None else c for c in columns[f"attention.{h}"]])
             assert np.allclose(decoded[h][known], want[known], atol=1e-6), h
-        after = decode_state(program, layout, x + y)
+        after = layout.decode(x + y, program)
         for v in program.variables:
             assert np.allclose(after[v.name], columns[f"mlp.{v.name}"]), v.name
         if fill == "zero":  # the detector's dimensions do not change the program's
