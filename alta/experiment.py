@@ -295,8 +295,7 @@ def _unrolled(model, tokens, lengths, depths, steps):
     valid = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
 
     def body(i, x):
-        _, new = model.layer(x, valid)
-        return jnp.where(((i < depths)[:, None] & valid)[..., None], new, x)
+        return model.step(x, valid, i < depths)[1]
 
     return jax.lax.fori_loop(0, steps, body, model.embed(tokens))
 

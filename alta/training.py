@@ -23,7 +23,8 @@ from flax import nnx
 
 from alta.errors import AltaError
 from alta.files import write_atomically
-from alta.model import Dense, activation
+from alta.model import Dense, FeedForward, activation, random_dense
+from alta.parameters import DenseParameters, dense_from_flat
 
 FORMAT = "alta-learned-mlp"
 FORMAT_VERSION = 1
@@ -46,35 +47,6 @@ class TrainSettings:
     # which a long chain of layers needs, come from the small final steps
     schedule: str = "constant"
     seed: int = 0
-
-
-class FeedForward(nnx.Module):
-    """D -> hidden... -> D, the shape of the Universal Transformer's MLP."""
-
-    def __init__(self, width: int, hidden: tuple[int, ...], activation_name: str,
-                 rngs: nnx.Rngs) -> None:
-        sizes = (width, *hidden, width)
-        init = nnx.initializers.lecun_normal()
-        self.layers = nnx.List([
-            Dense(nnx.Param(init(rngs.params(), (a, b), jnp.float32)),
-                  nnx.Param(jnp.zeros((b,), jnp.float32)))
-            for a, b in zip(sizes[:-1], sizes[1:])])
-        self.activation_name = activation_name
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        act = activation(self.activation_name)
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = act(x)
-        return x
-
-    def export_weights(self) -> dict[str, np.ndarray]:
-        out = {}
-        for i, layer in enumerate(self.layers):
-            out[f"mlp.{i}.weight"] = np.asarray(layer.weight[...])
-            out[f"mlp.{i}.bias"] = np.asarray(layer.bias[...])
-        return out
 
 
 def load_vectors(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -121,8 +93,9 @@ def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
     if settings.loss not in LOSSES:
         raise AltaError.at(f"unknown loss {settings.loss!r}; expected one of {', '.join(LOSSES)}")
     activation(settings.activation)  # fail early on an unknown name
-    model = FeedForward(x.shape[1], settings.hidden, settings.activation,
-                        nnx.Rngs(settings.seed))
+    sizes = (x.shape[1], *settings.hidden, x.shape[1])
+    model = FeedForward([Dense(p) for p in random_dense(sizes, nnx.Rngs(settings.seed))],
+                        settings.activation)
     optimizer = nnx.Optimizer(model, optax.adam(learning_rate(settings.schedule,
                                                               settings.learning_rate,
                                                               settings.steps)),
@@ -188,7 +161,7 @@ def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "program": dataset["program"], "source_sha256": dataset["source_sha256"],
-        "width": int(model.layers[0].weight.shape[0]),
+        "width": int(model[0].weight.shape[0]),
         "hidden": list(settings.hidden), "activation": settings.activation,
         "training": asdict(settings), "dataset": dataset["settings"],
         "loss_curve": curve, "train_state_accuracy": accuracy,
@@ -216,12 +189,15 @@ def load_mlp(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
             from None
     if manifest.get("format") != FORMAT:
         raise AltaError.at(f"{path}: not a learned MLP written by 'alta train'")
-    sizes = [manifest["width"], *manifest["hidden"], manifest["width"]]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if weights.get(f"mlp.{i}.weight", np.zeros(0)).shape != (a, b):
-            raise AltaError.at(f"{path}: weight mlp.{i}.weight is missing or has the wrong "
-                               f"shape")
+    try:
+        dense_from_flat(weights, _sizes(manifest))
+    except ValueError as exc:
+        raise AltaError.at(f"{path}: its weights do not fit its manifest ({exc})") from None
     return manifest, weights
+
+
+def _sizes(manifest: dict) -> tuple[int, ...]:
+    return (manifest["width"], *manifest["hidden"], manifest["width"])
 
 
 def _program_width(compiled) -> int:
@@ -232,21 +208,19 @@ def _program_width(compiled) -> int:
     return build_layout(compiled.program).width
 
 
-def _widened(weights: dict[str, np.ndarray], hidden: int, width: int, full: int) -> dict:
+def _widened(layers: tuple[DenseParameters, ...], full: int) -> tuple[DenseParameters, ...]:
     """A learned MLP over the program's dimensions, on the full residual: it reads nothing
     of the fault detector's dimensions and writes nothing there (so it never faults)."""
-    if width == full:
-        return weights
-    out = dict(weights)
-    first, last = "mlp.0.weight", f"mlp.{hidden}.weight"
-    out[first] = np.concatenate([weights[first],
-                                 np.zeros((full - width, weights[first].shape[1]),
-                                          weights[first].dtype)])
-    out[last] = np.concatenate([weights[last], np.zeros((weights[last].shape[0], full - width),
-                                                        weights[last].dtype)], axis=1)
-    bias = f"mlp.{hidden}.bias"
-    out[bias] = np.concatenate([weights[bias], np.zeros(full - width, weights[bias].dtype)])
-    return out
+    extra = full - np.shape(layers[0].weight)[0]
+    if not extra:
+        return layers
+    layers = list(layers)
+    first = layers[0]
+    layers[0] = DenseParameters(np.pad(first.weight, ((0, extra), (0, 0))), first.bias)
+    last = layers[-1]
+    layers[-1] = DenseParameters(np.pad(last.weight, ((0, 0), (0, extra))),
+                                 np.pad(last.bias, (0, extra)))
+    return tuple(layers)
 
 
 def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
@@ -254,7 +228,6 @@ def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     (embeddings, attention and halting stay compiled)."""
     from alta.checkpoint import source_hash
     from alta.compiled import load_model
-    from alta.model import UniversalTransformer, halting_units_of
 
     program = compiled.program
     if manifest["source_sha256"] != source_hash(program.source.text):
@@ -264,11 +237,9 @@ def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     if width not in (full, _program_width(compiled)):
         raise AltaError.at(f"the MLP maps {width} dimensions; {program.name}'s "
                            f"residual has {full}")
-    config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
-                     activation=manifest["activation"])
-    merged = {k: v for k, v in compiled.weights.items() if not k.startswith("mlp.")}
-    merged.update(_widened(weights, len(manifest["hidden"]), width, full))
-    halting = halting_units_of(merged, len(config.halting_widths)) \
-        if config.halting_widths else None
-    return UniversalTransformer.from_weights(config, merged, load_model(compiled).head_blocks,
-                                             None, halting)
+    model = load_model(compiled)
+    layers = _widened(dense_from_flat(weights, _sizes(manifest)), full)
+    model.mlp = FeedForward([Dense(p) for p in layers], manifest["activation"])
+    model.config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
+                           activation=manifest["activation"])
+    return model

@@ -165,7 +165,7 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
             assert np.allclose(after[v.name], columns[f"mlp.{v.name}"]), v.name
         if fill == "zero":  # the detector's dimensions do not change the program's
             padded = np.pad(x, ((0, 0), (0, compiled.layout.width - layout.width)))
-            got = np.asarray(model.feed_forward(padded))[:, :layout.width]
+            got = np.asarray(model.mlp(padded))[:, :layout.width]
             np.testing.assert_allclose(got, y, atol=1e-4)
         for h in heads:  # undefined: zeros, or weights like an attention average's
             unknown = np.array([c is None for c in columns[f"attention.{h}"]])
