@@ -20,8 +20,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from alta import ast, ir
-from alta.environment import BUILTINS, INPUT_NAMES, ConstBinding, Context, Effects, Env
-from alta.environment import no_head_here as _no_head_here
+from alta.environment import (
+    BUILTINS,
+    INPUT_NAMES,
+    ConstBinding,
+    Context,
+    Effects,
+    Env,
+    no_head_here,
+)
 from alta.errors import Source, Span, read_text
 from alta.lowering import MAX_UNROLL, check_labels, const_eval, lower_block, lower_expr
 from alta.operations import (
@@ -228,7 +235,7 @@ def _check_output(decls: list[ast.OutputDecl], ctx: Context) -> ir.Output:
         raise ctx.error("program has no 'output' declaration: say what 'alta run' prints, "
                         "e.g. 'output result at last'", Span(1, 1, 1, 1))
     d, env = decls[0], ctx.env
-    var = env.variable(d.variable, _no_head_here("output", d.variable.id))
+    var = env.variable(d.variable, no_head_here("output", d.variable.id))
     where = None
     if d.where is not None:
         where = lower_expr(d.where, env.globals, ctx.at("state"))

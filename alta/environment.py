@@ -47,7 +47,7 @@ class LocalBinding:
 Binding = ConstBinding | LocalBinding
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scope:
     """Bindings of one block (`names`), inside those of the blocks around it (`parent`)."""
 
