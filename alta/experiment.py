@@ -41,7 +41,7 @@ import numpy as np
 from alta import ir
 from alta.compiler.layout import build_layout
 from alta.errors import AltaError, read_text
-from alta.files import write_atomically, write_json
+from alta.files import write_atomically, write_json, write_tensors
 from alta.tasks import Task
 from alta.training import TrainSettings, training_loop
 
@@ -362,8 +362,6 @@ def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
 
 
 def save_end_to_end(model, compiled, settings: EndToEndSettings, curve, path: Path) -> Path:
-    from safetensors.numpy import save_file
-
     from alta.checkpoint import source_hash
 
     manifest = {"format": "alta-end-to-end", "format_version": 1,
@@ -371,9 +369,7 @@ def save_end_to_end(model, compiled, settings: EndToEndSettings, curve, path: Pa
                 "source_sha256": source_hash(compiled.program.source.text),
                 "model_config": model.config.to_json(), "training": asdict(settings),
                 "loss_curve": curve}
-    weights = model.export_weights()
-    return write_atomically(Path(path), lambda tmp: save_file(
-        weights, tmp, metadata={"alta": json.dumps(manifest)}))
+    return write_tensors(path, model.export_weights(), manifest)
 
 
 # ---- the study ------------------------------------------------------------------------------------
@@ -475,7 +471,7 @@ def run_experiment(config: ExperimentConfig, directory: Path, say: Say,
 
     results = Results(program.name, task.unit, tuple(scores), curves)
     write_results(results, directory / "results.csv")
-    _plots(results, config, directory)
+    write_figures(results, config, directory)
     return results
 
 
@@ -542,16 +538,25 @@ def format_table(results: Results, config: ExperimentConfig) -> str:
     return "\n".join(lines)
 
 
-def _plots(results: Results, config: ExperimentConfig, directory: Path) -> None:
-    from alta.pictures import plot_curves
+def result_figures(results: Results, config: ExperimentConfig) -> dict:
+    """The study's pictures by file name: accuracy by length for each method
+    (accuracy.png) and, if anything was trained, the training loss curves (loss.png)."""
+    from alta.pictures import curves_figure
 
     by_method = {METHOD_NAMES[m]: [(s.length, s.accuracy) for s in results.scores
                                    if s.method == m] for m in config.methods}
-    plot_curves(by_method, directory / "accuracy.png", xlabel=f"input length ({results.unit})",
-                ylabel="accuracy", log_y=False, title=f"{results.program}: accuracy by length",
-                mark=("longest training input", config.train_lengths[1]))
+    figures = {"accuracy.png": curves_figure(
+        by_method, xlabel=f"input length ({results.unit})", ylabel="accuracy", log_y=False,
+        title=f"{results.program}: accuracy by length",
+        mark=("longest training input", config.train_lengths[1]))}
     if results.curves:
-        plot_curves(results.curves, directory / "loss.png", ylabel="training loss",
-                    title=f"{results.program}: training")
+        figures["loss.png"] = curves_figure(results.curves, ylabel="training loss",
+                                            title=f"{results.program}: training")
+    return figures
 
 
+def write_figures(results: Results, config: ExperimentConfig, directory: Path) -> None:
+    from alta.pictures import save_png
+
+    for name, figure in result_figures(results, config).items():
+        save_png(figure, directory / name)

@@ -10,7 +10,6 @@ in place of the compiled MLP (`alta run FILE --mlp MLP.safetensors`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ import optax
 from flax import nnx
 
 from alta.errors import AltaError
-from alta.files import write_atomically
+from alta.files import check_provenance, read_tensors, write_tensors
 from alta.model import Dense, FeedForward, activation, random_dense
 from alta.parameters import DenseParameters, dense_from_flat
 
@@ -156,8 +155,6 @@ def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
 
 def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
              curve: list[tuple[int, float]], accuracy: float, path: Path) -> Path:
-    from safetensors.numpy import save_file
-
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "program": dataset["program"], "source_sha256": dataset["source_sha256"],
@@ -166,27 +163,16 @@ def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
         "training": asdict(settings), "dataset": dataset["settings"],
         "loss_curve": curve, "train_state_accuracy": accuracy,
     }
-    weights = model.export_weights()
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise AltaError.at(f"cannot write {path}: no such directory {path.parent}")
-    return write_atomically(path, lambda tmp: save_file(
-        weights, tmp, metadata={"alta": json.dumps(manifest)}))
+    return write_tensors(path, model.export_weights(), manifest)
 
 
 def load_mlp(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise AltaError.at(f"no such MLP file: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            manifest = json.loads((f.metadata() or {}).get("alta", "{}"))
-            weights = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AltaError.at(f"{path}: not a usable learned MLP: corrupt or truncated ({exc})") \
-            from None
+    manifest, weights = read_tensors(
+        path, missing="MLP file", corrupt="corrupt or truncated",
+        bad_manifest="corrupt or truncated",
+        fail=lambda why: AltaError.at(f"{path}: not a usable learned MLP: {why}"))
+    manifest = manifest or {}
     if manifest.get("format") != FORMAT:
         raise AltaError.at(f"{path}: not a learned MLP written by 'alta train'")
     try:
@@ -226,13 +212,11 @@ def _widened(layers: tuple[DenseParameters, ...], full: int) -> tuple[DenseParam
 def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     """The compiled Universal Transformer with the learned MLP in place of the compiled one
     (embeddings, attention and halting stay compiled)."""
-    from alta.checkpoint import source_hash
     from alta.compiled import load_model
 
     program = compiled.program
-    if manifest["source_sha256"] != source_hash(program.source.text):
-        raise AltaError.at(f"the MLP was trained on traces of another version of "
-                           f"{manifest['program']} (source hash differs)")
+    check_provenance(manifest, program, f"the MLP was trained on traces of another version of "
+                                        f"{manifest['program']} (source hash differs)")
     width, full = manifest["width"], compiled.config.width
     if width not in (full, _program_width(compiled)):
         raise AltaError.at(f"the MLP maps {width} dimensions; {program.name}'s "
