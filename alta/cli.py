@@ -307,6 +307,7 @@ def _inputs(args, program=None) -> list[str]:
     `alta verify` up to --max-length, unless it is given --inputs PATH."""
     if program is None:
         return _given_inputs(args)
+    from alta.sampling import draw_inputs
     from alta.tasks import find_task
 
     if "lengths" in vars(args):
@@ -317,19 +318,19 @@ def _inputs(args, program=None) -> list[str]:
         return shard_inputs(program, find_task(program), settings, 0)
     task = find_task(program)
     if args.inputs_file:
-        return _given_inputs(args)
+        return _given_inputs(args, stdin=False)  # verify's --inputs names a file, even '-'
     if task is not None:  # the program's own sampler: well-formed inputs for its task
         print(f"sampling with {task.path.name}: up to "
               f"{args.max_length or task.size} {task.unit}", file=sys.stderr)
-    from alta.sampling import draw_inputs
-
     return draw_inputs(program, task, args.samples, args.max_length, seed=args.seed)
 
 
-def _given_inputs(args) -> list[str]:
+def _given_inputs(args, stdin: bool = True) -> list[str]:
+    """The INPUT strings, then the lines of --inputs PATH (with `stdin`, '-' is standard
+    input); none at all is an error unless a file was given."""
     texts = list(getattr(args, "inputs", ()))
     if args.inputs_file:
-        if args.inputs_file == "-":
+        if stdin and args.inputs_file == "-":
             texts.extend(line.rstrip("\r\n") for line in sys.stdin)
         else:
             texts.extend(read_text(args.inputs_file, "inputs file").splitlines())

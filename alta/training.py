@@ -153,7 +153,6 @@ def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
                    target: np.ndarray) -> float:
     """Fraction of rows whose every variable decodes the same after the learned MLP as
     after the compiled one."""
-    
     got = layout.decode(x + predicted, program)
     want = layout.decode(x + target, program)
     same = np.ones(len(x), bool)
