@@ -12,7 +12,6 @@ behind. No pickle anywhere.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from alta.config import ModelConfig
 from alta.errors import AltaError
-from alta.files import write_atomically
+from alta.files import read_tensors, write_tensors
 from alta.parameters import Parameters, parameters_from_flat
 
 FORMAT = "alta-compiled-transformer"
@@ -53,15 +52,8 @@ def manifest_for(compiled) -> dict:
 
 
 def save_checkpoint(compiled, path: str | Path) -> Path:
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    metadata = {"alta": json.dumps(manifest_for(compiled))}
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in compiled.weights.items()}
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise AltaError.at(f"cannot write {path}: no such directory {directory}")
-    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return write_tensors(path, tensors, manifest_for(compiled))
 
 
 def _fail(path: Path, why: str) -> AltaError:
@@ -70,23 +62,10 @@ def _fail(path: Path, why: str) -> AltaError:
 
 def read_checkpoint(path: str | Path) -> tuple[dict, Parameters]:
     """The manifest and the parameters, validated against each other."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise AltaError.at(f"no such checkpoint: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            weights = {name: f.get_tensor(name) for name in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise _fail(path, f"the file is corrupt or truncated ({exc})") from None
-    if "alta" not in metadata:
+    manifest, weights = read_tensors(path, missing="checkpoint", fail=lambda why: _fail(path, why))
+    if manifest is None:
         raise _fail(path, "it has no ALTA manifest (is it a safetensors file from elsewhere?)")
-    try:
-        manifest = json.loads(metadata["alta"])
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"its manifest is not valid JSON ({exc})") from None
     if manifest.get("format") != FORMAT:
         raise _fail(path, f"unknown format {manifest.get('format')!r}")
     if manifest.get("format_version") != FORMAT_VERSION:

@@ -56,15 +56,15 @@ class TraceSettings:
 def shard_inputs(program: ir.Program, task: Task | None, settings: TraceSettings,
                  shard: int) -> list[str]:
     """The inputs of one shard: a pure function of the program, sampler, seed and index."""
-    from alta.sampling import longest_input, sample_inputs
+    from alta.sampling import default_size, sample_inputs
 
     rng = random.Random(f"alta-trace/{settings.seed}/{shard}")
     count = min(settings.shard_size, settings.samples - shard * settings.shard_size)
+    size = default_size(program, task)
     if task is not None:
-        low, high = settings.lengths or (task.size, task.size)
+        low, high = settings.lengths or (size, size)
         return [task.sample(rng, rng.randint(low, high)) for _ in range(count)]
-    cap = longest_input(program)
-    low, high = settings.lengths or (0, 32 if cap is None else min(cap, 32))
+    low, high = settings.lengths or (0, size)
     return [sample_inputs(program, 1, high, seed=rng.randrange(2**31), min_length=low)[0]
             for _ in range(count)]
 
@@ -199,9 +199,9 @@ def write_shard(columns: dict[str, list], path: Path, format: str, schema=None) 
         else:
             names = list(columns)
             with open(tmp, "w", encoding="utf-8") as f:
-                for row in zip(*(columns[n] for n in names)):
-                    f.write(json.dumps(dict(zip(names, (_jsonable(v) for v in row))),
-                                       separators=(",", ":")) + "\n")
+                f.writelines(json.dumps(dict(zip(names, (_jsonable(v) for v in row))),
+                                        separators=(",", ":")) + "\n"
+                             for row in zip(*(columns[n] for n in names)))
 
     write_atomically(path, write)
 
@@ -309,8 +309,6 @@ def _count_rows(path: Path, format: str) -> int:
         return pq.ParquetFile(path).metadata.num_rows
     with open(path, encoding="utf-8") as f:
         return sum(1 for _ in f)
-
-
 
 
 def read_dataset(directory: Path) -> tuple[dict, Iterator[dict[str, list]]]:

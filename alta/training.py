@@ -1,4 +1,5 @@
-"""Fitting an MLP to execution traces, and running the Transformer with it.
+"""Training: an MLP fitted to execution traces (and the Transformer run with it), and the
+Universal Transformer trained end to end on input/output pairs.
 
 `alta trace --vectors` records, at every layer and position, the MLP's input (the residual
 after attention, in the compiled layout) and what the compiled MLP adds to it. Here an
@@ -6,11 +7,17 @@ ordinary MLP (Flax NNX, optax) learns that map from the vectors alone: step-by-s
 supervision, as in the ALTA paper's trace experiments. The learned weights are named like the
 Universal Transformer's own MLP (`mlp.0.weight`, ...), so they drop into the compiled model
 in place of the compiled MLP (`alta run FILE --mlp MLP.safetensors`).
+
+End to end (`alta experiment`'s third method): the compiled model's shape (residual width,
+heads and their offset masks), randomly initialised with a ReLU MLP, trained on the program's
+outputs only: cross-entropy on the output variable's block at the positions the output is
+read from, run for as many layers as the program takes on each input.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,8 +28,9 @@ import numpy as np
 import optax
 from flax import nnx
 
+from alta.compiler.layout import build_layout
 from alta.errors import AltaError
-from alta.files import write_atomically
+from alta.files import check_provenance, read_tensors, write_tensors
 from alta.model import Dense, FeedForward, activation, random_dense
 from alta.parameters import DenseParameters, dense_from_flat
 
@@ -145,7 +153,6 @@ def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
                    target: np.ndarray) -> float:
     """Fraction of rows whose every variable decodes the same after the learned MLP as
     after the compiled one."""
-    
     got = layout.decode(x + predicted, program)
     want = layout.decode(x + target, program)
     same = np.ones(len(x), bool)
@@ -156,8 +163,6 @@ def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
 
 def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
              curve: list[tuple[int, float]], accuracy: float, path: Path) -> Path:
-    from safetensors.numpy import save_file
-
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "program": dataset["program"], "source_sha256": dataset["source_sha256"],
@@ -166,27 +171,16 @@ def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
         "training": asdict(settings), "dataset": dataset["settings"],
         "loss_curve": curve, "train_state_accuracy": accuracy,
     }
-    weights = model.export_weights()
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise AltaError.at(f"cannot write {path}: no such directory {path.parent}")
-    return write_atomically(path, lambda tmp: save_file(
-        weights, tmp, metadata={"alta": json.dumps(manifest)}))
+    return write_tensors(path, model.export_weights(), manifest)
 
 
 def load_mlp(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise AltaError.at(f"no such MLP file: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            manifest = json.loads((f.metadata() or {}).get("alta", "{}"))
-            weights = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AltaError.at(f"{path}: not a usable learned MLP: corrupt or truncated ({exc})") \
-            from None
+    manifest, weights = read_tensors(
+        path, missing="MLP file", corrupt="corrupt or truncated",
+        bad_manifest="corrupt or truncated",
+        fail=lambda why: AltaError.at(f"{path}: not a usable learned MLP: {why}"))
+    manifest = manifest or {}
     if manifest.get("format") != FORMAT:
         raise AltaError.at(f"{path}: not a learned MLP written by 'alta train'")
     try:
@@ -203,8 +197,6 @@ def _sizes(manifest: dict) -> tuple[int, ...]:
 def _program_width(compiled) -> int:
     """The dimensions of the program's own variables and heads (trace vectors hold these;
     the compiled model's fault detector comes after them)."""
-    from alta.compiler.layout import build_layout
-
     return build_layout(compiled.program).width
 
 
@@ -226,13 +218,11 @@ def _widened(layers: tuple[DenseParameters, ...], full: int) -> tuple[DenseParam
 def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     """The compiled Universal Transformer with the learned MLP in place of the compiled one
     (embeddings, attention and halting stay compiled)."""
-    from alta.checkpoint import source_hash
     from alta.compiled import load_model
 
     program = compiled.program
-    if manifest["source_sha256"] != source_hash(program.source.text):
-        raise AltaError.at(f"the MLP was trained on traces of another version of "
-                           f"{manifest['program']} (source hash differs)")
+    check_provenance(manifest, program, f"the MLP was trained on traces of another version of "
+                                        f"{manifest['program']} (source hash differs)")
     width, full = manifest["width"], compiled.config.width
     if width not in (full, _program_width(compiled)):
         raise AltaError.at(f"the MLP maps {width} dimensions; {program.name}'s "
@@ -243,3 +233,145 @@ def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     model.config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
                            activation=manifest["activation"])
     return model
+
+
+# ---- end to end: the Universal Transformer's shape, trained on input/output pairs --------
+
+@dataclass(frozen=True)
+class EndToEndSettings:
+    hidden: tuple[int, ...] = (64, 64)  # the MLP's hidden widths
+    steps: int = 2000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Inputs framed and padded, with what the program's run says about them."""
+
+    texts: tuple[str, ...]
+    tokens: np.ndarray  # (inputs, positions)
+    lengths: np.ndarray
+    depths: np.ndarray  # layers the program runs on each input
+    selected: np.ndarray  # (inputs, positions): where the output is read
+    targets: np.ndarray  # (inputs, positions): the output variable's final value there
+    final: dict[str, np.ndarray]  # the program's final state (for reading `where` outputs)
+    outputs: tuple[str, ...]  # what the program prints
+
+
+def examples_of(program, texts) -> Examples:
+    from alta.framing import output_positions
+    from alta.interpreter import run
+
+    result = run(program, texts)
+    if not result.halted.all():
+        raise AltaError.at(f"input {texts[result.not_halted[0]]!r} does not halt within "
+                           f"{program.max_layers} layers")
+    lengths = result.batch.lengths
+    selected = output_positions(program, result.final, lengths)
+    return Examples(tuple(texts), result.batch.tokens, lengths, result.layers, selected,
+                    result.final[program.output.variable].astype(np.int32), result.final,
+                    result.outputs)
+
+
+def end_to_end_model(compiled, settings: EndToEndSettings):
+    """The compiled model's shape, randomly initialised: the program's residual dimensions
+    and heads (not the compiled fault detector's), ReLU MLP of the given widths, no halting
+    readout, attention scaled by 1/sqrt(key width)."""
+    from flax import nnx
+
+    from alta.model import UniversalTransformer
+
+    heads = len(compiled.program.heads)
+    config = replace(compiled.config, width=build_layout(compiled.program).width,
+                     num_heads=heads, head_offsets=compiled.config.head_offsets[:heads],
+                     mlp_widths=settings.hidden, activation="relu", halting_widths=(),
+                     attention_sink=False, fault_dims=(),
+                     attention_scale=1 / math.sqrt(max(compiled.config.key_width, 1)))
+    return UniversalTransformer(config, rngs=nnx.Rngs(settings.seed))
+
+
+def _unrolled(model, tokens, lengths, depths, steps):
+    """The shared layer applied `steps` times, each sequence frozen after its own depth."""
+    import jax
+    import jax.numpy as jnp
+
+    valid = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
+
+    def body(i, x):
+        return model.step(x, valid, i < depths)[1]
+
+    return jax.lax.fori_loop(0, steps, body, model.embed(tokens))
+
+
+@functools.cache
+def _jitted_unrolled():
+    from flax import nnx
+
+    return nnx.jit(_unrolled)
+
+
+def train_end_to_end(compiled, examples: Examples, settings: EndToEndSettings,
+                     progress: Callable[[int, float], None] | None = None):
+    """Fit the end-to-end model to the output variable at the output positions: returns it
+    and its loss curve [(step, mean cross-entropy over the last stretch of steps)]."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    block = compiled.layout.block(compiled.program.output.variable)
+    model = end_to_end_model(compiled, settings)
+    optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0),
+                                                 optax.adam(settings.learning_rate)),
+                              wrt=nnx.Param)
+    steps = int(examples.depths.max())
+
+    @nnx.jit
+    def step(model, optimizer, tokens, lengths, depths, selected, targets):
+        def loss_fn(model):
+            x = _unrolled(model, tokens, lengths, depths, steps)
+            logits = x[..., block.start:block.stop]
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+            return jnp.sum(losses * selected) / jnp.maximum(jnp.sum(selected), 1)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    arrays = (examples.tokens, examples.lengths, examples.depths, examples.selected,
+              examples.targets)
+
+    def run_step(batch: np.ndarray) -> float:
+        return float(step(model, optimizer, *(jax.device_put(a[batch]) for a in arrays)))
+
+    return model, training_loop(len(examples.texts), settings, run_step, progress)
+
+
+def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
+    """The end-to-end model's printed outputs: its output block's argmax at the positions the
+    program's output reads."""
+    import jax.numpy as jnp
+
+    from alta.framing import decode_outputs
+
+    program = compiled.program
+    block = compiled.layout.block(program.output.variable)
+    x = _jitted_unrolled()(model, *(jnp.asarray(a) for a in (
+        examples.tokens, examples.lengths, examples.depths, int(examples.depths.max()))))
+    predicted = np.asarray(jnp.argmax(x[..., block.start:block.stop], axis=-1))
+    values = dict(examples.final)
+    values[program.output.variable] = predicted
+    return decode_outputs(program, values, examples.lengths)
+
+
+def save_end_to_end(model, compiled, settings: EndToEndSettings, curve, path: Path) -> Path:
+    from alta.checkpoint import source_hash
+
+    manifest = {"format": "alta-end-to-end", "format_version": 1,
+                "program": compiled.program.name,
+                "source_sha256": source_hash(compiled.program.source.text),
+                "model_config": model.config.to_json(), "training": asdict(settings),
+                "loss_curve": curve}
+    return write_tensors(path, model.export_weights(), manifest)
