@@ -103,7 +103,7 @@ class Results:
     curves: dict[str, list]  # training loss curves by model
 
 
-# ---- the configuration file --------------------------------------------------------------------
+# ---- the configuration file ----------------------------------------------------------------------
 
 def load_config(path: Path) -> ExperimentConfig:
     """Read and check an experiment configuration (TOML, or JSON for a .json file); a
@@ -216,7 +216,7 @@ def _check(config: ExperimentConfig, where: str) -> None:
         raise AltaError.at(f"{where}: hidden sizes must be positive")
 
 
-# ---- inputs ---------------------------------------------------------------------------------------
+# ---- inputs --------------------------------------------------------------------------------------
 
 SIZE_NOTE = ("define size_of(text) in the task module if its inputs are not counted in words "
              "or characters")
@@ -240,7 +240,7 @@ def inputs_of_size(task: Task, size_of: Callable[[str], int], size: int, count: 
     return out
 
 
-# ---- the study ------------------------------------------------------------------------------------
+# ---- the study -----------------------------------------------------------------------------------
 
 Say = Callable[[str], None]
 Progress = Callable[[str, str], Callable[..., None]]
@@ -361,7 +361,7 @@ def loss_bar(study: Study, label: str, steps: int) -> Callable[[int, float], Non
     return lambda i, loss: show(i, steps, f"loss {loss:.3g}")
 
 
-# ---- the methods: each trains what it needs and gives its outputs and loss curves -----------------
+# ---- the methods: each trains what it needs and gives its outputs and loss curves ----------------
 
 def compiled_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
     from alta.compiled import run_compiled

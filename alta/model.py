@@ -11,6 +11,7 @@ float32, inside a `jax.lax.while_loop` that stops when every sequence has halted
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -247,7 +248,7 @@ def random_dense(sizes: Sequence[int], rngs: nnx.Rngs) -> tuple[DenseParameters,
     init = nnx.initializers.lecun_normal()
     return tuple(DenseParameters(init(rngs.params(), (a, b), jnp.float32),
                                  jnp.zeros((b,), jnp.float32))
-                 for a, b in zip(sizes[:-1], sizes[1:]))
+                 for a, b in itertools.pairwise(sizes))
 
 
 def random_parameters(config: ModelConfig, rngs: nnx.Rngs) -> Parameters:

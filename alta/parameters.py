@@ -10,6 +10,7 @@ built from it; swapping a part (a learned MLP for the compiled one) is `replace`
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -65,7 +66,7 @@ def parameter_shapes(config: ModelConfig) -> Parameters:
     D, H = config.width, config.num_heads
 
     def dense(sizes):
-        return tuple(DenseParameters((a, b), (b,)) for a, b in zip(sizes[:-1], sizes[1:]))
+        return tuple(DenseParameters((a, b), (b,)) for a, b in itertools.pairwise(sizes))
 
     return Parameters(
         embed=EmbeddingParameters((config.vocab_size, D),
@@ -98,7 +99,7 @@ def dense_from_flat(tensors: dict[str, np.ndarray], sizes: tuple[int, ...],
     """Dense layers of widths `sizes` from flat tensors named as the model's `prefix` part
     (a learned MLP is stored under the name of the part it replaces). Raises ValueError
     naming what is missing or misshapen."""
-    like = tuple(DenseParameters((a, b), (b,)) for a, b in zip(sizes[:-1], sizes[1:]))
+    like = tuple(DenseParameters((a, b), (b,)) for a, b in itertools.pairwise(sizes))
     for name, shape in _flatten(like, f"{prefix}."):
         if name not in tensors or tuple(np.shape(tensors[name])) != shape:
             raise ValueError(f"weight {name} is missing or has the wrong shape")

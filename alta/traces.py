@@ -6,9 +6,9 @@ attention (`attention.NAME`, variables and head outputs; a head is null where it
 undefined) and after the MLP (`mlp.NAME`, variables). With vectors, `mlp_input` is the
 residual vector after attention in the compiled layout (undefined head outputs zero, or
 noise shaped like what attention outputs there: one-hots, even averages or random weights
-summing to 1 over a categorical block, uniform in [0, 1) otherwise) and `mlp_output` what the MLP must add to
-it: the encoded state after the MLP (head outputs zero again) minus `mlp_input`, which is
-what the compiled MLP computes.
+summing to 1 over a categorical block, uniform in [0, 1) otherwise) and `mlp_output` what
+the MLP must add to it: the encoded state after the MLP (head outputs zero again) minus
+`mlp_input`, which is what the compiled MLP computes.
 
 Shard k holds inputs k * shard_size ... and is a pure function of (program, sampler, seed,
 k): its inputs are drawn from a generator seeded with (seed, k). A shard is written to a

@@ -17,9 +17,9 @@ from alta.compiled import trace_compiled
 from alta.compiler import CompiledProgram
 from alta.compiler.buckets import bucket_thresholds
 from alta.errors import AltaRuntimeError
-from alta.semantics import bits_to_set, snap
 from alta.framing import encode_batch
 from alta.interpreter import run_batch
+from alta.semantics import bits_to_set, snap
 
 
 @dataclass(frozen=True)
