@@ -7,9 +7,19 @@ The AST mirrors what the user wrote (names unresolved, loops and helper calls as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Generic, Literal, TypeVar
 
 from alta.errors import Span
+from alta.kinds import ArithmeticOp, ComparisonOp, FrameKind, HeadOp, LogicalOp, OutputAt, UnaryOp
+
+SourceUnaryOp = Literal[UnaryOp, "+"]
+SourceBinaryOp = Literal[ArithmeticOp, ".."]  # `a..b`: a range, known at compile time
+SourceCompareOp = Literal[ComparisonOp, "in", "not in"]
+CollectionKind = Literal["tuple", "list", "set"]
+SettingKey = Literal["max_layers", "max_length"]
+
+V = TypeVar("V", int, float, str, bool)
+Op = TypeVar("Op", SourceBinaryOp, SourceCompareOp)
 
 
 @dataclass(frozen=True)
@@ -20,23 +30,26 @@ class Node:
 # ---- expressions ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class IntLit(Node):
-    value: int
+class Lit(Node, Generic[V]):
+    """A literal as written; each kind of literal is its own node type."""
+
+    value: V
 
 
-@dataclass(frozen=True)
-class FloatLit(Node):
-    value: float
+class IntLit(Lit[int]):
+    pass
 
 
-@dataclass(frozen=True)
-class StrLit(Node):
-    value: str
+class FloatLit(Lit[float]):
+    pass
 
 
-@dataclass(frozen=True)
-class BoolLit(Node):
-    value: bool
+class StrLit(Lit[str]):
+    """A string: a token of the vocabulary, wherever it stands for a value."""
+
+
+class BoolLit(Lit[bool]):
+    pass
 
 
 @dataclass(frozen=True)
@@ -46,27 +59,30 @@ class Name(Node):
 
 @dataclass(frozen=True)
 class Unary(Node):
-    op: str  # "-" | "+" | "not"
+    op: SourceUnaryOp
     operand: Expr
 
 
 @dataclass(frozen=True)
-class Binary(Node):
-    op: str  # + - * / // % ^ | & ..
+class Operation(Node, Generic[Op]):
+    """`left op right`, for arithmetic (and ranges) and for comparisons."""
+
+    op: Op
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True)
-class Compare(Node):
-    op: str  # == != < <= > >= in "not in"
-    left: Expr
-    right: Expr
+class Binary(Operation[SourceBinaryOp]):
+    pass
+
+
+class Compare(Operation[SourceCompareOp]):
+    pass
 
 
 @dataclass(frozen=True)
 class BoolOp(Node):
-    op: str  # "and" | "or"
+    op: LogicalOp
     values: tuple[Expr, ...]
 
 
@@ -91,21 +107,21 @@ class Index(Node):
 
 @dataclass(frozen=True)
 class Collection(Node):
-    kind: str  # "tuple" | "list" | "set"
+    kind: CollectionKind
     items: tuple[Expr, ...]
 
 
 @dataclass(frozen=True)
 class Comprehension(Node):
-    kind: str  # "list" | "set"
+    kind: Literal["list", "set"]
     element: Expr
     targets: tuple[Name, ...]
     iterable: Expr
     condition: Expr | None
 
 
-Expr = Union[IntLit, FloatLit, StrLit, BoolLit, Name, Unary, Binary, Compare, BoolOp, IfExpr,
-             Call, Index, Collection, Comprehension]
+Expr = (IntLit | FloatLit | StrLit | BoolLit | Name | Unary | Binary | Compare | BoolOp |
+        IfExpr | Call | Index | Collection | Comprehension)
 
 
 # ---- statements -------------------------------------------------------------------------
@@ -145,7 +161,7 @@ class Return(Node):
     value: Expr
 
 
-Stmt = Union[Assign, Let, If, For, Pass, Return]
+Stmt = Assign | Let | If | For | Pass | Return
 
 
 # ---- types ------------------------------------------------------------------------------
@@ -176,7 +192,7 @@ class SetType(Node):
     sets: Expr | None
 
 
-TypeExpr = Union[CatType, BoolType, VocabType, NumType, SetType]
+TypeExpr = CatType | BoolType | VocabType | NumType | SetType
 
 
 # ---- declarations -----------------------------------------------------------------------
@@ -193,7 +209,7 @@ class VocabDecl(Node):
 
 @dataclass(frozen=True)
 class FrameItem(Node):
-    kind: str  # "token" | "words" | "chars"
+    kind: FrameKind
     token: StrLit | None = None
     count: Expr | None = None  # repetitions of a fixed token (a buffer)
 
@@ -207,7 +223,7 @@ class InputDecl(Node):
 @dataclass(frozen=True)
 class OutputDecl(Node):
     variable: Name
-    at: str | int  # "all" | "first" | "last" | a position index
+    at: OutputAt | int  # an int: a position index
     where: Expr | None
     default: Expr | None
 
@@ -219,7 +235,7 @@ class HaltDecl(Node):
 
 @dataclass(frozen=True)
 class SettingDecl(Node):
-    key: str  # "max_layers" | "max_length"
+    key: SettingKey
     value: Expr
 
 
@@ -248,7 +264,7 @@ class HeadDecl(Node):
     type: TypeExpr | None
     value: Name
     key: Name | None
-    op: str | None  # "==" | "in" | None (no key/query: every position qualifies)
+    op: HeadOp | None  # None: no key/query, every position qualifies
     query: Name | None
     offsets: Expr | None
 
@@ -265,8 +281,8 @@ class FuncDecl(Node):
     body: tuple[Stmt, ...]
 
 
-Decl = Union[ProgramDecl, VocabDecl, InputDecl, OutputDecl, HaltDecl, SettingDecl, ConstDecl,
-             EnumDecl, VarDecl, HeadDecl, MlpDecl, FuncDecl]
+Decl = (ProgramDecl | VocabDecl | InputDecl | OutputDecl | HaltDecl | SettingDecl |
+        ConstDecl | EnumDecl | VarDecl | HeadDecl | MlpDecl | FuncDecl)
 
 
 @dataclass(frozen=True)

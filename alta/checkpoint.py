@@ -12,7 +12,6 @@ behind. No pickle anywhere.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import numpy as np
 
 from alta.config import ModelConfig
 from alta.errors import AltaError
-from alta.files import write_atomically
+from alta.files import read_tensors, write_tensors
+from alta.parameters import Parameters, parameters_from_flat
 
 FORMAT = "alta-compiled-transformer"
 FORMAT_VERSION = 2  # 2: the fault detector (attention sinks, fault flags and their sites)
@@ -52,40 +52,20 @@ def manifest_for(compiled) -> dict:
 
 
 def save_checkpoint(compiled, path: str | Path) -> Path:
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    metadata = {"alta": json.dumps(manifest_for(compiled))}
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in compiled.weights.items()}
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise AltaError.at(f"cannot write {path}: no such directory {directory}")
-    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return write_tensors(path, tensors, manifest_for(compiled))
 
 
 def _fail(path: Path, why: str) -> AltaError:
     return AltaError.at(f"{path}: not a usable ALTA checkpoint: {why}")
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """The manifest and the weights, validated against each other."""
-    from safetensors import SafetensorError, safe_open
-
+def read_checkpoint(path: str | Path) -> tuple[dict, Parameters]:
+    """The manifest and the parameters, validated against each other."""
     path = Path(path)
-    if not path.is_file():
-        raise AltaError.at(f"no such checkpoint: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            weights = {name: f.get_tensor(name) for name in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise _fail(path, f"the file is corrupt or truncated ({exc})") from None
-    if "alta" not in metadata:
+    manifest, weights = read_tensors(path, missing="checkpoint", fail=lambda why: _fail(path, why))
+    if manifest is None:
         raise _fail(path, "it has no ALTA manifest (is it a safetensors file from elsewhere?)")
-    try:
-        manifest = json.loads(metadata["alta"])
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"its manifest is not valid JSON ({exc})") from None
     if manifest.get("format") != FORMAT:
         raise _fail(path, f"unknown format {manifest.get('format')!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -100,23 +80,18 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         config = ModelConfig.from_json(manifest["config"])
     except (TypeError, KeyError) as exc:
         raise _fail(path, f"its model config is malformed ({exc})") from None
-    _check_shapes(path, config, weights)
-    return manifest, weights
+    return manifest, _parameters(path, config, weights)
 
 
-def _check_shapes(path: Path, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
-    expected = config.parameter_shapes()
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
-    if missing or extra:
-        raise _fail(path, f"its tensors do not match its config (missing {missing}, "
-                          f"unexpected {extra})")
-    for name, shape in expected.items():
-        if tuple(weights[name].shape) != shape:
-            raise _fail(path, f"tensor {name} has shape {tuple(weights[name].shape)}, its "
-                              f"config says {shape}")
-        if not np.all(np.isfinite(weights[name])):
+def _parameters(path: Path, config: ModelConfig, tensors: dict[str, np.ndarray]) -> Parameters:
+    try:
+        parameters = parameters_from_flat(tensors, config)
+    except ValueError as exc:
+        raise _fail(path, f"its tensors do not match its config ({exc})") from None
+    for name, value in tensors.items():
+        if not np.all(np.isfinite(value)):
             raise _fail(path, f"tensor {name} holds NaN or infinite values")
+    return parameters
 
 
 def load_checkpoint(path: str | Path):
@@ -129,7 +104,7 @@ def load_checkpoint(path: str | Path):
     from alta.compiler.weights import CompileReport, HeadScale
 
     path = Path(path)
-    manifest, weights = read_checkpoint(path)
+    manifest, parameters = read_checkpoint(path)
     program = check_source(manifest["source"], manifest.get("source_path", str(path)))
     layout = ResidualLayout.from_json(manifest["layout"])
     plan = plan_faults(program)
@@ -147,5 +122,5 @@ def load_checkpoint(path: str | Path):
     report["head_scales"] = tuple(HeadScale(**s) for s in report["head_scales"])
     report["mlp_widths"] = tuple(report["mlp_widths"])
     report["warnings"] = tuple(report.get("warnings", ()))
-    return CompiledProgram(program, layout, None, weights, CompileReport(**report),
+    return CompiledProgram(program, layout, None, parameters, CompileReport(**report),
                            ModelConfig.from_json(manifest["config"]), faults)

@@ -1,4 +1,6 @@
-"""The `alta` command line.
+"""The `alta` command line: argument parsing, and one handler per sub-command that calls
+its stages in order (load, choose inputs, run, print); the text it prints is rendered by
+`alta.reports`.
 
 Sub-commands import only what they need: checking and interpreting never import JAX.
 Every failure a user can cause prints a located message and exits with status 1; no
@@ -75,21 +77,21 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"alta {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    check = sub.add_parser(
-        "check", help="check a program and print a summary of its variables and heads",
+    check = _command(
+        sub, "check", _cmd_check, "the .alta program",
+        help="check a program and print a summary of its variables and heads",
         description="Parse and check an ALTA program, and run the compiler's static stages "
                     "on it (rules, layout, weights; no model is built), so that every error "
                     "'alta compile' would report is reported here. Prints a summary "
                     "(vocabulary, framing, variables, heads, halting, output, compiled size) "
                     "and any warnings; on errors prints each with its file, line and column "
                     "and exits with status 1.")
-    check.add_argument("file", metavar="FILE", help="the .alta program")
     check.add_argument("--quiet", "-q", action="store_true",
                        help="print only errors and warnings")
-    check.set_defaults(handler=_cmd_check)
 
-    run = sub.add_parser(
-        "run", help="run a program (or a compiled model) on inputs",
+    run = _command(
+        sub, "run", _cmd_run, "a .alta program or a compiled .safetensors",
+        help="run a program (or a compiled model) on inputs",
         description="Run an ALTA program on one or more inputs (all inputs as one batch) and "
                     "print one output line per input, using the program's own tokenisation, "
                     "framing and output declaration. FILE is a .alta program (run by the "
@@ -98,7 +100,6 @@ def _build_parser() -> argparse.ArgumentParser:
                     "not halt within the layer budget is reported on stderr, its output line is "
                     "left empty, and the exit status is 1.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("file", metavar="FILE", help="a .alta program or a compiled .safetensors")
     run.add_argument("inputs", metavar="INPUT", nargs="*",
                      help="input strings (quote each one; \"\" is the empty input)")
     run.add_argument("--inputs", dest="inputs_file", metavar="PATH",
@@ -121,28 +122,26 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="compiled backend: where the network flags a read of an undefined "
                           "head output (an error by default, as in the interpreter), run on and "
                           "print the raw outputs, with a warning naming the first such read")
-    run.set_defaults(handler=_cmd_run)
 
-    compile_ = sub.add_parser(
-        "compile", help="compile a program into Universal Transformer weights",
+    compile_ = _command(
+        sub, "compile", _cmd_compile, "the .alta program",
+        help="compile a program into Universal Transformer weights",
         description="Compile an ALTA program into the weights of a Universal Transformer and "
                     "save them, with a manifest, as one .safetensors checkpoint. Prints the "
                     "model's size and the compiler's guarantees.")
-    compile_.add_argument("file", metavar="FILE", help="the .alta program")
     compile_.add_argument("-o", "--output", metavar="MODEL", required=True,
                           help="where to write the checkpoint (.safetensors)")
     compile_.add_argument("--max-length", type=int, metavar="N",
                           help="the input length (positions) the attention scales are derived "
                                "for (default: the program's max_length, else 100000)")
-    compile_.set_defaults(handler=_cmd_compile)
 
-    verify = sub.add_parser(
-        "verify", help="check interpreter == compiled model at every layer",
+    verify = _command(
+        sub, "verify", _cmd_verify, "a .alta program or a compiled .safetensors",
+        help="check interpreter == compiled model at every layer",
         description="Run the interpreter and the compiled model on sampled inputs and compare "
                     "every variable at every position after every layer (and every head output "
                     "where it is defined, and when each input halts). Exit status 0 only if "
                     "everything agrees; otherwise prints the first divergence.")
-    verify.add_argument("file", metavar="FILE", help="a .alta program or a compiled .safetensors")
     verify.add_argument("--samples", type=int, default=200, metavar="N",
                         help="how many random inputs (default 200)")
     verify.add_argument("--max-length", type=int, metavar="L",
@@ -155,26 +154,24 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="verify on the inputs in this file (one per line) instead")
     verify.add_argument("--dense", action="store_true",
                         help="verify the dense attention path instead of the structured one")
-    verify.set_defaults(handler=_cmd_verify)
 
-    inspect = sub.add_parser(
-        "inspect", help="print the residual layout and the rule table",
+    inspect = _command(
+        sub, "inspect", _cmd_inspect, "a .alta program or a compiled .safetensors",
+        help="print the residual layout and the rule table",
         description="Print a compiled program's residual layout (every dimension with its "
                     "variable, value and source line) and its MLP rules with their source lines.")
-    inspect.add_argument("file", metavar="FILE", help="a .alta program or a compiled .safetensors")
     inspect.add_argument("--rules", type=int, default=200, metavar="N",
                          help="show at most N rules (default 200; 0 for all)")
-    inspect.set_defaults(handler=_cmd_inspect)
 
-    trace = sub.add_parser(
-        "trace", help="write execution traces as a dataset (Parquet or JSONL)",
+    trace = _command(
+        sub, "trace", _cmd_trace, "a .alta program",
+        help="write execution traces as a dataset (Parquet or JSONL)",
         description="Run the interpreter on sampled inputs and write, per input, layer and "
                     "position, the state after attention and after the MLP (and with --vectors "
                     "the MLP's input and output vectors in the compiled layout) as sharded "
                     "Parquet or JSONL with a manifest. Deterministic for a seed; shards are "
                     "written whole or not at all, and running again with the same settings "
                     "resumes an interrupted run.")
-    trace.add_argument("file", metavar="FILE", help="a .alta program")
     trace.add_argument("--samples", type=int, default=1000, metavar="N",
                        help="how many inputs (default 1000)")
     trace.add_argument("--lengths", metavar="A..B",
@@ -192,29 +189,27 @@ def _build_parser() -> argparse.ArgumentParser:
                             "attention outputs there (so a trained MLP learns to ignore them)")
     trace.add_argument("--shard-size", type=int, default=256, metavar="N",
                        help="inputs per shard (default 256)")
-    trace.set_defaults(handler=_cmd_trace)
 
-    coverage = sub.add_parser(
-        "coverage", help="which compiled rules fire on a set of inputs",
+    coverage = _command(
+        sub, "coverage", _cmd_coverage, "a .alta program",
+        help="which compiled rules fire on a set of inputs",
         description="Count how often each compiled MLP rule fires (at any layer and position) "
                     "on sampled inputs or on a trace dataset, and list the rules that never "
                     "fire with their source lines: behaviour that data does not exercise.")
-    coverage.add_argument("file", metavar="FILE", help="a .alta program")
     group = coverage.add_mutually_exclusive_group(required=True)
     group.add_argument("--samples", type=int, metavar="N", help="sample N inputs")
     group.add_argument("--dataset", metavar="DIR", help="a dataset written by 'alta trace'")
     coverage.add_argument("--lengths", metavar="A..B", help="input sizes, as for 'alta trace'")
     coverage.add_argument("--seed", type=int, default=0, metavar="S")
     coverage.add_argument("--all", action="store_true", help="list every rule with its count")
-    coverage.set_defaults(handler=_cmd_coverage)
 
-    train = sub.add_parser(
-        "train", help="fit an MLP to a trace dataset's vectors",
+    train = _command(
+        sub, "train", _cmd_train, ("dataset", "DIR", "a dataset from 'alta trace --vectors'"),
+        help="fit an MLP to a trace dataset's vectors",
         description="Fit an ordinary MLP (Flax NNX, Adam) that maps the MLP input vectors of a "
                     "trace dataset (written with 'alta trace --vectors') to the compiled MLP's "
                     "outputs, and save it with a manifest. 'alta run PROGRAM --mlp FILE' runs "
                     "the Transformer with it in place of the compiled MLP.")
-    train.add_argument("dataset", metavar="DIR", help="a dataset from 'alta trace --vectors'")
     train.add_argument("-o", "--output", required=True, metavar="MLP.safetensors")
     train.add_argument("--hidden", default="256,256", metavar="N,N,...",
                        help="hidden layer sizes (default 256,256)")
@@ -232,37 +227,118 @@ def _build_parser() -> argparse.ArgumentParser:
                             "errors instead of letting them add up over layers (default 0.05)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--plot", metavar="PNG", help="also draw the loss curve here")
-    train.set_defaults(handler=_cmd_train)
 
-    experiment = sub.add_parser(
-        "experiment", help="the trace-supervision study: accuracy by input length",
+    experiment = _command(
+        sub, "experiment", _cmd_experiment, ("config", "CONFIG", "the experiment's .toml file"),
+        help="the trace-supervision study: accuracy by input length",
         description="For a program and its task module, score by input length (up to several "
                     "times the training length) the compiled Transformer, the same Transformer "
                     "with an MLP trained on execution traces, and the same Transformer trained "
                     "end to end on input/output pairs. Settings come from a TOML (or JSON) "
                     "file (see experiments/); writes results.csv, accuracy.png, loss.png, the "
                     "trace dataset and the trained weights into DIR, and prints the table.")
-    experiment.add_argument("config", metavar="CONFIG", help="the experiment's .toml file")
     experiment.add_argument("-o", "--output", metavar="DIR",
                             help="where to write the results (default: runs/NAME, NAME the "
                                  "configuration file's name)")
-    experiment.set_defaults(handler=_cmd_experiment)
 
-    plot = sub.add_parser(
-        "plot", help="draw one input's run: variables across layers, heads' attention",
+    plot = _command(
+        sub, "plot", _cmd_plot, "a .alta program",
+        help="draw one input's run: variables across layers, heads' attention",
         description="Draw, for one input, every variable at every position after every layer "
                     "(the interpreter's run), and each head's attention pattern (which "
                     "positions each position selects) at one layer, as a PNG.")
-    plot.add_argument("file", metavar="FILE", help="a .alta program")
     plot.add_argument("input", metavar="INPUT", help="the input string")
     plot.add_argument("-o", "--output", required=True, metavar="OUT.png")
     plot.add_argument("--layer", type=int, default=1,
                       help="the layer whose attention patterns are drawn (default 1)")
-    plot.set_defaults(handler=_cmd_plot)
     return parser
 
 
-# ---- traces and coverage -----------------------------------------------------------------------
+def _command(sub, name: str, handler, first: str | tuple[str, str, str], **options):
+    """The parser of sub-command `name`, which runs `handler`; `first` is its positional
+    argument: (dest, metavar, help), or only the help of a FILE."""
+    parser = sub.add_parser(name, **options)
+    dest, metavar, help_ = ("file", "FILE", first) if isinstance(first, str) else first
+    parser.add_argument(dest, metavar=metavar, help=help_)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+# ---- stages the commands share ---------------------------------------------------------------
+
+def _is_checkpoint(path: str) -> bool:
+    return path.endswith(".safetensors")
+
+
+def _load_program(path: str):
+    """A checked program (its warnings on stderr)."""
+    from alta.checker import check_file
+
+    program = check_file(path)
+    for w in program.warnings:
+        print(w.format(), file=sys.stderr)
+    return program
+
+
+def _compile(path: str, max_length: int | None = None):
+    """A .alta program compiled in memory (its warnings and the compiler's on stderr)."""
+    from alta.compiler import compile_program
+
+    compiled = compile_program(_load_program(path), max_length=max_length)
+    for w in compiled.report.warnings:
+        print(f"{path}: warning: {w}", file=sys.stderr)
+    return compiled
+
+
+def _load_compiled(path: str, max_length: int | None = None):
+    """A compiled program from a checkpoint, or compiled in memory from a .alta file."""
+    if _is_checkpoint(path):
+        from alta.checkpoint import load_checkpoint
+
+        return load_checkpoint(path)
+    return _compile(path, max_length)
+
+
+def _inputs(args, program=None) -> list[str]:
+    """The inputs a command runs on. Without `program` (`alta run`): those given, the INPUT
+    strings and then the lines of --inputs PATH ('-': standard input). With it, the command
+    samples --samples inputs for the program (by its task module's sampler where it has
+    one): `alta coverage` with sizes from --lengths A..B, drawn as `alta trace` draws them;
+    `alta verify` up to --max-length, unless it is given --inputs PATH."""
+    if program is None:
+        return _given_inputs(args)
+    from alta.sampling import draw_inputs
+    from alta.tasks import find_task
+
+    if "lengths" in vars(args):
+        from alta.traces import TraceSettings, shard_inputs
+
+        settings = TraceSettings(samples=args.samples, seed=args.seed,
+                                 lengths=_lengths(args.lengths), shard_size=args.samples)
+        return shard_inputs(program, find_task(program), settings, 0)
+    task = find_task(program)
+    if args.inputs_file:
+        return _given_inputs(args, stdin=False)  # verify's --inputs names a file, even '-'
+    if task is not None:  # the program's own sampler: well-formed inputs for its task
+        print(f"sampling with {task.path.name}: up to "
+              f"{args.max_length or task.size} {task.unit}", file=sys.stderr)
+    return draw_inputs(program, task, args.samples, args.max_length, seed=args.seed)
+
+
+def _given_inputs(args, stdin: bool = True) -> list[str]:
+    """The INPUT strings, then the lines of --inputs PATH (with `stdin`, '-' is standard
+    input); none at all is an error unless a file was given."""
+    texts = list(getattr(args, "inputs", ()))
+    if args.inputs_file:
+        if stdin and args.inputs_file == "-":
+            texts.extend(line.rstrip("\r\n") for line in sys.stdin)
+        else:
+            texts.extend(read_text(args.inputs_file, "inputs file").splitlines())
+    if not texts and not args.inputs_file:
+        raise AltaError.at("no inputs: give INPUT strings after the program, or --inputs PATH "
+                           "(use \"\" for the empty input)")
+    return texts
+
 
 def _lengths(text: str | None) -> tuple[int, int] | None:
     if text is None:
@@ -275,6 +351,16 @@ def _lengths(text: str | None) -> tuple[int, int] | None:
     if not 0 <= a <= b:
         raise AltaError.at(f"--lengths {text}: expected 0 <= A <= B")
     return a, b
+
+
+def _program_of_dataset(manifest: dict):
+    """The program a dataset was traced from (its recorded source file, unchanged)."""
+    from alta.files import check_provenance
+
+    program = _load_program(manifest["source_path"])
+    check_provenance(manifest, program, f"{manifest['source_path']} has changed since the "
+                                        "dataset was traced; trace it again")
+    return program
 
 
 def _progress(label: str, unit: str):
@@ -296,6 +382,166 @@ def _progress(label: str, unit: str):
 
     return show
 
+
+# ---- check, compile, inspect -------------------------------------------------------------------
+
+def _cmd_check(args) -> int:
+    # The compiler's static stages find what the checker alone cannot (a write out of range,
+    # a table index out of range or a division by zero on some path of the MLP, a position
+    # initialiser without max_length): `alta check` reports everything `alta compile` would.
+    # The compiler needs numpy only: checking never imports JAX.
+    from alta.reports import format_check
+
+    compiled = _compile(args.file)
+    if not args.quiet:
+        print(format_check(compiled.program, compiled.report))
+    return EXIT_OK
+
+
+def _cmd_compile(args) -> int:
+    from alta.checkpoint import save_checkpoint
+    from alta.reports import format_report
+
+    if _is_checkpoint(args.file):
+        raise AltaError.at(f"{args.file} is already compiled; give a .alta program")
+    if not args.output.endswith(".safetensors"):
+        raise AltaError.at(f"the output should be a .safetensors file, got {args.output}")
+    compiled = _load_compiled(args.file, args.max_length)
+    save_checkpoint(compiled, args.output)
+    print(f"compiled {compiled.program.name} -> {args.output}")
+    print(format_report(compiled.report))
+    return EXIT_OK
+
+
+def _cmd_inspect(args) -> int:
+    from alta.compiler.rules import compile_rules
+    from alta.reports import format_inspect
+
+    compiled = _load_compiled(args.file)
+    rules = compiled.rules or compile_rules(compiled.program)
+    print(format_inspect(compiled, rules, args.rules, _fault_rules(compiled, rules)))
+    return EXIT_OK
+
+
+def _fault_rules(compiled, rules):
+    """The fault detector's program and rules, if the model has one."""
+    if not compiled.faults:
+        return None
+    from alta.compiler.faults import fault_rules, plan_faults
+    from alta.compiler.values import reachable_values
+
+    plan = plan_faults(compiled.program)
+    checks = rules.faults or tuple(fault_rules(plan, reachable_values(compiled.program)))
+    return plan.program, checks
+
+
+# ---- run and verify ----------------------------------------------------------------------------
+
+def _cmd_run(args) -> int:
+    compiled_backend = _run_backend(args)
+    texts = _inputs(args)
+    if args.trace and len(texts) != 1:
+        raise AltaError.at(f"--trace shows one input; got {len(texts)}")
+    program, result = (_run_compiled if compiled_backend else _run_interpreter)(args, texts)
+    if result is None:  # no inputs (an empty --inputs file): nothing to run
+        return EXIT_OK
+    if args.trace:
+        from alta.reports import format_trace
+
+        print(format_trace(program, result))
+    return _print_outputs(program, result, texts, args.max_layers)
+
+
+def _run_backend(args) -> bool:
+    """Whether `alta run` runs the compiled model, once its options are known to agree."""
+    if args.max_layers is not None and args.max_layers < 0:
+        raise AltaError.at("--max-layers must be a non-negative integer")
+    compiled_backend = _is_checkpoint(args.file) or args.backend == "compiled" or bool(args.mlp)
+    if args.mlp and args.backend == "interpreter":
+        raise AltaError.at("--mlp runs the Transformer with a learned MLP: compiled backend only")
+    if args.allow_undefined and not compiled_backend:
+        raise AltaError.at("--allow-undefined runs the compiled model past undefined reads (the "
+                           "interpreter has no value for them): add --backend compiled")
+    if _is_checkpoint(args.file) and args.backend == "interpreter":
+        raise AltaError.at("a compiled checkpoint runs on the compiled backend; give the .alta "
+                           "program to use the interpreter")
+    if compiled_backend and args.trace:
+        raise AltaError.at("--trace shows the interpreter's trace; use 'alta verify' to "
+                           "compare the compiled model layer by layer")
+    return compiled_backend
+
+
+def _run_compiled(args, texts: list[str]):
+    """The program and the compiled model's run (None without inputs); where
+    --allow-undefined runs past an undefined read, a warning for each."""
+    from alta.compiled import load_model, run_compiled
+
+    compiled = _load_compiled(args.file)
+    program = compiled.program
+    if not texts:
+        return program, None
+    if args.mlp:
+        from alta.training import load_mlp, with_learned_mlp
+
+        model = with_learned_mlp(compiled, *load_mlp(args.mlp))
+    else:
+        model = load_model(compiled, structured=not args.dense)
+    result = run_compiled(compiled, texts, max_layers=args.max_layers, model=model,
+                          undefined="continue" if args.allow_undefined else "error")
+    for fault in result.faults:
+        site = compiled.faults[fault.site]
+        print(Diagnostic("warning", f"{undefined_read(site.head)}, at position "
+                                    f"{fault.position} of input {texts[fault.sequence]!r} "
+                                    "(printed anyway: --allow-undefined)", site.span,
+                         program.source).format(), file=sys.stderr)
+    return program, result
+
+
+def _run_interpreter(args, texts: list[str]):
+    """The program and the interpreter's run (None without inputs)."""
+    from alta.interpreter import run
+
+    program = _load_program(args.file)
+    if not texts:
+        return program, None
+    return program, run(program, texts, max_layers=args.max_layers, trace=args.trace)
+
+
+def _print_outputs(program, result, texts: list[str], max_layers: int | None) -> int:
+    """An output line per input (empty for one that did not halt, reported on stderr)."""
+    status = EXIT_OK
+    stuck = set(result.not_halted)
+    for b, line in enumerate(result.outputs):
+        print("" if b in stuck else line)
+    limit = program.max_layers if max_layers is None else max_layers
+    for b in sorted(stuck):
+        print(f"{program.source.path}: error: input {texts[b]!r} did not halt within {limit} "
+              "layers (raise --max-layers, or check the halting condition)", file=sys.stderr)
+        status = EXIT_ERROR
+    return status
+
+
+def _cmd_verify(args) -> int:
+    from alta.compiled import load_model
+    from alta.reports import format_verify
+    from alta.verify import verify
+
+    if args.samples < 1:
+        raise AltaError.at("--samples must be at least 1")
+    compiled = _load_compiled(args.file)
+    program = compiled.program
+    if args.max_length is not None and args.max_length < 0:
+        raise AltaError.at("--max-length must be non-negative")
+    texts = _inputs(args, program)
+    path = "dense" if args.dense else "structured"
+    print(f"verifying {program.name} on {len(texts)} inputs ({path} attention) ...",
+          file=sys.stderr)
+    report = verify(compiled, texts, model=load_model(compiled, structured=not args.dense))
+    print(format_verify(report, program))
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+# ---- traces, coverage, training ----------------------------------------------------------------
 
 def _cmd_trace(args) -> int:
     from alta.tasks import find_task
@@ -319,70 +565,49 @@ def _cmd_trace(args) -> int:
 
 def _cmd_coverage(args) -> int:
     from alta.compiler.rules import compile_rules
-    from alta.coverage import coverage_of_dataset, coverage_of_run
+    from alta.reports import format_coverage
 
     program = _load_program(args.file)
     rules = compile_rules(program).mlp
-    if args.dataset:
-        from alta.checkpoint import source_hash
-        from alta.traces import read_dataset
-
-        manifest, shards = read_dataset(args.dataset)
-        if manifest["source_sha256"] != source_hash(program.source.text):
-            raise AltaError.at(f"{args.dataset} was traced from another version of "
-                               f"{manifest['program']} (source hash differs)")
-        result = coverage_of_dataset(program, rules, shards)
-        what = f"{args.dataset}"
-    else:
-        from alta.tasks import find_task
-        from alta.traces import TraceSettings, shard_inputs
-
-        if args.samples < 1:
-            raise AltaError.at("--samples must be at least 1")
-        settings = TraceSettings(samples=args.samples, seed=args.seed,
-                                 lengths=_lengths(args.lengths), shard_size=args.samples)
-        texts = shard_inputs(program, find_task(program), settings, 0)
-        result = coverage_of_run(program, rules, texts)
-        what = f"{args.samples} sampled inputs"
-    fired = len(rules) - len(result.uncovered)
-    print(f"{program.name}: {fired} of {len(rules)} rules fire on {what} "
-          f"({result.positions:,} positions x layers)")
-    shown = range(len(rules)) if args.all else result.uncovered
-    if shown:
-        print("rules that never fire:" if not args.all else "rules, with how often each fires:")
-    for i in shown:
-        rule = rules[i]
-        lines = ",".join(str(n) for n in rule.lines)
-        print(f"  {i:>5}  {result.hits[i]:>9,}  line {lines:<8} {rule.describe(program)}")
+    coverage, what = (_dataset_coverage if args.dataset else _sampled_coverage)(args, program,
+                                                                                rules)
+    print(format_coverage(program, rules, coverage, what, args.all))
     return EXIT_OK
 
 
+def _dataset_coverage(args, program, rules):
+    """Rule coverage on a trace dataset of this very program, and what it is of."""
+    from alta.coverage import coverage_of_dataset
+    from alta.files import check_provenance
+    from alta.traces import read_dataset
+
+    manifest, shards = read_dataset(args.dataset)
+    check_provenance(manifest, program, f"{args.dataset} was traced from another version of "
+                                        f"{manifest['program']} (source hash differs)")
+    return coverage_of_dataset(program, rules, shards), f"{args.dataset}"
+
+
+def _sampled_coverage(args, program, rules):
+    """Rule coverage on sampled inputs, and what it is of."""
+    from alta.coverage import coverage_of_run
+
+    if args.samples < 1:
+        raise AltaError.at("--samples must be at least 1")
+    coverage = coverage_of_run(program, rules, _inputs(args, program))
+    return coverage, f"{args.samples} sampled inputs"
+
+
 def _cmd_train(args) -> int:
-    import numpy as np
+    from alta.training import load_vectors, save_mlp, train_mlp
 
-    from alta.compiler.layout import ResidualLayout
-    from alta.training import TrainSettings, load_vectors, save_mlp, state_accuracy, train_mlp
-
-    try:
-        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
-    except ValueError:
-        raise AltaError.at(f"--hidden expects sizes like 256,256, got {args.hidden!r}") from None
-    if any(h < 1 for h in hidden) or args.steps < 1 or args.batch_size < 1:
-        raise AltaError.at("--hidden sizes, --steps and --batch-size must be positive")
-    settings = TrainSettings(hidden=hidden, activation=args.activation, loss=args.loss,
-                             steps=args.steps, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, schedule=args.schedule,
-                             input_noise=args.input_noise,
-                             seed=args.seed)
+    settings = _train_settings(args)
     manifest, x, y = load_vectors(args.dataset)
     print(f"training on {len(x):,} vectors of {x.shape[1]} dimensions from {args.dataset}",
           file=sys.stderr)
     show = _progress("training", "steps")
     model, curve = train_mlp(x, y, settings,
                              lambda i, loss: show(i, settings.steps, f"loss {loss:.3g}"))
-    program = _program_of_dataset(manifest)
-    layout = ResidualLayout.from_json(manifest["layout"])
-    accuracy = state_accuracy(program, layout, x, np.asarray(model(x)), y)
+    accuracy = _state_accuracy(manifest, model, x, y)
     save_mlp(model, settings, manifest, curve, accuracy, args.output)
     print(f"wrote {args.output}: final loss {curve[-1][1]:.3g}; on its training vectors the "
           f"learned MLP gives the compiled MLP's state on {accuracy:.1%} of rows")
@@ -395,17 +620,47 @@ def _cmd_train(args) -> int:
     return EXIT_OK
 
 
+def _train_settings(args):
+    from alta.training import TrainSettings
+
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+    except ValueError:
+        raise AltaError.at(f"--hidden expects sizes like 256,256, got {args.hidden!r}") from None
+    if any(h < 1 for h in hidden) or args.steps < 1 or args.batch_size < 1:
+        raise AltaError.at("--hidden sizes, --steps and --batch-size must be positive")
+    return TrainSettings(hidden=hidden, activation=args.activation, loss=args.loss,
+                         steps=args.steps, batch_size=args.batch_size,
+                         learning_rate=args.learning_rate, schedule=args.schedule,
+                         input_noise=args.input_noise, seed=args.seed)
+
+
+def _state_accuracy(manifest: dict, model, x, y) -> float:
+    """How often the learned MLP gives the compiled MLP's state on the dataset's vectors."""
+    import numpy as np
+
+    from alta.compiler.layout import ResidualLayout
+    from alta.training import state_accuracy
+
+    program = _program_of_dataset(manifest)
+    layout = ResidualLayout.from_json(manifest["layout"])
+    return state_accuracy(program, layout, x, np.asarray(model(x)), y)
+
+
+# ---- experiment and pictures -------------------------------------------------------------------
+
 def _cmd_experiment(args) -> int:
     from pathlib import Path
 
-    from alta.experiment import format_table, load_config, run_experiment
+    from alta.experiment import load_config, run_experiment
+    from alta.reports import format_results
 
     config = load_config(args.config)
     directory = Path(args.output or Path("runs") / Path(args.config).stem)
     results = run_experiment(config, directory,
                              lambda message: print(message, file=sys.stderr, flush=True),
                              _progress)
-    print(format_table(results, config))
+    print(format_results(results, config))
     print(f"wrote {directory}: results.csv, accuracy.png"
           f"{', loss.png' if results.curves else ''}")
     return EXIT_OK
@@ -417,370 +672,6 @@ def _cmd_plot(args) -> int:
     plot_run(_load_program(args.file), args.input, args.output, layer=args.layer)
     print(f"wrote {args.output}")
     return EXIT_OK
-
-
-def _program_of_dataset(manifest: dict):
-    """The program a dataset was traced from (its recorded source file, unchanged)."""
-    from alta.checkpoint import source_hash
-
-    program = _load_program(manifest["source_path"])
-    if source_hash(program.source.text) != manifest["source_sha256"]:
-        raise AltaError.at(f"{manifest['source_path']} has changed since the dataset was "
-                           f"traced; trace it again")
-    return program
-
-
-# ---- check ---------------------------------------------------------------------------------
-
-def _cmd_check(args) -> int:
-    from alta.checker import check_file
-    from alta.compiler import compile_program  # numpy only: checking never imports JAX
-
-    program = check_file(args.file)
-    for w in program.warnings:
-        print(w.format(), file=sys.stderr)
-    # The compiler's static stages find what the checker alone cannot (a write out of range,
-    # a table index out of range or a division by zero on some path of the MLP, a position
-    # initialiser without max_length): `alta check` reports everything `alta compile` would.
-    compiled = compile_program(program)
-    for w in compiled.report.warnings:
-        print(f"{args.file}: warning: {w}", file=sys.stderr)
-    if not args.quiet:
-        print(summarize(program))
-        report = compiled.report
-        print(f"  compiles   D {report.width}, {report.rules:,} rules, "
-              f"{report.parameters:,} parameters")
-    return EXIT_OK
-
-
-def summarize(program) -> str:
-    from alta import ir
-
-    def framing_words():
-        allow = ()
-        for item in program.framing:
-            if item.kind == "token":
-                tok = f'"{program.vocab[item.token]}"'
-                yield tok if item.count == 1 else f"{tok} * {item.count}"
-            else:
-                yield item.kind
-                allow = item.allow
-        if allow:
-            yield "allow " + " ".join(f'"{program.vocab[t]}"' for t in allow)
-
-    lines = [f"program {program.name}  ({program.source.path}): ok",
-             f"  vocab      {len(program.vocab)} tokens: {' '.join(program.vocab)}",
-             f"  input      {' '.join(framing_words())}"]
-    if program.max_length is not None:
-        lines.append(f"  max_length {program.max_length}")
-    width = max([len(v.name) for v in program.variables] +
-                [len(h.name) for h in program.heads] + [4])
-    lines.append(f"  variables  ({len(program.variables)})")
-    for v in program.variables:
-        lines.append(f"    {v.name:<{width}}  {v.type.describe():<24} init from {v.init_from}")
-    lines.append(f"  heads      ({len(program.heads)})")
-    for h in program.heads:
-        sel = ""
-        if h.op is not None:
-            sel = f" where {h.key} {h.op} {h.query}"
-        if h.offsets is not None:
-            sel += f" at {_offsets(h.offsets)}"
-        kind = "mean of" if isinstance(h.type, ir.Numerical) else "reads"
-        lines.append(f"    {h.name:<{width}}  {h.type.describe():<24} {kind} {h.value}{sel}")
-    lines.append(f"  mlp        {_count_statements(program.mlp)} statements after unrolling")
-    halt = "when " + program.source.line(program.halt.span.line).strip().removeprefix(
-        "halt when ").strip() if program.halt is not None else "after a fixed number of layers"
-    lines.append(f"  halt       {halt} (at most {program.max_layers} layers)")
-    out = program.output
-    at = "" if out.at == "all" else f" at {out.at}"
-    lines.append(f"  output     {out.variable}{at}{' (filtered)' if out.where else ''}")
-    return "\n".join(lines)
-
-
-def _count_statements(stmts) -> int:
-    from alta import ir
-
-    total = 0
-    for s in stmts:
-        total += 1
-        if isinstance(s, ir.IfStmt):
-            total += _count_statements(s.then) + _count_statements(s.orelse)
-    return total
-
-
-# ---- run -----------------------------------------------------------------------------------
-
-def _read_inputs(args) -> list[str]:
-    texts = list(args.inputs)
-    if args.inputs_file:
-        if args.inputs_file == "-":
-            texts.extend(line.rstrip("\r\n") for line in sys.stdin)
-        else:
-            texts.extend(read_text(args.inputs_file, "inputs file").splitlines())
-    if not texts and not args.inputs_file:
-        raise AltaError.at("no inputs: give INPUT strings after the program, or --inputs PATH "
-                           "(use \"\" for the empty input)")
-    return texts
-
-
-def _is_checkpoint(path: str) -> bool:
-    return path.endswith(".safetensors")
-
-
-def _load_program(path: str):
-    from alta.checker import check_file
-
-    program = check_file(path)
-    for w in program.warnings:
-        print(w.format(), file=sys.stderr)
-    return program
-
-
-def _load_compiled(path: str, max_length: int | None = None):
-    """A compiled program from a checkpoint, or compiled in memory from a .alta file."""
-    if _is_checkpoint(path):
-        from alta.checkpoint import load_checkpoint
-
-        return load_checkpoint(path)
-    from alta.compiler import compile_program
-
-    compiled = compile_program(_load_program(path), max_length=max_length)
-    for w in compiled.report.warnings:
-        print(f"{path}: warning: {w}", file=sys.stderr)
-    return compiled
-
-
-def _cmd_run(args) -> int:
-    if args.max_layers is not None and args.max_layers < 0:
-        raise AltaError.at("--max-layers must be a non-negative integer")
-    compiled_backend = _is_checkpoint(args.file) or args.backend == "compiled" or bool(args.mlp)
-    if args.mlp and args.backend == "interpreter":
-        raise AltaError.at("--mlp runs the Transformer with a learned MLP: compiled backend only")
-    if args.allow_undefined and not compiled_backend:
-        raise AltaError.at("--allow-undefined runs the compiled model past undefined reads (the "
-                           "interpreter has no value for them): add --backend compiled")
-    if _is_checkpoint(args.file) and args.backend == "interpreter":
-        raise AltaError.at("a compiled checkpoint runs on the compiled backend; give the .alta "
-                           "program to use the interpreter")
-    if compiled_backend and args.trace:
-        raise AltaError.at("--trace shows the interpreter's trace; use 'alta verify' to "
-                           "compare the compiled model layer by layer")
-    texts = _read_inputs(args)
-    if args.trace and len(texts) != 1:
-        raise AltaError.at(f"--trace shows one input; got {len(texts)}")
-    if compiled_backend:
-        from alta.compiled import load_model, run_compiled
-
-        compiled = _load_compiled(args.file)
-        program = compiled.program
-        if not texts:
-            return EXIT_OK
-        if args.mlp:
-            from alta.training import load_mlp, with_learned_mlp
-
-            model = with_learned_mlp(compiled, *load_mlp(args.mlp))
-        else:
-            model = load_model(compiled, structured=not args.dense)
-        result = run_compiled(compiled, texts, max_layers=args.max_layers, model=model,
-                              undefined="continue" if args.allow_undefined else "error")
-        for fault in result.faults:
-            site = compiled.faults[fault.site]
-            print(Diagnostic("warning", f"{undefined_read(site.head)}, at position "
-                                        f"{fault.position} of input {texts[fault.sequence]!r} "
-                                        "(printed anyway: --allow-undefined)", site.span,
-                             program.source).format(), file=sys.stderr)
-    else:
-        from alta.interpreter import run
-
-        program = _load_program(args.file)
-        if not texts:
-            return EXIT_OK
-        result = run(program, texts, max_layers=args.max_layers, trace=args.trace)
-    if args.trace:
-        print(format_trace(program, result))
-    status = EXIT_OK
-    stuck = set(result.not_halted)
-    for b, line in enumerate(result.outputs):
-        print("" if b in stuck else line)
-    limit = program.max_layers if args.max_layers is None else args.max_layers
-    for b in sorted(stuck):
-        print(f"{program.source.path}: error: input {texts[b]!r} did not halt within {limit} "
-              "layers (raise --max-layers, or check the halting condition)", file=sys.stderr)
-        status = EXIT_ERROR
-    return status
-
-
-def _cmd_compile(args) -> int:
-    from alta.checkpoint import save_checkpoint
-
-    if _is_checkpoint(args.file):
-        raise AltaError.at(f"{args.file} is already compiled; give a .alta program")
-    if not args.output.endswith(".safetensors"):
-        raise AltaError.at(f"the output should be a .safetensors file, got {args.output}")
-    compiled = _load_compiled(args.file, args.max_length)
-    save_checkpoint(compiled, args.output)
-    print(f"compiled {compiled.program.name} -> {args.output}")
-    print(format_report(compiled.report))
-    return EXIT_OK
-
-
-def format_report(report) -> str:
-    e1, e2, r = report.mlp_widths
-    scales = ", ".join(f"{s.name} {s.beta:.1f}" for s in report.head_scales) or "none"
-    return "\n".join([
-        f"  residual width D   {report.width} (program {report.program_width} + fault detector "
-        f"{report.width - report.program_width})",
-        f"  heads              {report.heads}",
-        f"  MLP widths         {e1}, {e2}, {r} (expansion, expansion, rule units)",
-        f"  rules              {report.rules} (from {report.unminimised_rules} paths before "
-        f"minimisation; {report.atoms_per_rule:.1f} atoms per rule) + {report.reset_units} "
-        "head resets",
-        f"  halting rules      {report.halting_rules}",
-        f"  fault detector     {report.fault_rules} rules + {report.fault_resets} resets, "
-        f"{report.fault_resets} selection heads (undefined head reads stop the run)",
-        f"  parameters         {report.parameters:,}",
-        f"  attention scales   {scales}",
-        f"  exact up to        {report.guaranteed_length:,} positions",
-    ] + [f"  warning: {w}" for w in report.warnings])
-
-
-def _cmd_verify(args) -> int:
-    from alta.sampling import longest_input, sample_inputs
-    from alta.tasks import find_task
-    from alta.verify import verify
-
-    if args.samples < 1:
-        raise AltaError.at("--samples must be at least 1")
-    compiled = _load_compiled(args.file)
-    program = compiled.program
-    if args.max_length is not None and args.max_length < 0:
-        raise AltaError.at("--max-length must be non-negative")
-    task = find_task(program)
-    if args.inputs_file:
-        texts = read_text(args.inputs_file, "inputs file").splitlines()
-    elif task is not None:  # the program's own sampler: well-formed inputs for its task
-        texts = task.inputs(args.samples, args.max_length, seed=args.seed)
-        print(f"sampling with {task.path.name}: up to "
-              f"{args.max_length or task.size} {task.unit}", file=sys.stderr)
-    else:
-        cap = longest_input(program)
-        length = args.max_length if args.max_length is not None else (
-            32 if cap is None else min(cap, 32))
-        texts = sample_inputs(program, args.samples, length, seed=args.seed)
-    from alta.compiled import load_model
-
-    path = "dense" if args.dense else "structured"
-    print(f"verifying {program.name} on {len(texts)} inputs ({path} attention) ...",
-          file=sys.stderr)
-    report = verify(compiled, texts, model=load_model(compiled, structured=not args.dense))
-    if report.ok:
-        print(f"ok: interpreter and compiled model agree on {report.inputs} inputs, "
-              f"{report.layers} layers, {report.comparisons:,} values compared")
-        return EXIT_OK
-    print(report.divergence.format(program.source.path))
-    line = program.source.line(report.divergence.line).strip()
-    if line:
-        print(f"    {line}")
-    return EXIT_ERROR
-
-
-def _cmd_inspect(args) -> int:
-    from alta.compiler.rules import compile_rules
-
-    compiled = _load_compiled(args.file)
-    program = compiled.program
-    rules = compiled.rules or compile_rules(program)
-    print(f"program {program.name}: residual layout ({compiled.layout.width} dimensions)")
-    print(f"  {'dims':>11}  {'name':<16} {'kind':<12} {'line':>4}  values")
-    for b in compiled.layout.blocks:
-        dims = f"{b.start}" if b.size == 1 else f"{b.start}-{b.stop - 1}"
-        kind = b.kind + (" head" if b.is_head else "")
-        shown = " ".join(b.labels[:12]) + (" ..." if b.size > 12 else "")
-        print(f"  {dims:>11}  {b.name:<16} {kind:<12} {b.line:>4}  {shown}")
-    print()
-    print(format_report(compiled.report))
-    print()
-    limit = args.rules or len(rules.mlp)
-    print(f"MLP rules ({len(rules.mlp)}; each is one hidden unit of the rule layer):")
-    for i, rule in enumerate(rules.mlp[:limit]):
-        lines = ",".join(str(n) for n in rule.lines)
-        print(f"  {i:>5}  line {lines:<8} {rule.describe(program)}")
-    if len(rules.mlp) > limit:
-        print(f"  ... {len(rules.mlp) - limit} more (--rules 0 shows all)")
-    if rules.halting:
-        print(f"halting rules ({len(rules.halting)}):")
-        for i, rule in enumerate(rules.halting[:limit]):
-            print(f"  {i:>5}  line {rule.lines[0]:<8} {rule.describe(program)}")
-    if compiled.faults:
-        from alta.compiler.faults import fault_rules, plan_faults
-        from alta.compiler.values import reachable_values
-
-        plan = plan_faults(program)
-        checks = rules.faults or tuple(fault_rules(plan, reachable_values(program)))
-        print(f"fault detector: {len(compiled.faults)} head reads checked, {len(checks)} rules "
-              "(a flag stops the run with the interpreter's undefined-read error):")
-        for site in compiled.faults:
-            print(f"  {site.name:<9} line {site.span.line}:{site.span.column:<5} reads "
-                  f"'{site.head}'")
-        for i, rule in enumerate(checks[:limit]):
-            print(f"  {i:>5}  line {rule.lines[0]:<8} {rule.describe(plan.program)}")
-    return EXIT_OK
-
-
-def _offsets(offsets) -> str:
-    """`-1`, `-3..-1`, or `{-2, 1}`: a run of consecutive offsets as a range."""
-    ordered = sorted(offsets)
-    if len(ordered) == 1:
-        return str(ordered[0])
-    if ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{ordered[0]}..{ordered[-1]}"
-    return "{" + ", ".join(map(str, ordered)) + "}"
-
-
-def format_trace(program, result) -> str:
-    """A per-layer table of every variable (and head) at every position, for one input."""
-    from alta import ir
-    from alta.semantics import bits_to_set
-
-    length = int(result.batch.lengths[0])
-    tokens = [program.vocab[t] for t in result.batch.tokens[0, :length]]
-
-    def row(name, values, undefined=None):
-        type_ = program.type_of(name)
-        cells = []
-        for i in range(length):
-            if undefined is not None and undefined[i]:
-                cells.append("-")
-            elif isinstance(type_, ir.SetValued):
-                cells.append(type_.format(bits_to_set(values[i], type_.size)))
-            else:
-                cells.append(type_.format(values[i]))
-        return [name] + cells
-
-    def table(title, rows):
-        header = ["position"] + [str(i) for i in range(length)]
-        rows = [header, ["token"] + tokens] + rows
-        widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
-        text = [title]
-        for r in rows:
-            text.append("  " + "  ".join(cell.rjust(w) if c else cell.ljust(w)
-                                         for c, (cell, w) in enumerate(zip(r, widths))))
-        return "\n".join(text)
-
-    names = [v.name for v in program.variables]
-    blocks = [table("initial state", [row(n, result.initial[n][0]) for n in names])]
-    for rec in result.trace or ():
-        if not rec.active[0]:
-            break
-        heads = [row(h.name, rec.after_attention[h.name][0], rec.undefined[h.name][0])
-                 for h in program.heads]
-        blocks.append(table(f"layer {rec.layer}, after attention ('-': undefined)", heads))
-        blocks.append(table(f"layer {rec.layer}, after the MLP",
-                            [row(n, rec.after_mlp[n][0]) for n in names]))
-    layers = int(result.layers[0])
-    status = "halted" if result.halted[0] else "did not halt"
-    blocks.append(f"{status} after {layers} layer{'s' if layers != 1 else ''}; output:")
-    return "\n\n".join(blocks)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,10 @@
 """The compiled back end: run a compiled program's Universal Transformer on input strings.
 
 `run_compiled` is the fast path (the whole run in one jitted `while_loop`);
-`trace_compiled` steps layer by layer and keeps every residual, for verification.
-Both frame inputs and read outputs back exactly as the interpreter does (alta.framing).
+`trace_compiled` steps layer by layer and yields every residual, for verification. Both
+advance with the model's one masked layer (`UniversalTransformer.step`), frame inputs and
+read outputs back exactly as the interpreter does (alta.framing), and turn the fault
+detector's flags into the interpreter's errors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alta.compiler import CompiledProgram
-from alta.compiler.layout import decode_state
+from alta.compiler.structure import model_heads
 from alta.errors import AltaError, AltaRuntimeError, undefined_read
 from alta.framing import Batch, decode_outputs, encode_batch
 
@@ -61,63 +63,19 @@ class CompiledLayer:
 
 
 def load_model(compiled: CompiledProgram, structured: bool = True):
-    """The compiled program's Universal Transformer. `structured` uses the paths that exploit
-    the compiled weights' structure (same numbers as the dense path to float32 rounding):
-    attention reads each head's blocks as slices, and sparse MLP layers gather the few
-    inputs each unit reads (the rule layer) or scatter the few outputs each rule writes."""
-    from alta.model import (
-        HeadBlocks,
-        UniversalTransformer,
-        halting_units_of,
-        head_blocks_of,
-        shared_scores,
-        sparse_mlp_of,
-    )
+    """The compiled program's Universal Transformer. `structured` runs the paths of its
+    execution plan (compiler/structure.py: the same numbers as the dense path, to float32
+    rounding): attention reads each head's blocks as slices, sparse MLP layers run as a few
+    dense blocks, and the halting readout computes only the units that reach its output."""
+    from alta.model import UniversalTransformer
 
-    blocks = None
-    if structured:
-        layout = compiled.layout
-        blocks = tuple(HeadBlocks(
-            query=layout.block(h.query).start if h.key else None,
-            key=layout.block(h.key).start if h.key else None,
-            key_size=layout.block(h.key).size if h.key else 0,
-            value=layout.block(h.value).start, value_size=layout.block(h.value).size,
-            output=layout.block(h.name).start) for h in attention_heads(compiled))
-        blocks = shared_scores(compiled.weights, blocks, compiled.config.head_offsets)
-        blocks = tuple(b._replace(counts=_counts(compiled, h, b)) for h, b in enumerate(blocks))
-        if not head_blocks_of(compiled.weights, blocks):
-            blocks = None
-    sparse = halting = None
-    if structured:
-        sparse = sparse_mlp_of(compiled.weights, len(compiled.config.mlp_widths) + 1)
-        if compiled.config.halting_widths:
-            halting = halting_units_of(compiled.weights, len(compiled.config.halting_widths))
-    return UniversalTransformer.from_weights(compiled.config, compiled.weights, blocks, sparse,
-                                             halting)
-
-
-def _counts(compiled: CompiledProgram, h: int, blocks) -> bool:
-    """Whether head h is a selection head whose output is just the attention share of the
-    keys (its value, the constant dimension, copied with weight 1)."""
-    from alta.compiler.faults import ONE
-
-    if ONE not in {b.name for b in compiled.layout.blocks}:
-        return False
-    one = compiled.layout.block(ONE).start
-    w = compiled.weights
-    return (blocks.value == one and blocks.value_size == 1
-            and w["attention.value"][h, one, 0] == 1.0
-            and w["attention.output"][h, 0, blocks.output] == 1.0)
+    return UniversalTransformer(compiled.config, compiled.parameters,
+                                compiled.execution if structured else None)
 
 
 def attention_heads(compiled: CompiledProgram) -> tuple:
-    """The model's heads: the program's, then (compiled with a fault detector) the selection
-    heads that count what each of them selects."""
-    if not compiled.config.attention_sink:
-        return compiled.program.heads
-    from alta.compiler.faults import plan_faults
-
-    return plan_faults(compiled.program).program.heads
+    """The model's heads: the program's, then the fault detector's selection heads."""
+    return model_heads(compiled.program, compiled.parameters)
 
 
 def _check_length(compiled: CompiledProgram, batch: Batch) -> None:
@@ -151,7 +109,7 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     residual, layers = np.asarray(residual), np.asarray(layers)
     faults = read_faults(compiled, residual, batch.valid, layers)
     result_halted = np.asarray(stopped) if program.halt is not None else np.ones(len(texts), bool)
-    values = decode_state(program, compiled.layout, residual)
+    values = compiled.layout.decode(residual, program)
     outputs = tuple(decode_outputs(program, values, batch.lengths))
     result = CompiledRun(batch, residual, layers, result_halted, outputs, faults)
     if faults and undefined == "error":
@@ -189,7 +147,7 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     so long runs of wide models fit in memory)."""
     import jax.numpy as jnp
 
-    from alta.model import check_halted, embed_and_check, run_layer
+    from alta.model import check_halted, embed_and_check, run_step
 
     _check_length(compiled, batch)
     model = model or load_model(compiled)
@@ -202,8 +160,6 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     while running.any() and layer < limit:
         layer += 1
         active = running.copy()
-        attended, new = run_layer(model, x, valid)
-        update = active[:, None, None] & batch.valid[:, :, None]
-        x = jnp.where(jnp.asarray(update), new, x)
+        attended, x = run_step(model, x, valid, jnp.asarray(active))
         running = running & ~np.asarray(check_halted(model, x, valid))
         yield CompiledLayer(layer, active, np.asarray(attended), np.asarray(x), running.copy())

@@ -23,24 +23,6 @@ class ModelConfig:
     attention_sink: bool = False  # a per-head sink logit (`attention.sink`), as compiled
     fault_dims: tuple[int, ...] = ()  # residual flags that stop a sequence with an error
 
-    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Every parameter's name and shape (the names compiled checkpoints use)."""
-        D, H = self.width, self.num_heads
-        shapes = {"embed.token": (self.vocab_size, D),
-                  "attention.query": (H, D, self.key_width),
-                  "attention.key": (H, D, self.key_width),
-                  "attention.value": (H, D, self.value_width),
-                  "attention.output": (H, self.value_width, D)}
-        if self.max_positions:
-            shapes["embed.position"] = (self.max_positions, D)
-        if self.attention_sink:
-            shapes["attention.sink"] = (H,)
-        for prefix, sizes in (("mlp", (D,) + tuple(self.mlp_widths) + (D,)),
-                              ("halting", (D,) + tuple(self.halting_widths))):
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-                shapes[f"{prefix}.{i}.weight"], shapes[f"{prefix}.{i}.bias"] = (a, b), (b,)
-        return shapes
-
     def to_json(self) -> dict:
         return asdict(self)
 

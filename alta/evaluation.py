@@ -62,14 +62,40 @@ class Evaluator:
     # -- expressions --------------------------------------------------------------------------
 
     def eval(self, e: ir.Expr, mask: np.ndarray):
-        return getattr(self, "_" + type(e).__name__)(e, mask)
+        """`e`'s values (an array, or a scalar that broadcasts); a fault counts only where
+        `mask` holds, at the positions that reach `e`."""
+        match e:
+            case ir.Read():
+                return self._read(e, mask)
+            case ir.Const():
+                return np.int64(semantics.set_to_bits(e.value)) if e.kind == "set" else e.value
+            case ir.Local():
+                return self.locals[e.uid]
+            case ir.InputRead():
+                return self.inputs[e.which]
+            case ir.Unary():
+                return self._unary(e, mask)
+            case ir.Binary():
+                return self._binary(e, mask)
+            case ir.Compare():
+                a, b = self.eval(e.left, mask), self.eval(e.right, mask)
+                return _COMPARISONS[e.op](a, b)
+            case ir.Member():
+                return self._member(e, mask)
+            case ir.Logical():
+                return self._logical(e, mask)
+            case ir.Cond():
+                return self._cond(e, mask)
+            case ir.Builtin():
+                return self._builtin(e, mask)
+            case ir.Lookup():
+                return self._lookup(e, mask)
+            case ir.LetIn():
+                self.locals[e.uid] = self.eval(e.value, mask)
+                return self.eval(e.body, mask)
+        raise AssertionError(e)
 
-    def _Const(self, e: ir.Const, mask):
-        if e.kind == "set":
-            return np.int64(semantics.set_to_bits(e.value))
-        return e.value
-
-    def _Read(self, e: ir.Read, mask):
+    def _read(self, e: ir.Read, mask):
         value = self.state.values[e.name]
         undefined = self.state.undefined.get(e.name)
         if undefined is not None:
@@ -78,31 +104,19 @@ class Evaluator:
             return semantics.snap(value, self._buckets[e.name])
         return value
 
-    def _InputRead(self, e: ir.InputRead, mask):
-        return self.inputs[e.which]
-
-    def _Local(self, e: ir.Local, mask):
-        return self.locals[e.uid]
-
-    def _Unary(self, e: ir.Unary, mask):
+    def _unary(self, e: ir.Unary, mask):
         x = self.eval(e.operand, mask)
         if e.op == "-":
             return -np.asarray(x, dtype=np.float64 if e.kind == "float" else np.int64)
         return np.logical_not(x)
 
-    def _Binary(self, e: ir.Binary, mask):
+    def _binary(self, e: ir.Binary, mask):
         a, b = self.eval(e.left, mask), self.eval(e.right, mask)
         if e.kind != "set":
             _fault_if(e, semantics.DIVISION_BY_ZERO, mask & semantics.zero_divisor(e.op, b))
         return semantics.binary_array(e.op, e.kind, a, b)
 
-    def _Compare(self, e: ir.Compare, mask):
-        a, b = self.eval(e.left, mask), self.eval(e.right, mask)
-        ops = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-               ">": np.greater, ">=": np.greater_equal}
-        return ops[e.op](a, b)
-
-    def _Member(self, e: ir.Member, mask):
+    def _member(self, e: ir.Member, mask):
         x = np.asarray(self.eval(e.element, mask), dtype=np.int64)
         if isinstance(e.container, ir.Const):
             found = np.isin(x, np.fromiter(e.container.value, dtype=np.int64))
@@ -111,7 +125,7 @@ class Evaluator:
             found = semantics.has_element(bits, x)
         return ~found if e.negated else found
 
-    def _Logical(self, e: ir.Logical, mask):
+    def _logical(self, e: ir.Logical, mask):
         left = np.asarray(self.eval(e.left, mask), dtype=bool)
         reach = mask & (left if e.op == "and" else ~left)
         if not reach.any():
@@ -119,7 +133,7 @@ class Evaluator:
         right = np.asarray(self.eval(e.right, reach), dtype=bool)
         return (left & right) if e.op == "and" else (left | right)
 
-    def _Cond(self, e: ir.Cond, mask):
+    def _cond(self, e: ir.Cond, mask):
         cond = np.asarray(self.eval(e.cond, mask), dtype=bool)
         cond = np.broadcast_to(cond, mask.shape)
         then_mask, else_mask = mask & cond, mask & ~cond
@@ -127,7 +141,7 @@ class Evaluator:
         orelse = self.eval(e.orelse, else_mask) if else_mask.any() else _zero(e.kind)
         return np.where(cond, then, orelse)
 
-    def _Builtin(self, e: ir.Builtin, mask):
+    def _builtin(self, e: ir.Builtin, mask):
         args = [self.eval(a, mask) for a in e.args]
         if e.name == "min":
             return np.minimum(*args)
@@ -145,7 +159,7 @@ class Evaluator:
             return semantics.singleton_bits(x)
         raise AssertionError(e.name)
 
-    def _Lookup(self, e: ir.Lookup, mask):
+    def _lookup(self, e: ir.Lookup, mask):
         table = np.asarray(_bit_masks(e.table) if e.kind == "set" else e.table)
         index = []
         for axis, idx in enumerate(e.indices):
@@ -155,33 +169,33 @@ class Evaluator:
             index.append(np.clip(i, 0, table.shape[axis] - 1))
         return table[tuple(index)]
 
-    def _LetIn(self, e: ir.LetIn, mask):
-        self.locals[e.uid] = self.eval(e.value, mask)
-        return self.eval(e.body, mask)
-
     # -- statements -----------------------------------------------------------------------------
 
     def run_block(self, stmts, mask: np.ndarray, writes: dict[str, np.ndarray],
                   wrote: dict[str, np.ndarray]) -> None:
         """Execute statements where `mask` holds; writes go to `writes` (parallel assignment)."""
         for s in stmts:
-            if isinstance(s, ir.Assign):
-                value = np.broadcast_to(self.eval(s.value, mask), mask.shape)
-                self.check_value(s, s.variable, value, mask)
-                value = self.stored(s.variable, value)
-                writes[s.variable] = np.where(mask, value, writes[s.variable])
-                wrote[s.variable] = wrote[s.variable] | mask
-            elif isinstance(s, ir.LetStmt):
-                value = np.broadcast_to(self.eval(s.value, mask), mask.shape)
-                old = self.locals.get(s.uid)
-                self.locals[s.uid] = value if old is None else np.where(mask, value, old)
-            else:
-                cond = np.broadcast_to(np.asarray(self.eval(s.cond, mask), dtype=bool), mask.shape)
-                then_mask, else_mask = mask & cond, mask & ~cond
-                if then_mask.any():
-                    self.run_block(s.then, then_mask, writes, wrote)
-                if s.orelse and else_mask.any():
-                    self.run_block(s.orelse, else_mask, writes, wrote)
+            match s:
+                case ir.Assign():
+                    value = np.broadcast_to(self.eval(s.value, mask), mask.shape)
+                    self.check_value(s, s.variable, value, mask)
+                    value = self.stored(s.variable, value)
+                    writes[s.variable] = np.where(mask, value, writes[s.variable])
+                    wrote[s.variable] = wrote[s.variable] | mask
+                case ir.LetStmt():
+                    value = np.broadcast_to(self.eval(s.value, mask), mask.shape)
+                    old = self.locals.get(s.uid)
+                    self.locals[s.uid] = value if old is None else np.where(mask, value, old)
+                case ir.IfStmt():
+                    cond = np.broadcast_to(np.asarray(self.eval(s.cond, mask), dtype=bool),
+                                           mask.shape)
+                    then_mask, else_mask = mask & cond, mask & ~cond
+                    if then_mask.any():
+                        self.run_block(s.then, then_mask, writes, wrote)
+                    if s.orelse and else_mask.any():
+                        self.run_block(s.orelse, else_mask, writes, wrote)
+                case _:
+                    raise AssertionError(s)
 
     def check_value(self, node, name: str, value: np.ndarray, mask: np.ndarray) -> None:
         """Writing a value outside a variable's declared range is an error."""
@@ -214,6 +228,10 @@ class Evaluator:
         type_ = self.program.type_of(name)
         return semantics.snap(value, type_.values) if isinstance(type_, ir.Numerical) \
             else value
+
+
+_COMPARISONS = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+                ">": np.greater, ">=": np.greater_equal}
 
 
 def _bit_masks(table):

@@ -21,14 +21,16 @@ the sampler's inputs whose size is exactly L.
 The configuration is a TOML (or JSON) file; see `experiments/` and the README. Results go to
 DIR: results.csv, accuracy.png, loss.png, the trace dataset (traces/), the learned MLP and
 the end-to-end model's weights, and config.json (the settings as run).
+
+`run_experiment` runs the study as stages (program, directory, test sets, then per method:
+train what it needs, score); the trainers themselves are in `alta.training`, the table it
+prints in `alta.reports`.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import json
-import math
 import random
 import shutil
 import tomllib
@@ -43,20 +45,19 @@ from alta.compiler.layout import build_layout
 from alta.errors import AltaError, read_text
 from alta.files import write_atomically, write_json
 from alta.tasks import Task
-from alta.training import TrainSettings, training_loop
+from alta.training import (
+    EndToEndSettings,
+    Examples,
+    TrainSettings,
+    end_to_end_outputs,
+    examples_of,
+    save_end_to_end,
+    train_end_to_end,
+)
 
 METHODS = ("compiled", "trace", "end_to_end")
 METHOD_NAMES = {"compiled": "compiled", "trace": "trace-trained MLP",
                 "end_to_end": "end to end"}
-
-
-@dataclass(frozen=True)
-class EndToEndSettings:
-    hidden: tuple[int, ...] = (64, 64)  # the MLP's hidden widths
-    steps: int = 2000
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Results:
     curves: dict[str, list]  # training loss curves by model
 
 
-# ---- the configuration file --------------------------------------------------------------------
+# ---- the configuration file ----------------------------------------------------------------------
 
 def load_config(path: Path) -> ExperimentConfig:
     """Read and check an experiment configuration (TOML, or JSON for a .json file); a
@@ -215,7 +216,7 @@ def _check(config: ExperimentConfig, where: str) -> None:
         raise AltaError.at(f"{where}: hidden sizes must be positive")
 
 
-# ---- inputs ---------------------------------------------------------------------------------------
+# ---- inputs --------------------------------------------------------------------------------------
 
 SIZE_NOTE = ("define size_of(text) in the task module if its inputs are not counted in words "
              "or characters")
@@ -239,145 +240,104 @@ def inputs_of_size(task: Task, size_of: Callable[[str], int], size: int, count: 
     return out
 
 
-# ---- the end-to-end model -------------------------------------------------------------------------
+# ---- the study -----------------------------------------------------------------------------------
+
+Say = Callable[[str], None]
+Progress = Callable[[str, str], Callable[..., None]]
+OutputsOf = Callable[[Examples], list[str]]  # a trained model's printed outputs
+
 
 @dataclass(frozen=True)
-class Examples:
-    """Inputs framed and padded, with what the program's run says about them."""
+class Study:
+    """What the stages of a run share."""
 
-    texts: tuple[str, ...]
-    tokens: np.ndarray  # (inputs, positions)
-    lengths: np.ndarray
-    depths: np.ndarray  # layers the program runs on each input
-    selected: np.ndarray  # (inputs, positions): where the output is read
-    targets: np.ndarray  # (inputs, positions): the output variable's final value there
-    final: dict[str, np.ndarray]  # the program's final state (for reading `where` outputs)
-    outputs: tuple[str, ...]  # what the program prints
-
-
-def examples_of(program, texts) -> Examples:
-    from alta.framing import output_positions
-    from alta.interpreter import run
-
-    result = run(program, texts)
-    if not result.halted.all():
-        raise AltaError.at(f"input {texts[result.not_halted[0]]!r} does not halt within "
-                           f"{program.max_layers} layers")
-    lengths = result.batch.lengths
-    selected = output_positions(program, result.final, lengths)
-    return Examples(tuple(texts), result.batch.tokens, lengths, result.layers, selected,
-                    result.final[program.output.variable].astype(np.int32), result.final,
-                    result.outputs)
+    config: ExperimentConfig
+    program: ir.Program
+    task: Task
+    compiled: object  # the CompiledProgram
+    directory: Path
+    say: Say
+    progress: Progress
 
 
-def end_to_end_model(compiled, settings: EndToEndSettings):
-    """The compiled model's shape, randomly initialised: the program's residual dimensions
-    and heads (not the compiled fault detector's), ReLU MLP of the given widths, no halting
-    readout, attention scaled by 1/sqrt(key width)."""
-    from flax import nnx
+def run_experiment(config: ExperimentConfig, directory: Path, say: Say,
+                   progress: Progress) -> Results:
+    """Run the study, writing its files into `directory`."""
+    from alta.compiler import compile_program
 
-    from alta.model import UniversalTransformer
-
-    heads = len(compiled.program.heads)
-    config = replace(compiled.config, width=build_layout(compiled.program).width,
-                     num_heads=heads, head_offsets=compiled.config.head_offsets[:heads],
-                     mlp_widths=settings.hidden, activation="relu", halting_widths=(),
-                     attention_sink=False, fault_dims=(),
-                     attention_scale=1 / math.sqrt(max(compiled.config.key_width, 1)))
-    return UniversalTransformer(config, rngs=nnx.Rngs(settings.seed))
-
-
-def _unrolled(model, tokens, lengths, depths, steps):
-    """The shared layer applied `steps` times, each sequence frozen after its own depth."""
-    import jax
-    import jax.numpy as jnp
-
-    valid = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
-
-    def body(i, x):
-        _, new = model.layer(x, valid)
-        return jnp.where(((i < depths)[:, None] & valid)[..., None], new, x)
-
-    return jax.lax.fori_loop(0, steps, body, model.embed(tokens))
+    program, task = study_program(config)
+    directory = start_directory(config, directory)
+    say(f"compiling {program.name}")
+    study = Study(config, program, task, compile_program(program), directory, say, progress)
+    tests = test_sets(study)
+    scores, curves = [], {}
+    for method in (m for m in METHODS if m in config.methods):
+        outputs_of, method_curves = METHOD_STAGES[method](study)
+        curves.update(method_curves)
+        scores += score(method, tests, outputs_of, say)
+    results = Results(program.name, task.unit, tuple(scores), curves)
+    write_results(results, directory / "results.csv")
+    write_figures(results, config, directory)
+    return results
 
 
-@functools.cache
-def _jitted_unrolled():
-    from flax import nnx
+def study_program(config: ExperimentConfig) -> tuple[ir.Program, Task]:
+    """The checked program and its task module, which an experiment needs (and end_to_end, a
+    categorical output variable)."""
+    from alta.checker import check_file
+    from alta.tasks import find_task
 
-    return nnx.jit(_unrolled)
-
-
-def train_end_to_end(compiled, examples: Examples, settings: EndToEndSettings,
-                     progress: Callable[[int, float], None] | None = None):
-    """Fit the end-to-end model to the output variable at the output positions: returns it
-    and its loss curve [(step, mean cross-entropy over the last stretch of steps)]."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from flax import nnx
-
-    block = compiled.layout.block(compiled.program.output.variable)
-    model = end_to_end_model(compiled, settings)
-    optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0),
-                                                 optax.adam(settings.learning_rate)),
-                              wrt=nnx.Param)
-    steps = int(examples.depths.max())
-
-    @nnx.jit
-    def step(model, optimizer, tokens, lengths, depths, selected, targets):
-        def loss_fn(model):
-            x = _unrolled(model, tokens, lengths, depths, steps)
-            logits = x[..., block.start:block.stop]
-            losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-            return jnp.sum(losses * selected) / jnp.maximum(jnp.sum(selected), 1)
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
-
-    arrays = (examples.tokens, examples.lengths, examples.depths, examples.selected,
-              examples.targets)
-
-    def run_step(batch: np.ndarray) -> float:
-        return float(step(model, optimizer, *(jax.device_put(a[batch]) for a in arrays)))
-
-    return model, training_loop(len(examples.texts), settings, run_step, progress)
+    program = check_file(config.program)
+    task = find_task(program)
+    if task is None:
+        raise AltaError.at(f"{config.program}: an experiment needs the program's task module "
+                           f"({Path(config.program).with_suffix('.py').name}: sample and "
+                           f"oracle)")
+    if "end_to_end" in config.methods and \
+            not isinstance(program.variable(program.output.variable).type, ir.Categorical):
+        raise AltaError.at(f"end_to_end training needs a categorical output variable; "
+                           f"'{program.output.variable}' is not")
+    return program, task
 
 
-def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
-    """The end-to-end model's printed outputs: its output block's argmax at the positions the
-    program's output reads."""
-    import jax.numpy as jnp
-
-    from alta.framing import decode_outputs
-
-    program = compiled.program
-    block = compiled.layout.block(program.output.variable)
-    x = _jitted_unrolled()(model, *(jnp.asarray(a) for a in (
-        examples.tokens, examples.lengths, examples.depths, int(examples.depths.max()))))
-    predicted = np.asarray(jnp.argmax(x[..., block.start:block.stop], axis=-1))
-    values = dict(examples.final)
-    values[program.output.variable] = predicted
-    return decode_outputs(program, values, examples.lengths)
+def start_directory(config: ExperimentConfig, directory: Path) -> Path:
+    """The results directory, made if need be, with the settings as run (config.json)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "config.json", config.to_json())
+    return directory
 
 
-def save_end_to_end(model, compiled, settings: EndToEndSettings, curve, path: Path) -> Path:
-    from safetensors.numpy import save_file
+def test_sets(study: Study) -> dict[int, tuple[Examples, list[str]]]:
+    """Per test length, inputs of exactly that size with the oracle's outputs for them, which
+    the program must print too."""
+    from alta.framing import split_input
 
-    from alta.checkpoint import source_hash
+    config, program, task = study.config, study.program, study.task
+    rng = random.Random(f"alta-experiment/{config.seed}")
+    size_of = task.size_of or (lambda text: len(split_input(program, text)))
+    tests = {}
+    for length in config.test_lengths:
+        examples = examples_of(program, inputs_of_size(task, size_of, length,
+                                                       config.test_samples, rng))
+        expected = [task.oracle(t) for t in examples.texts]
+        wrong = [t for t, got, want in zip(examples.texts, examples.outputs, expected)
+                 if got != want]
+        if wrong:
+            raise AltaError.at(f"{program.name} disagrees with its oracle on {wrong[0]!r}")
+        tests[length] = examples, expected
+    return tests
 
-    manifest = {"format": "alta-end-to-end", "format_version": 1,
-                "program": compiled.program.name,
-                "source_sha256": source_hash(compiled.program.source.text),
-                "model_config": model.config.to_json(), "training": asdict(settings),
-                "loss_curve": curve}
-    weights = model.export_weights()
-    return write_atomically(Path(path), lambda tmp: save_file(
-        weights, tmp, metadata={"alta": json.dumps(manifest)}))
 
+def score(method: str, tests: dict[int, tuple[Examples, list[str]]], outputs_of: OutputsOf,
+          say: Say) -> list[Score]:
+    """A method's score at each test length (and a line saying them)."""
+    scores = [Score(method, length, len(examples.texts),
+                    sum(g == w for g, w in zip(outputs_of(examples), expected)))
+              for length, (examples, expected) in tests.items()]
+    say(f"{METHOD_NAMES[method]}: " + ", ".join(f"{s.length}: {s.accuracy:.0%}" for s in scores))
+    return scores
 
-# ---- the study ------------------------------------------------------------------------------------
 
 def training_inputs(program, task: Task, config: ExperimentConfig) -> list[str]:
     """The training inputs: exactly those the trace dataset holds (same settings, shards)."""
@@ -395,121 +355,82 @@ def trace_settings(config: ExperimentConfig):
                          vectors=True, undefined=config.undefined)
 
 
-Say = Callable[[str], None]
-Progress = Callable[[str, str], Callable[..., None]]
+def loss_bar(study: Study, label: str, steps: int) -> Callable[[int, float], None]:
+    """A training progress bar: `show(step, loss)`."""
+    show = study.progress(label, "steps")
+    return lambda i, loss: show(i, steps, f"loss {loss:.3g}")
 
 
-def run_experiment(config: ExperimentConfig, directory: Path, say: Say,
-                   progress: Progress) -> Results:
-    """Run the study, writing its files into `directory`."""
-    from alta.checker import check_file
+# ---- the methods: each trains what it needs and gives its outputs and loss curves ----------------
+
+def compiled_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
     from alta.compiled import run_compiled
-    from alta.compiler import compile_program
-    from alta.framing import split_input
-    from alta.tasks import find_task
 
-    program = check_file(config.program)
-    task = find_task(program)
-    if task is None:
-        raise AltaError.at(f"{config.program}: an experiment needs the program's task module "
-                           f"({Path(config.program).with_suffix('.py').name}: sample and "
-                           f"oracle)")
-    if "end_to_end" in config.methods and \
-            not isinstance(program.variable(program.output.variable).type, ir.Categorical):
-        raise AltaError.at(f"end_to_end training needs a categorical output variable; "
-                           f"'{program.output.variable}' is not")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "config.json", config.to_json())
-    say(f"compiling {program.name}")
-    compiled = compile_program(program)
-
-    rng = random.Random(f"alta-experiment/{config.seed}")
-    size_of = task.size_of or (lambda text: len(split_input(program, text)))
-    tests, expected = {}, {}
-    for length in config.test_lengths:
-        tests[length] = examples_of(program, inputs_of_size(task, size_of, length,
-                                                            config.test_samples, rng))
-        expected[length] = [task.oracle(t) for t in tests[length].texts]
-        wrong = [t for t, got, want in zip(tests[length].texts, tests[length].outputs,
-                                           expected[length]) if got != want]
-        if wrong:
-            raise AltaError.at(f"{program.name} disagrees with its oracle on {wrong[0]!r}")
-
-    scores: list[Score] = []
-    curves: dict[str, list] = {}
-
-    def score(method: str, outputs_of) -> None:
-        for length, examples in tests.items():
-            right = sum(g == w for g, w in zip(outputs_of(examples), expected[length]))
-            scores.append(Score(method, length, len(examples.texts), right))
-        say(f"{METHOD_NAMES[method]}: " + ", ".join(
-            f"{s.length}: {s.accuracy:.0%}" for s in scores if s.method == method))
-
-    if "compiled" in config.methods:
-        score("compiled", lambda ex: run_compiled(compiled, ex.texts).outputs)
-
-    if "trace" in config.methods:
-        model, curve = _trace_trained(program, task, compiled, config, directory, say, progress)
-        curves[f"{METHOD_NAMES['trace']} ({config.trace.loss})"] = curve
-
-        def learned(ex: Examples) -> list[str]:
-            # a learned MLP may never set the halting condition: give up at twice the depth
-            run = run_compiled(compiled, ex.texts, model=model,
-                               max_layers=2 * int(ex.depths.max()) + 2)
-            return [out if halted else "(did not halt)"
-                    for out, halted in zip(run.outputs, run.halted)]
-
-        score("trace", learned)
-
-    if "end_to_end" in config.methods:
-        texts = training_inputs(program, task, config)
-        say(f"end to end: training on the outputs of {len(texts):,} inputs")
-        show = progress("training end to end", "steps")
-        steps = config.end_to_end.steps
-        model, curve = train_end_to_end(compiled, examples_of(program, texts), config.end_to_end,
-                                        lambda i, loss: show(i, steps, f"loss {loss:.3g}"))
-        save_end_to_end(model, compiled, config.end_to_end, curve,
-                        directory / "end_to_end.safetensors")
-        curves[f"{METHOD_NAMES['end_to_end']} (cross-entropy)"] = curve
-        score("end_to_end", lambda ex: end_to_end_outputs(compiled, model, ex))
-
-    results = Results(program.name, task.unit, tuple(scores), curves)
-    write_results(results, directory / "results.csv")
-    _plots(results, config, directory)
-    return results
+    return lambda ex: run_compiled(study.compiled, ex.texts).outputs, {}
 
 
-def _trace_trained(program, task, compiled, config: ExperimentConfig, directory: Path, say: Say,
-                   progress: Progress):
+def trace_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
+    from alta.compiled import run_compiled
+    from alta.training import load_mlp, with_learned_mlp
+
+    path, curve = train_on_traces(study, trace_dataset(study))
+    model = with_learned_mlp(study.compiled, *load_mlp(path))
+
+    def learned(ex: Examples) -> list[str]:
+        # a learned MLP may never set the halting condition: give up at twice the depth
+        run = run_compiled(study.compiled, ex.texts, model=model,
+                           max_layers=2 * int(ex.depths.max()) + 2)
+        return [out if halted else "(did not halt)"
+                for out, halted in zip(run.outputs, run.halted)]
+
+    return learned, {f"{METHOD_NAMES['trace']} ({study.config.trace.loss})": curve}
+
+
+def trace_dataset(study: Study) -> Path:
+    """The training inputs' traces with vectors in DIR/traces (resumed if the settings are
+    those of the last run there, else traced again)."""
     from alta.traces import can_resume, write_dataset
-    from alta.training import (
-        load_mlp,
-        load_vectors,
-        save_mlp,
-        state_accuracy,
-        train_mlp,
-        with_learned_mlp,
-    )
 
-    settings = trace_settings(config)
-    if not can_resume(program, task, settings, directory / "traces"):
-        say("trace: the settings have changed since the last run here; tracing again")
-        shutil.rmtree(directory / "traces")
-    show = progress("tracing", "shards")
-    write_dataset(program, task, settings, directory / "traces",
+    settings, directory = trace_settings(study.config), study.directory / "traces"
+    if not can_resume(study.program, study.task, settings, directory):
+        study.say("trace: the settings have changed since the last run here; tracing again")
+        shutil.rmtree(directory)
+    show = study.progress("tracing", "shards")
+    write_dataset(study.program, study.task, settings, directory,
                   lambda done, total, rows: show(done, total, f"{rows:,} rows"))
-    manifest, x, y = load_vectors(directory / "traces")
-    say(f"trace: training an MLP on {len(x):,} vectors of {x.shape[1]} dimensions")
-    show = progress("training on traces", "steps")
-    steps = config.trace.steps
-    mlp, curve = train_mlp(x, y, config.trace, lambda i, loss: show(i, steps, f"loss {loss:.3g}"))
+    return directory
+
+
+def train_on_traces(study: Study, dataset: Path) -> tuple[Path, list]:
+    """Fit an MLP to the dataset's vectors and save it: DIR/trace_mlp.safetensors and the
+    loss curve."""
+    from alta.training import load_vectors, save_mlp, state_accuracy, train_mlp
+
+    program, settings = study.program, study.config.trace
+    manifest, x, y = load_vectors(dataset)
+    study.say(f"trace: training an MLP on {len(x):,} vectors of {x.shape[1]} dimensions")
+    mlp, curve = train_mlp(x, y, settings, loss_bar(study, "training on traces", settings.steps))
     accuracy = state_accuracy(program, build_layout(program), x, np.asarray(mlp(x)), y)
-    path = save_mlp(mlp, config.trace, manifest, curve, accuracy,
-                    directory / "trace_mlp.safetensors")
-    say(f"trace: the learned MLP gives the compiled MLP's state on {accuracy:.1%} of its "
-        f"training rows")
-    return with_learned_mlp(compiled, *load_mlp(path)), curve
+    path = save_mlp(mlp, settings, manifest, curve, accuracy,
+                    study.directory / "trace_mlp.safetensors")
+    study.say(f"trace: the learned MLP gives the compiled MLP's state on {accuracy:.1%} of its "
+              f"training rows")
+    return path, curve
+
+
+def end_to_end_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
+    compiled, settings = study.compiled, study.config.end_to_end
+    texts = training_inputs(study.program, study.task, study.config)
+    study.say(f"end to end: training on the outputs of {len(texts):,} inputs")
+    model, curve = train_end_to_end(compiled, examples_of(study.program, texts), settings,
+                                    loss_bar(study, "training end to end", settings.steps))
+    save_end_to_end(model, compiled, settings, curve, study.directory / "end_to_end.safetensors")
+    return (lambda ex: end_to_end_outputs(compiled, model, ex),
+            {f"{METHOD_NAMES['end_to_end']} (cross-entropy)": curve})
+
+
+METHOD_STAGES = {"compiled": compiled_method, "trace": trace_method,
+                 "end_to_end": end_to_end_method}
 
 
 # ---- results -------------------------------------------------------------------------------------
@@ -525,34 +446,25 @@ def write_results(results: Results, path: Path) -> Path:
     return write_atomically(path, write)
 
 
-def format_table(results: Results, config: ExperimentConfig) -> str:
-    """Accuracy by length (rows) and method (columns)."""
-    scores = results.scores
-    methods = [m for m in config.methods if any(s.method == m for s in scores)]
-    width = max(len(METHOD_NAMES[m]) for m in methods) + 2
-    by = {(s.method, s.length): s for s in scores}
-    top = config.train_lengths[1]
-    lines = [f"{'length':>8}" + "".join(f"{METHOD_NAMES[m]:>{width}}" for m in methods)]
-    for length in config.test_lengths:
-        row = f"{length:>8}" + "".join(f"{by[m, length].accuracy:>{width}.1%}" for m in methods)
-        if length > top:
-            row += f"   {length / top:.3g}x the longest training input" if top else ""
-        lines.append(row)
-    lines.append(f"(accuracy on {config.test_samples} inputs per length in {results.unit}; trained "
-                 f"on {config.train_lengths[0]}..{top})")
-    return "\n".join(lines)
-
-
-def _plots(results: Results, config: ExperimentConfig, directory: Path) -> None:
-    from alta.pictures import plot_curves
+def result_figures(results: Results, config: ExperimentConfig) -> dict:
+    """The study's pictures by file name: accuracy by length for each method
+    (accuracy.png) and, if anything was trained, the training loss curves (loss.png)."""
+    from alta.pictures import curves_figure
 
     by_method = {METHOD_NAMES[m]: [(s.length, s.accuracy) for s in results.scores
                                    if s.method == m] for m in config.methods}
-    plot_curves(by_method, directory / "accuracy.png", xlabel=f"input length ({results.unit})",
-                ylabel="accuracy", log_y=False, title=f"{results.program}: accuracy by length",
-                mark=("longest training input", config.train_lengths[1]))
+    figures = {"accuracy.png": curves_figure(
+        by_method, xlabel=f"input length ({results.unit})", ylabel="accuracy", log_y=False,
+        title=f"{results.program}: accuracy by length",
+        mark=("longest training input", config.train_lengths[1]))}
     if results.curves:
-        plot_curves(results.curves, directory / "loss.png", ylabel="training loss",
-                    title=f"{results.program}: training")
+        figures["loss.png"] = curves_figure(results.curves, ylabel="training loss",
+                                            title=f"{results.program}: training")
+    return figures
 
 
+def write_figures(results: Results, config: ExperimentConfig, directory: Path) -> None:
+    from alta.pictures import save_png
+
+    for name, figure in result_figures(results, config).items():
+        save_png(figure, directory / name)

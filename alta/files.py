@@ -1,4 +1,8 @@
-"""Writing files whole or not at all."""
+"""The files ALTA writes and reads back: written whole or not at all (a temporary file,
+then a rename); tensors with a JSON manifest (safetensors: compiled checkpoints, learned
+MLPs, end-to-end models); and provenance, the recorded hash of the program source a file
+was made from.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from alta.errors import AltaError
+
+MANIFEST_KEY = "alta"  # the safetensors header metadata key that holds the JSON manifest
 
 
 def write_atomically(path: Path, write: Callable[[str], None]) -> Path:
@@ -31,3 +39,51 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> Path:
 def write_json(path: Path, data) -> Path:
     return write_atomically(Path(path), lambda tmp: Path(tmp).write_text(
         json.dumps(data, indent=1) + "\n", encoding="utf-8"))
+
+
+def write_tensors(path: Path, tensors: dict, manifest: dict) -> Path:
+    """A `.safetensors` file of `tensors` (name -> numpy array) with `manifest` as JSON in
+    its header metadata, written atomically; a clear error if the directory does not exist."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise AltaError.at(f"cannot write {path}: no such directory {path.parent}")
+    metadata = {MANIFEST_KEY: json.dumps(manifest)}
+    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_tensors(path: Path, *, missing: str, fail: Callable[[str], AltaError],
+                 corrupt: str = "the file is corrupt or truncated",
+                 bad_manifest: str = "its manifest is not valid JSON"
+                 ) -> tuple[dict | None, dict]:
+    """The manifest (None if the file has none) and the tensors of a file `write_tensors`
+    wrote. A path that is not a file fails as "no such MISSING: PATH"; a corrupt or truncated
+    file, or a manifest that is not JSON, as `fail(why)` (`why` is `corrupt` or
+    `bad_manifest` followed by the cause in parentheses)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise AltaError.at(f"no such {missing}: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise fail(f"{corrupt} ({exc})") from None
+    if MANIFEST_KEY not in metadata:
+        return None, tensors
+    try:
+        return json.loads(metadata[MANIFEST_KEY]), tensors
+    except json.JSONDecodeError as exc:
+        raise fail(f"{bad_manifest} ({exc})") from None
+
+
+def check_provenance(manifest: dict, program, mismatch: str) -> None:
+    """Fail with `mismatch` unless `manifest` records the hash of `program`'s source (its
+    `source_sha256`): the file was made from this very program."""
+    from alta.checkpoint import source_hash
+
+    if manifest["source_sha256"] != source_hash(program.source.text):
+        raise AltaError.at(mismatch)

@@ -6,17 +6,25 @@ left is a small typed tree per expression and statement, each node with the span
 source that produced it, so a back end can report errors at a source line without ever
 seeing the source text's syntax.
 
-Expression kinds: "int" (categorical values, integers), "bool", "float" (numerical values)
-and "set" (set values, as frozensets of ints).
+Expression kinds (`Kind`): "int" (categorical values, integers), "bool", "float" (numerical
+values) and "set" (set values, as frozensets of ints); "table" only while checking, for
+constant lists and tuples, and for a table indexed at run time that needs more indices.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Generic, Literal, TypeVar
 
 from alta import semantics
 from alta.errors import Diagnostic, Source, Span
+from alta.kinds import ArithmeticOp, ComparisonOp, FrameKind, HeadOp, LogicalOp, OutputAt, UnaryOp
+
+Kind = Literal["int", "bool", "float", "set", "table"]
+InputName = Literal["token", "position"]
+BuiltinName = Literal["min", "max", "abs", "round", "len", "singleton"]  # singleton: {x}
+
+Op = TypeVar("Op", ArithmeticOp, ComparisonOp, LogicalOp)
 
 
 # ---- value types of variables and heads --------------------------------------------------
@@ -84,10 +92,10 @@ class SetValued:
         return "{" + ",".join(str(v) for v in sorted(value)) + "}"
 
 
-ValueType = Union[Categorical, Numerical, SetValued]
+ValueType = Categorical | Numerical | SetValued
 
 
-def kind_of(type_: ValueType) -> str:
+def kind_of(type_: ValueType) -> Kind:
     """The expression kind a read of a variable of this type has."""
     return {Categorical: "int", Numerical: "float", SetValued: "set"}[type(type_)]
 
@@ -97,7 +105,7 @@ def kind_of(type_: ValueType) -> str:
 @dataclass(frozen=True)
 class Expr:
     span: Span
-    kind: str  # "int" | "bool" | "float" | "set"
+    kind: Kind
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ class Read(Expr):
 class InputRead(Expr):
     """`token` or `position`: only in variable initialisers."""
 
-    which: str  # "token" | "position"
+    which: InputName
 
 
 @dataclass(frozen=True)
@@ -130,22 +138,25 @@ class Local(Expr):
 
 @dataclass(frozen=True)
 class Unary(Expr):
-    op: str  # "-" | "not"
+    op: UnaryOp
     operand: Expr
 
 
 @dataclass(frozen=True)
-class Binary(Expr):
-    op: str  # + - * / // % ^ | &  (on sets: | & - ^)
+class Operation(Expr, Generic[Op]):
+    """`left op right`; each family of operators is its own node type."""
+
+    op: Op
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True)
-class Compare(Expr):
-    op: str  # == != < <= > >=
-    left: Expr
-    right: Expr
+class Binary(Operation[ArithmeticOp]):
+    pass
+
+
+class Compare(Operation[ComparisonOp]):
+    pass
 
 
 @dataclass(frozen=True)
@@ -157,13 +168,8 @@ class Member(Expr):
     negated: bool = False
 
 
-@dataclass(frozen=True)
-class Logical(Expr):
+class Logical(Operation[LogicalOp]):
     """Short-circuit `and` / `or`: the right operand is only read where it decides."""
-
-    op: str  # "and" | "or"
-    left: Expr
-    right: Expr
 
 
 @dataclass(frozen=True)
@@ -175,7 +181,7 @@ class Cond(Expr):
 
 @dataclass(frozen=True)
 class Builtin(Expr):
-    name: str  # "min" | "max" | "abs" | "round" | "len"
+    name: BuiltinName
     args: tuple[Expr, ...]
 
 
@@ -242,7 +248,7 @@ def walk(node):
 class Variable:
     name: str
     type: ValueType
-    init_from: str  # "token" | "position" | "constant"
+    init_from: Literal[InputName, "constant"]
     init: Expr  # may read `token` / `position`
     token_table: tuple | None  # init value per token id, when init_from == "token"
     span: Span
@@ -257,7 +263,7 @@ class Head:
     value: str
     key: str | None
     query: str | None
-    op: str | None  # "==" | "in" | None: every position qualifies
+    op: HeadOp | None  # None: every position qualifies
     offsets: tuple[int, ...] | None  # relative offsets j - i, or None for any
     span: Span
 
@@ -268,7 +274,7 @@ class Head:
 
 @dataclass(frozen=True)
 class FrameItem:
-    kind: str  # "token" | "words" | "chars"
+    kind: FrameKind
     token: int | None = None
     count: int = 1
     # On the input item: the framing tokens the input text may also contain (`allow ...`);
@@ -279,7 +285,7 @@ class FrameItem:
 @dataclass(frozen=True)
 class Output:
     variable: str
-    at: str | int  # "all" | "first" | "last" | position index
+    at: OutputAt | int  # an int: a position index
     where: Expr | None
     default: object | None
     span: Span

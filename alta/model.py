@@ -1,22 +1,33 @@
 """The Universal Transformer (Flax NNX): one shared layer applied until every sequence halts.
 
 A layer is multi-head attention then an MLP, each with a residual connection and no layer
-norm. Compiled programs fill it with their weights (`from_weights`); randomly initialised, the
-same class is what users train. Runs batched with padding masks, jitted, in float32, inside a
-`jax.lax.while_loop` that stops when every sequence has halted or `max_layers` is reached; a
-halted sequence (and every padding position) keeps its state.
+norm. Compiled programs fill it with their parameters (alta/parameters.py) and an execution
+plan (compiler/structure.py) that runs only the weights' nonzero structure; randomly
+initialised, the same class is what users train. Runs batched with padding masks, jitted, in
+float32, inside a `jax.lax.while_loop` that stops when every sequence has halted or
+`max_layers` is reached; `UniversalTransformer.step` is the one masked layer every loop uses
+(a halted sequence, and every padding position, keeps its state). Only NNX modules live here.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import itertools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from alta.compiler.structure import ColumnBlocks, ExecutionPlan, HeadBlocks
 from alta.config import ModelConfig
+from alta.parameters import (
+    AttentionParameters,
+    DenseParameters,
+    EmbeddingParameters,
+    Parameters,
+    parameter_shapes,
+)
 
 MASKED = -1e9  # a finite mask: a row with nothing allowed averages instead of making NaNs
 
@@ -56,269 +67,82 @@ def _softmax_parts(scores: jax.Array, sink: jax.Array | None) -> tuple[jax.Array
     return e / denominator, top + jnp.log(total)
 
 
-def _check_weights(shapes: dict, weights: dict) -> None:
-    missing = sorted(set(shapes) - set(weights))
-    unexpected = sorted(set(weights) - set(shapes))
-    if missing or unexpected:
-        raise ValueError(f"weights do not fit the model: missing {missing}, "
-                         f"unexpected {unexpected}")
-    for name, shape in shapes.items():
-        if tuple(np.shape(weights[name])) != shape:
-            raise ValueError(f"weight {name} has shape {np.shape(weights[name])}, the model "
-                             f"expects {shape}")
-
-
-class HeadBlocks(NamedTuple):
-    """Where a compiled head reads and writes: block starts and sizes in the residual."""
-
-    query: int | None  # None: no key/query (every allowed position scores the same)
-    key: int | None
-    key_size: int
-    value: int
-    value_size: int
-    output: int
-    scores_of: int | None = None  # an earlier head with the same scores and mask, if any
-    weights_of: int | None = None  # an earlier head with the same scores, mask and sink
-    counts: bool = False  # its value is the constant 1: it outputs the keys' attention share
-
-
-def shared_scores(weights: dict[str, np.ndarray], blocks: tuple[HeadBlocks, ...],
-                  offsets: tuple) -> tuple[HeadBlocks, ...]:
-    """Marks each head whose scores and mask equal an earlier head's (a compiled head and
-    its selection head), so that the structured path computes them once."""
-    out, seen = [], {}
-    for h, b in enumerate(blocks):
-        diagonals = ()
-        if b.query is not None:
-            diagonals = tuple(np.diagonal(weights[name][h, start:start + b.key_size,
-                                                       :b.key_size]).tobytes()
-                              for name, start in (("attention.query", b.query),
-                                                  ("attention.key", b.key)))
-        key = (b.query, b.key, b.key_size, diagonals, offsets[h] if offsets else None)
-        earlier = seen.setdefault(key, h)
-        sink = weights["attention.sink"][h] if "attention.sink" in weights else None
-        same = seen.setdefault(key + (sink,), h)
-        out.append(b._replace(scores_of=earlier if earlier != h else None,
-                              weights_of=same if same != h else None))
-    return tuple(out)
-
-
 def _diagonal(param: nnx.Param, head: int, start: int, size: int) -> jax.Array:
     return jnp.diagonal(param[...][head, start:start + size, :size])
 
 
-def head_blocks_of(weights: dict[str, np.ndarray], blocks: tuple[HeadBlocks, ...]) -> bool:
-    """Whether the attention weights are exactly diagonal on those blocks (else the
-    structured path would compute something else, and the dense one must be used)."""
-    for h, b in enumerate(blocks):
-        for name, start, size in (("attention.query", b.query, b.key_size),
-                                  ("attention.key", b.key, b.key_size),
-                                  ("attention.value", b.value, b.value_size)):
-            w = weights[name][h]
-            if start is None:
-                if np.any(w):
-                    return False
-                continue
-            expected = np.zeros_like(w)
-            idx = np.arange(size)
-            expected[start + idx, idx] = w[start + idx, idx]
-            if not np.array_equal(w, expected):
-                return False
-        o = weights["attention.output"][h]
-        expected = np.zeros_like(o)
-        idx = np.arange(b.value_size)
-        expected[idx, b.output + idx] = o[idx, b.output + idx]
-        if not np.array_equal(o, expected):
-            return False
-    return True
+def _param(value) -> nnx.Param:
+    return nnx.Param(jnp.asarray(value, dtype=jnp.float32))
 
 
 class Structure(nnx.Variable):
-    """Index arrays of the structured MLP path (fixed by the compiler, never trained)."""
+    """Index arrays of the structured paths (fixed by the compiler, never trained)."""
 
 
-class BlockSparseLayer(nnx.Module):
-    """`x @ W` for a sparse `W` as a few dense blocks: block g multiplies the inputs
-    `rows[g]` by `W[rows[g], cols[g]]`; `order` puts the blocks' outputs back in column order.
+class Embedding(nnx.Module):
+    def __init__(self, p: EmbeddingParameters) -> None:
+        self.token = _param(p.token)
+        self.position = _param(p.position) if p.position is not None else None
 
-    A compiled rule reads a handful of dimensions and rules about one variable read nearly
-    the same ones, so columns with similar inputs share a block: far fewer multiply-adds
-    than the dense product, in a few matrix products rather than a gather per nonzero."""
-
-    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.rows = nnx.List([Structure(jnp.asarray(r, jnp.int32)) for r, _ in blocks])
-        self.cols = nnx.List([Structure(jnp.asarray(c, jnp.int32)) for _, c in blocks])
-        order = np.argsort(np.concatenate([c for _, c in blocks]))
-        self.order = Structure(jnp.asarray(order, jnp.int32))
-
-    def __call__(self, x: jax.Array, weight: jax.Array) -> jax.Array:
-        parts = [x[..., r[...]] @ weight[r[...][:, None], c[...][None, :]]
-                 for r, c in zip(self.rows, self.cols)]
-        return jnp.concatenate(parts, axis=-1)[..., self.order[...]]
-
-
-def column_blocks(nonzero: np.ndarray, overhead: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Groups the columns of a sparsity pattern into blocks (input rows, columns), greedily
-    in the order of their supports: a column joins the current block while that costs fewer
-    multiply-adds than starting a new one (`overhead`: what one more product costs, in
-    multiply-adds per position)."""
-    supports = [tuple(np.flatnonzero(nonzero[:, c])) for c in range(nonzero.shape[1])]
-    blocks: list[tuple[np.ndarray, np.ndarray]] = []
-    rows: set = set()
-    cols: list[int] = []
-    for c in sorted(range(len(supports)), key=lambda c: supports[c]):
-        support = set(supports[c])
-        union = len(rows | support)
-        if cols and union * (len(cols) + 1) - len(rows) * len(cols) > len(support) + overhead:
-            blocks.append((np.array(sorted(rows), np.int64), np.array(cols, np.int64)))
-            rows, cols = set(), []
-        rows |= support
-        cols.append(c)
-    if cols:
-        blocks.append((np.array(sorted(rows), np.int64), np.array(cols, np.int64)))
-    return blocks
-
-
-def sparse_mlp_of(weights: dict[str, np.ndarray], layers: int, density: float = 0.1,
-                  min_size: int = 50_000, overhead: int = 128
-                  ) -> list[BlockSparseLayer | None]:
-    """The block-sparse form of each MLP layer that is large and sparse enough to gain from
-    it (None: that layer stays dense; small matrices multiply faster than they split)."""
-    out: list[BlockSparseLayer | None] = []
-    for i in range(layers):
-        w = weights[f"mlp.{i}.weight"]
-        nonzero = w != 0
-        if w.size < min_size or nonzero.mean() > density:
-            out.append(None)
-        else:
-            out.append(BlockSparseLayer(column_blocks(nonzero, overhead)))
-    return out
-
-
-def halting_units_of(weights: dict[str, np.ndarray], layers: int) -> list[np.ndarray]:
-    """The residual dimensions and, per halting layer, the units that reach its output (the
-    others have zero weight into everything after them, so dropping them is exact): the
-    compiled halting readout keeps a copy of the whole MLP expansion, of which a condition
-    like `done == 1` reads one unit."""
-    needed = [np.arange(weights[f"halting.{layers - 1}.weight"].shape[1])]
-    for i in reversed(range(layers)):
-        w = weights[f"halting.{i}.weight"][:, needed[0]]
-        needed.insert(0, np.flatnonzero(np.any(w != 0, axis=1)))
-    return needed
-
-
-class Dense(nnx.Module):
-    """x @ weight + bias (weight stored (in, out), as in compiled checkpoints)."""
-
-    def __init__(self, weight: nnx.Param, bias: nnx.Param) -> None:
-        self.weight, self.bias = weight, bias
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return x @ self.weight[...] + self.bias[...]
-
-
-class UniversalTransformer(nnx.Module):
-    """Parameters are named as in compiled checkpoints: `embed.token`, `attention.query`,
-    `mlp.0.weight`, ..., `halting.2.bias`."""
-
-    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs | None = None,
-                 weights: dict[str, np.ndarray] | None = None,
-                 head_blocks: tuple[HeadBlocks, ...] | None = None,
-                 sparse_mlp: list[BlockSparseLayer | None] | None = None,
-                 halting_units: list[np.ndarray] | None = None) -> None:
-        """Randomly initialised from `rngs`, or filled with given `weights` (compiled ones).
-
-        `head_blocks` (compiled models only) switches attention to its structured path: each
-        head's Q, K, V and O are diagonal on one block of the residual, so the head reads and
-        writes those slices instead of multiplying the whole residual through dense matrices.
-        `sparse_mlp` (compiled models only) runs sparse MLP layers as a few dense blocks, and
-        `halting_units` computes only the halting units that reach its output.
-        The numbers are the same to float32 rounding: the dense products only add exact zeros
-        (XLA may sum in another order)."""
-        self.config = config
-        self.head_blocks = head_blocks
-        self.sparse_mlp = nnx.List(sparse_mlp) if sparse_mlp is not None else None
-        self.halting_units = nnx.List([Structure(jnp.asarray(u, jnp.int32))
-                                       for u in halting_units]) \
-            if halting_units is not None else None
-        shapes = config.parameter_shapes()
-        if weights is not None:
-            _check_weights(shapes, weights)
-
-            def param(name):
-                return nnx.Param(jnp.asarray(weights[name], dtype=jnp.float32))
-        else:
-            rngs = rngs or nnx.Rngs(0)
-            normal = nnx.initializers.normal(stddev=0.02)
-
-            def param(name):
-                if name.endswith(".bias"):
-                    return nnx.Param(jnp.zeros(shapes[name], jnp.float32))
-                if name.startswith(("mlp.", "halting.")):  # fan-in scaled, like nnx.Linear
-                    init = nnx.initializers.lecun_normal()
-                    return nnx.Param(init(rngs.params(), shapes[name], jnp.float32))
-                return nnx.Param(normal(rngs.params(), shapes[name], jnp.float32))
-
-        self.token_embedding = param("embed.token")
-        self.position_embedding = param("embed.position") if config.max_positions else None
-        self.query = param("attention.query")
-        self.key = param("attention.key")
-        self.value = param("attention.value")
-        self.output = param("attention.output")
-        self.sink = param("attention.sink") if config.attention_sink else None
-        self.mlp = nnx.List([Dense(param(f"mlp.{i}.weight"), param(f"mlp.{i}.bias"))
-                             for i in range(len(config.mlp_widths) + 1)])
-        self.halting = nnx.List([Dense(param(f"halting.{i}.weight"), param(f"halting.{i}.bias"))
-                                 for i in range(len(config.halting_widths))]) \
-            if config.halting_widths else None
-
-    # -- the pieces of one layer ----------------------------------------------------------------
-
-    def embed(self, tokens: jax.Array) -> jax.Array:
-        x = self.token_embedding[...][tokens]
-        if self.position_embedding is not None:
-            x = x + self.position_embedding[...][None, : tokens.shape[1]]
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        x = self.token[...][tokens]
+        if self.position is not None:
+            x = x + self.position[...][None, : tokens.shape[1]]
         return x
 
-    def attention_mask(self, valid: jax.Array) -> jax.Array:
-        """(batch, heads, query, key): padding never selected; relative offsets as given."""
-        return jnp.stack(self.head_masks(valid), axis=1)
+
+class Attention(nnx.Module):
+    """Multi-head attention whose heads each see the positions at their relative `offsets`
+    (None: all), and a per-head sink logit if the weights have one.
+
+    With `blocks` (an execution plan's, compiler/structure.py) each head reads and writes its
+    own blocks of the residual as slices, instead of multiplying the whole residual through
+    dense matrices, and heads that share scores or softmax with an earlier head reuse them."""
+
+    def __init__(self, p: AttentionParameters, offsets: tuple, scale: float,
+                 blocks: tuple[HeadBlocks, ...] | None = None) -> None:
+        self.query, self.key = _param(p.query), _param(p.key)
+        self.value, self.output = _param(p.value), _param(p.output)
+        self.sink = _param(p.sink) if p.sink is not None else None
+        self.offsets = tuple(offsets) or (None,) * p.query.shape[0]
+        self.scale = scale
+        self.blocks = blocks
 
     def head_masks(self, valid: jax.Array) -> list[jax.Array]:
-        """Per head, (batch, query, key): the same array for heads with the same offsets."""
+        """Per head, (batch, query, key): padding never selected; relative offsets as given.
+        The same array for heads with the same offsets."""
         n = valid.shape[1]
         relative = np.arange(n)[None, :] - np.arange(n)[:, None]
         masks = {}
-        for offsets in self.config.head_offsets or (None,) * self.config.num_heads:
+        for offsets in self.offsets:
             if offsets not in masks:
                 allowed = np.ones((n, n), bool) if offsets is None else np.isin(relative,
                                                                                   offsets)
                 masks[offsets] = valid[:, None, :] & jnp.asarray(allowed)[None]
-        return [masks[offsets]
-                for offsets in self.config.head_offsets or (None,) * self.config.num_heads]
+        return [masks[offsets] for offsets in self.offsets]
 
-    def attend(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The attention output added to the residual, and the attention weights."""
-        if self.config.num_heads == 0:
+        if self.query.shape[0] == 0:
             return jnp.zeros_like(x), jnp.zeros(x.shape[:1] + (0,) + x.shape[1:2] * 2, x.dtype)
-        if self.head_blocks is not None:
-            return self._attend_blocks(x, valid)
+        if self.blocks is not None:
+            return self._by_blocks(x, valid)
         q = jnp.einsum("bnd,hdk->bhnk", x, self.query[...])
         k = jnp.einsum("bnd,hdk->bhnk", x, self.key[...])
         v = jnp.einsum("bnd,hdv->bhnv", x, self.value[...])
-        scores = jnp.einsum("bhik,bhjk->bhij", q, k) * self.config.attention_scale
-        scores = jnp.where(self.attention_mask(valid), scores, MASKED)
+        scores = jnp.einsum("bhik,bhjk->bhij", q, k) * self.scale
+        scores = jnp.where(jnp.stack(self.head_masks(valid), axis=1), scores, MASKED)
         sink = None if self.sink is None else self.sink[...][None, :, None, None]
         weights = softmax_with_sink(scores, sink)
         heads = jnp.einsum("bhij,bhjv->bhiv", weights, v)
         return jnp.einsum("bhiv,hvd->bid", heads, self.output[...]), weights
 
-    def _attend_blocks(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _by_blocks(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         masks = self.head_masks(valid)
         outputs, dims = [], []  # written at once: one scatter, not one update per head
         all_weights = []
         scores_by_head, softmax_by_head = {}, {}
-        for h, blocks in enumerate(self.head_blocks):
+        for h, blocks in enumerate(self.blocks):
             if blocks.scores_of is not None:
                 scores = scores_by_head[blocks.scores_of]
             elif blocks.query is not None:
@@ -326,7 +150,7 @@ class UniversalTransformer(nnx.Module):
                 q = x[..., blocks.query:blocks.query + n] * _diagonal(self.query, h,
                                                                         blocks.query, n)
                 k = x[..., blocks.key:blocks.key + n] * _diagonal(self.key, h, blocks.key, n)
-                scores = jnp.einsum("bik,bjk->bij", q, k) * self.config.attention_scale
+                scores = jnp.einsum("bik,bjk->bij", q, k) * self.scale
                 scores = jnp.where(masks[h], scores, MASKED)
             else:
                 scores = jnp.where(masks[h], 0.0, MASKED).astype(x.dtype)
@@ -358,20 +182,139 @@ class UniversalTransformer(nnx.Module):
             jnp.concatenate(outputs, axis=-1))
         return out, jnp.stack(all_weights, axis=1)
 
-    def feed_forward(self, x: jax.Array) -> jax.Array:
-        act = activation(self.config.activation)
-        last = len(self.mlp) - 1
-        for i, layer in enumerate(self.mlp):
-            sparse = self.sparse_mlp[i] if self.sparse_mlp is not None else None
-            x = layer(x) if sparse is None else sparse(x, layer.weight[...]) + layer.bias[...]
-            if i < last:
+
+class BlockSparse(nnx.Module):
+    """`x @ W` for a sparse `W` as a few dense blocks: block g multiplies the inputs
+    `rows[g]` by `W[rows[g], cols[g]]`; `order` puts the blocks' outputs back in column
+    order (the blocks are an execution plan's, compiler/structure.py)."""
+
+    def __init__(self, blocks: ColumnBlocks) -> None:
+        self.rows = nnx.List([Structure(jnp.asarray(r, jnp.int32)) for r, _ in blocks])
+        self.cols = nnx.List([Structure(jnp.asarray(c, jnp.int32)) for _, c in blocks])
+        order = np.argsort(np.concatenate([c for _, c in blocks]))
+        self.order = Structure(jnp.asarray(order, jnp.int32))
+
+    def __call__(self, x: jax.Array, weight: jax.Array) -> jax.Array:
+        parts = [x[..., r[...]] @ weight[r[...][:, None], c[...][None, :]]
+                 for r, c in zip(self.rows, self.cols)]
+        return jnp.concatenate(parts, axis=-1)[..., self.order[...]]
+
+
+class Dense(nnx.Module):
+    """x @ weight + bias (weight stored (in, out), as in checkpoints); with `blocks`, the
+    product runs as those dense blocks of a sparse weight."""
+
+    def __init__(self, p: DenseParameters, blocks: ColumnBlocks | None = None) -> None:
+        self.weight, self.bias = _param(p.weight), _param(p.bias)
+        self.blocks = BlockSparse(blocks) if blocks is not None else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.blocks is None:
+            return x @ self.weight[...] + self.bias[...]
+        return self.blocks(x, self.weight[...]) + self.bias[...]
+
+
+def export_weights(module: nnx.Module, prefix: str = "") -> dict[str, np.ndarray]:
+    """A module's parameters as arrays named by their attribute paths, after `prefix`."""
+    return {prefix + ".".join(map(str, path)): np.asarray(param[...])
+            for path, param in nnx.to_flat_state(nnx.state(module, nnx.Param))}
+
+
+class FeedForward(nnx.List):
+    """Dense layers with `activation` between them: the Universal Transformer's MLP, and the
+    MLP that `alta train` fits, so a learned one replaces the compiled one by assignment
+    (`model.mlp = learned`)."""
+
+    def __init__(self, layers: Sequence[Dense], activation: str) -> None:
+        super().__init__(layers)
+        self.activation = activation
+
+    def export_weights(self) -> dict[str, np.ndarray]:
+        """Named as the Universal Transformer's MLP (`mlp.0.weight`, ...), whose place a
+        learned one takes."""
+        return export_weights(self, "mlp.")
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = activation(self.activation)
+        for i, layer in enumerate(self):
+            x = layer(x)
+            if i < len(self) - 1:
                 x = act(x)
         return x
 
+
+def random_dense(sizes: Sequence[int], rngs: nnx.Rngs) -> tuple[DenseParameters, ...]:
+    """Fan-in scaled weights (as nnx.Linear) and zero biases, for widths `sizes`."""
+    init = nnx.initializers.lecun_normal()
+    return tuple(DenseParameters(init(rngs.params(), (a, b), jnp.float32),
+                                 jnp.zeros((b,), jnp.float32))
+                 for a, b in itertools.pairwise(sizes))
+
+
+def random_parameters(config: ModelConfig, rngs: nnx.Rngs) -> Parameters:
+    """Embeddings and attention from N(0, 0.02^2), MLP and halting readout fan-in scaled."""
+    shapes = parameter_shapes(config)
+    normal = nnx.initializers.normal(stddev=0.02)
+
+    def draw(shape):
+        return None if shape is None else normal(rngs.params(), shape, jnp.float32)
+
+    e, a = shapes.embed, shapes.attention
+    embed = EmbeddingParameters(draw(e.token), draw(e.position))
+    attention = AttentionParameters(*(draw(s) for s in (a.query, a.key, a.value, a.output,
+                                                        a.sink)))
+    D = config.width
+    mlp = random_dense((D, *config.mlp_widths, D), rngs)
+    halting = random_dense((D, *config.halting_widths), rngs) if config.halting_widths else ()
+    return Parameters(embed, attention, mlp, halting)
+
+
+class UniversalTransformer(nnx.Module):
+    """Attributes mirror `alta.parameters.Parameters`, so each parameter's NNX path is its
+    checkpoint name: `embed.token`, `attention.query`, `mlp.0.weight`, `halting.2.bias`."""
+
+    def __init__(self, config: ModelConfig, parameters: Parameters | None = None,
+                 plan: ExecutionPlan | None = None, *, rngs: nnx.Rngs | None = None) -> None:
+        """Filled with `parameters` (compiled ones), or randomly initialised from `rngs`.
+
+        `plan` (compiled models only, compiler/structure.py) switches on the structured
+        paths: attention by blocks, sparse MLP layers as a few dense blocks, and only the
+        halting units that reach its output. The numbers are the same to float32 rounding:
+        the dense products only add exact zeros (XLA may sum in another order)."""
+        if parameters is None:
+            parameters = random_parameters(config, rngs or nnx.Rngs(0))
+        expected = parameter_shapes(config).flat()
+        got = {name: tuple(np.shape(v)) for name, v in parameters.flat().items()}
+        if got != expected:
+            raise ValueError(f"parameters do not fit the model: "
+                             f"{sorted(set(got.items()) ^ set(expected.items()))}")
+        self.config = config
+        mlp_blocks = plan.mlp if plan is not None else (None,) * len(parameters.mlp)
+        self.embed = Embedding(parameters.embed)
+        self.attention = Attention(parameters.attention, config.head_offsets,
+                                   config.attention_scale, plan.heads if plan else None)
+        self.mlp = FeedForward([Dense(p, blocks) for p, blocks in zip(parameters.mlp,
+                                                                       mlp_blocks)],
+                               config.activation)
+        self.halting = nnx.List([Dense(p) for p in parameters.halting]) \
+            if parameters.halting else None
+        units = plan.halting if plan is not None and parameters.halting else None
+        self.halting_units = nnx.List([Structure(jnp.asarray(u, jnp.int32)) for u in units]) \
+            if units is not None else None
+
+    # -- one layer -------------------------------------------------------------------------------
+
     def layer(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One application of the shared layer: (state after attention, after the MLP)."""
-        attended = x + self.attend(x, valid)[0]
-        return attended, attended + self.feed_forward(attended)
+        attended = x + self.attention(x, valid)[0]
+        return attended, attended + self.mlp(attended)
+
+    def step(self, x: jax.Array, valid: jax.Array, active: jax.Array
+             ) -> tuple[jax.Array, jax.Array]:
+        """One layer for the `active` sequences (B,); the others, and every padding
+        position, keep their state: (state after attention, next state)."""
+        attended, new = self.layer(x, valid)
+        return attended, jnp.where(active[:, None, None] & valid[:, :, None], new, x)
 
     def halted(self, x: jax.Array, valid: jax.Array) -> jax.Array:
         """Per sequence: does the halting condition hold at every non-padding position?"""
@@ -421,44 +364,21 @@ class UniversalTransformer(nnx.Module):
             _, running, layer, _ = carry
             return jnp.any(running) & (layer < limit)
 
-        def step(carry):
+        def body(carry):
             x, running, layer, layers = carry
-            _, new = self.layer(x, valid)
-            update = running[:, None, None] & valid[:, :, None]
-            x = jnp.where(update, new, x)
+            _, x = self.step(x, valid, running)
             layers = layers + running.astype(jnp.int32)
             running = running & ~self.stops(x, valid, stop_on_fault)
             return x, running, layer + 1, layers
 
-        x, running, _, layers = jax.lax.while_loop(keep_going, step, (x, running, 0, layers))
+        x, running, _, layers = jax.lax.while_loop(keep_going, body, (x, running, 0, layers))
         return x, layers, ~running
 
     # -- weights ---------------------------------------------------------------------------------
 
-    def parameters(self) -> dict[str, nnx.Param]:
-        named = {"embed.token": self.token_embedding, "attention.query": self.query,
-                 "attention.key": self.key, "attention.value": self.value,
-                 "attention.output": self.output}
-        if self.sink is not None:
-            named["attention.sink"] = self.sink
-        if self.position_embedding is not None:
-            named["embed.position"] = self.position_embedding
-        for prefix, layers in (("mlp", self.mlp), ("halting", self.halting or [])):
-            for i, layer in enumerate(layers):
-                named[f"{prefix}.{i}.weight"] = layer.weight
-                named[f"{prefix}.{i}.bias"] = layer.bias
-        return named
-
     def export_weights(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(param[...]) for name, param in self.parameters().items()}
-
-    @classmethod
-    def from_weights(cls, config: ModelConfig, weights: dict[str, np.ndarray],
-                     head_blocks: tuple[HeadBlocks, ...] | None = None,
-                     sparse_mlp: list[BlockSparseLayer | None] | None = None,
-                     halting_units: list[np.ndarray] | None = None):
-        return cls(config, weights=weights, head_blocks=head_blocks, sparse_mlp=sparse_mlp,
-                   halting_units=halting_units)
+        """Every parameter by its attribute path (the checkpoint names)."""
+        return export_weights(self)
 
 
 @nnx.jit
@@ -467,8 +387,8 @@ def run_model(model: UniversalTransformer, tokens, lengths, max_layers, stop_on_
 
 
 @nnx.jit
-def run_layer(model: UniversalTransformer, x, valid):
-    return model.layer(x, valid)
+def run_step(model: UniversalTransformer, x, valid, active):
+    return model.step(x, valid, active)
 
 
 @nnx.jit

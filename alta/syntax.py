@@ -11,8 +11,13 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import (LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
-                             UnexpectedToken)
+from lark.exceptions import (
+    LarkError,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 from lark.indenter import DedentError, Indenter
 
 from alta import ast
@@ -21,8 +26,8 @@ from alta.errors import AltaError, Source, Span
 
 class _AltaIndenter(Indenter):
     NL_type = "_NL"
-    OPEN_PAREN_types = ["LPAR", "LSQB", "LBRACE"]
-    CLOSE_PAREN_types = ["RPAR", "RSQB", "RBRACE"]
+    OPEN_PAREN_types = ("LPAR", "LSQB", "LBRACE")
+    CLOSE_PAREN_types = ("RPAR", "RSQB", "RBRACE")
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 4
@@ -73,7 +78,8 @@ _TERMINAL_WORDS = {
     "COLON": "':'", "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
     "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "HEAD_OP": "'==' or 'in'",
     "ADD_OP": "'+' or '-'", "MUL_OP": "an operator", "$END": "the end of the file",
-    "WORDS": "'words'", "CHARS": "'chars'", "ALLOW": "'allow'", "FIRST": "'first'", "LAST": "'last'",
+    "WORDS": "'words'", "CHARS": "'chars'", "ALLOW": "'allow'", "FIRST": "'first'",
+    "LAST": "'last'",
     "TRUE": "'true'", "FALSE": "'false'",
 }
 
@@ -100,7 +106,7 @@ _EXPRESSION_START = {"NAME", "INT", "LPAR"}
 
 def _expected_words(expected: set[str], in_brackets: bool = False) -> str:
     phrases = []
-    if _EXPRESSION_START <= expected:
+    if expected >= _EXPRESSION_START:
         # Every way to start an expression is possible: say so in one phrase.
         expected = expected - _EXPRESSION_START - {"FLOAT", "STRING", "LSQB", "LBRACE", "TRUE",
                                                    "FALSE", "NOT", "MINUS", "PLUS", "ADD_OP"}

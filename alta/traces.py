@@ -6,9 +6,9 @@ attention (`attention.NAME`, variables and head outputs; a head is null where it
 undefined) and after the MLP (`mlp.NAME`, variables). With vectors, `mlp_input` is the
 residual vector after attention in the compiled layout (undefined head outputs zero, or
 noise shaped like what attention outputs there: one-hots, even averages or random weights
-summing to 1 over a categorical block, uniform in [0, 1) otherwise) and `mlp_output` what the MLP must add to
-it: the encoded state after the MLP (head outputs zero again) minus `mlp_input`, which is
-what the compiled MLP computes.
+summing to 1 over a categorical block, uniform in [0, 1) otherwise) and `mlp_output` what
+the MLP must add to it: the encoded state after the MLP (head outputs zero again) minus
+`mlp_input`, which is what the compiled MLP computes.
 
 Shard k holds inputs k * shard_size ... and is a pure function of (program, sampler, seed,
 k): its inputs are drawn from a generator seeded with (seed, k). A shard is written to a
@@ -56,15 +56,15 @@ class TraceSettings:
 def shard_inputs(program: ir.Program, task: Task | None, settings: TraceSettings,
                  shard: int) -> list[str]:
     """The inputs of one shard: a pure function of the program, sampler, seed and index."""
-    from alta.sampling import longest_input, sample_inputs
+    from alta.sampling import default_size, sample_inputs
 
     rng = random.Random(f"alta-trace/{settings.seed}/{shard}")
     count = min(settings.shard_size, settings.samples - shard * settings.shard_size)
+    size = default_size(program, task)
     if task is not None:
-        low, high = settings.lengths or (task.size, task.size)
+        low, high = settings.lengths or (size, size)
         return [task.sample(rng, rng.randint(low, high)) for _ in range(count)]
-    cap = longest_input(program)
-    low, high = settings.lengths or (0, 32 if cap is None else min(cap, 32))
+    low, high = settings.lengths or (0, size)
     return [sample_inputs(program, 1, high, seed=rng.randrange(2**31), min_length=low)[0]
             for _ in range(count)]
 
@@ -112,8 +112,8 @@ def shard_columns(program: ir.Program, inputs: list[str], first_example: int,
             columns[f"attention.{h.name}"] += [None if u else x
                                                for x, u in zip(values, undefined[h.name])]
         if settings.vectors:
-            x = encode_state(program, layout, attended, undefined, settings.undefined, noise)
-            y = encode_state(program, layout, after, {}, "zero", noise)
+            x = encode_state(layout, attended, undefined, settings.undefined, noise)
+            y = encode_state(layout, after, {}, "zero", noise)
             columns["mlp_input"] += list(x)
             columns["mlp_output"] += list(y - x)
     return columns
@@ -127,27 +127,17 @@ def _python(type_: ir.ValueType, values: np.ndarray) -> list:
     return [int(x) for x in values]
 
 
-def encode_state(program: ir.Program, layout: ResidualLayout, values: dict[str, np.ndarray],
+def encode_state(layout: ResidualLayout, values: dict[str, np.ndarray],
                  undefined: dict[str, np.ndarray], fill: str,
                  noise: np.random.Generator) -> np.ndarray:
     """Symbolic values (rows,) per name -> residual vectors (rows, D), float32. Names not in
     `values` (head outputs after the MLP) and undefined head outputs are zero, or noise with
     fill="noise" (`_filler`)."""
-    rows = len(next(iter(values.values())))
-    out = np.zeros((rows, layout.width), np.float32)
+    out = layout.encode(values)
     for block in layout.blocks:
-        if block.name not in values:
-            continue
-        x = values[block.name]
-        view = out[:, block.start:block.stop]
-        if block.kind == "categorical":
-            view[np.arange(rows), x.astype(np.int64)] = 1.0
-        elif block.kind == "numerical":
-            view[:, 0] = x
-        else:
-            view[:] = (x[:, None].astype(np.int64) >> np.arange(block.size)) & 1
         gone = undefined.get(block.name)
-        if gone is not None and gone.any():
+        if block.name in values and gone is not None and gone.any():
+            view = out[:, block.start:block.stop]
             view[gone] = _filler(block, int(gone.sum()), noise) if fill == "noise" else 0.0
     return out
 
@@ -209,9 +199,9 @@ def write_shard(columns: dict[str, list], path: Path, format: str, schema=None) 
         else:
             names = list(columns)
             with open(tmp, "w", encoding="utf-8") as f:
-                for row in zip(*(columns[n] for n in names)):
-                    f.write(json.dumps(dict(zip(names, (_jsonable(v) for v in row))),
-                                       separators=(",", ":")) + "\n")
+                f.writelines(json.dumps(dict(zip(names, (_jsonable(v) for v in row))),
+                                        separators=(",", ":")) + "\n"
+                             for row in zip(*(columns[n] for n in names)))
 
     write_atomically(path, write)
 
@@ -319,8 +309,6 @@ def _count_rows(path: Path, format: str) -> int:
         return pq.ParquetFile(path).metadata.num_rows
     with open(path, encoding="utf-8") as f:
         return sum(1 for _ in f)
-
-
 
 
 def read_dataset(directory: Path) -> tuple[dict, Iterator[dict[str, list]]]:

@@ -1,4 +1,5 @@
-"""Fitting an MLP to execution traces, and running the Transformer with it.
+"""Training: an MLP fitted to execution traces (and the Transformer run with it), and the
+Universal Transformer trained end to end on input/output pairs.
 
 `alta trace --vectors` records, at every layer and position, the MLP's input (the residual
 after attention, in the compiled layout) and what the compiled MLP adds to it. Here an
@@ -6,11 +7,17 @@ ordinary MLP (Flax NNX, optax) learns that map from the vectors alone: step-by-s
 supervision, as in the ALTA paper's trace experiments. The learned weights are named like the
 Universal Transformer's own MLP (`mlp.0.weight`, ...), so they drop into the compiled model
 in place of the compiled MLP (`alta run FILE --mlp MLP.safetensors`).
+
+End to end (`alta experiment`'s third method): the compiled model's shape (residual width,
+heads and their offset masks), randomly initialised with a ReLU MLP, trained on the program's
+outputs only: cross-entropy on the output variable's block at the positions the output is
+read from, run for as many layers as the program takes on each input.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,9 +28,11 @@ import numpy as np
 import optax
 from flax import nnx
 
+from alta.compiler.layout import build_layout
 from alta.errors import AltaError
-from alta.files import write_atomically
-from alta.model import Dense, activation
+from alta.files import check_provenance, read_tensors, write_tensors
+from alta.model import Dense, FeedForward, activation, random_dense
+from alta.parameters import DenseParameters, dense_from_flat
 
 FORMAT = "alta-learned-mlp"
 FORMAT_VERSION = 1
@@ -46,35 +55,6 @@ class TrainSettings:
     # which a long chain of layers needs, come from the small final steps
     schedule: str = "constant"
     seed: int = 0
-
-
-class FeedForward(nnx.Module):
-    """D -> hidden... -> D, the shape of the Universal Transformer's MLP."""
-
-    def __init__(self, width: int, hidden: tuple[int, ...], activation_name: str,
-                 rngs: nnx.Rngs) -> None:
-        sizes = (width, *hidden, width)
-        init = nnx.initializers.lecun_normal()
-        self.layers = nnx.List([
-            Dense(nnx.Param(init(rngs.params(), (a, b), jnp.float32)),
-                  nnx.Param(jnp.zeros((b,), jnp.float32)))
-            for a, b in zip(sizes[:-1], sizes[1:])])
-        self.activation_name = activation_name
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        act = activation(self.activation_name)
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = act(x)
-        return x
-
-    def export_weights(self) -> dict[str, np.ndarray]:
-        out = {}
-        for i, layer in enumerate(self.layers):
-            out[f"mlp.{i}.weight"] = np.asarray(layer.weight[...])
-            out[f"mlp.{i}.bias"] = np.asarray(layer.bias[...])
-        return out
 
 
 def load_vectors(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -121,8 +101,9 @@ def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
     if settings.loss not in LOSSES:
         raise AltaError.at(f"unknown loss {settings.loss!r}; expected one of {', '.join(LOSSES)}")
     activation(settings.activation)  # fail early on an unknown name
-    model = FeedForward(x.shape[1], settings.hidden, settings.activation,
-                        nnx.Rngs(settings.seed))
+    sizes = (x.shape[1], *settings.hidden, x.shape[1])
+    model = FeedForward([Dense(p) for p in random_dense(sizes, nnx.Rngs(settings.seed))],
+                        settings.activation)
     optimizer = nnx.Optimizer(model, optax.adam(learning_rate(settings.schedule,
                                                               settings.learning_rate,
                                                               settings.steps)),
@@ -172,10 +153,8 @@ def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
                    target: np.ndarray) -> float:
     """Fraction of rows whose every variable decodes the same after the learned MLP as
     after the compiled one."""
-    from alta.compiler.layout import decode_state
-
-    got = decode_state(program, layout, x + predicted)
-    want = decode_state(program, layout, x + target)
+    got = layout.decode(x + predicted, program)
+    want = layout.decode(x + target, program)
     same = np.ones(len(x), bool)
     for v in program.variables:
         same &= np.isclose(got[v.name], want[v.name])
@@ -184,92 +163,215 @@ def state_accuracy(program, layout, x: np.ndarray, predicted: np.ndarray,
 
 def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
              curve: list[tuple[int, float]], accuracy: float, path: Path) -> Path:
-    from safetensors.numpy import save_file
-
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "program": dataset["program"], "source_sha256": dataset["source_sha256"],
-        "width": int(model.layers[0].weight.shape[0]),
+        "width": int(model[0].weight.shape[0]),
         "hidden": list(settings.hidden), "activation": settings.activation,
         "training": asdict(settings), "dataset": dataset["settings"],
         "loss_curve": curve, "train_state_accuracy": accuracy,
     }
-    weights = model.export_weights()
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise AltaError.at(f"cannot write {path}: no such directory {path.parent}")
-    return write_atomically(path, lambda tmp: save_file(
-        weights, tmp, metadata={"alta": json.dumps(manifest)}))
+    return write_tensors(path, model.export_weights(), manifest)
 
 
 def load_mlp(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise AltaError.at(f"no such MLP file: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            manifest = json.loads((f.metadata() or {}).get("alta", "{}"))
-            weights = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AltaError.at(f"{path}: not a usable learned MLP: corrupt or truncated ({exc})") \
-            from None
+    manifest, weights = read_tensors(
+        path, missing="MLP file", corrupt="corrupt or truncated",
+        bad_manifest="corrupt or truncated",
+        fail=lambda why: AltaError.at(f"{path}: not a usable learned MLP: {why}"))
+    manifest = manifest or {}
     if manifest.get("format") != FORMAT:
         raise AltaError.at(f"{path}: not a learned MLP written by 'alta train'")
-    sizes = [manifest["width"], *manifest["hidden"], manifest["width"]]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if weights.get(f"mlp.{i}.weight", np.zeros(0)).shape != (a, b):
-            raise AltaError.at(f"{path}: weight mlp.{i}.weight is missing or has the wrong "
-                               f"shape")
+    try:
+        dense_from_flat(weights, _sizes(manifest))
+    except ValueError as exc:
+        raise AltaError.at(f"{path}: its weights do not fit its manifest ({exc})") from None
     return manifest, weights
+
+
+def _sizes(manifest: dict) -> tuple[int, ...]:
+    return (manifest["width"], *manifest["hidden"], manifest["width"])
 
 
 def _program_width(compiled) -> int:
     """The dimensions of the program's own variables and heads (trace vectors hold these;
     the compiled model's fault detector comes after them)."""
-    from alta.compiler.layout import build_layout
-
     return build_layout(compiled.program).width
 
 
-def _widened(weights: dict[str, np.ndarray], hidden: int, width: int, full: int) -> dict:
+def _widened(layers: tuple[DenseParameters, ...], full: int) -> tuple[DenseParameters, ...]:
     """A learned MLP over the program's dimensions, on the full residual: it reads nothing
     of the fault detector's dimensions and writes nothing there (so it never faults)."""
-    if width == full:
-        return weights
-    out = dict(weights)
-    first, last = "mlp.0.weight", f"mlp.{hidden}.weight"
-    out[first] = np.concatenate([weights[first],
-                                 np.zeros((full - width, weights[first].shape[1]),
-                                          weights[first].dtype)])
-    out[last] = np.concatenate([weights[last], np.zeros((weights[last].shape[0], full - width),
-                                                        weights[last].dtype)], axis=1)
-    bias = f"mlp.{hidden}.bias"
-    out[bias] = np.concatenate([weights[bias], np.zeros(full - width, weights[bias].dtype)])
-    return out
+    extra = full - np.shape(layers[0].weight)[0]
+    if not extra:
+        return layers
+    layers = list(layers)
+    first = layers[0]
+    layers[0] = DenseParameters(np.pad(first.weight, ((0, extra), (0, 0))), first.bias)
+    last = layers[-1]
+    layers[-1] = DenseParameters(np.pad(last.weight, ((0, 0), (0, extra))),
+                                 np.pad(last.bias, (0, extra)))
+    return tuple(layers)
 
 
 def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     """The compiled Universal Transformer with the learned MLP in place of the compiled one
     (embeddings, attention and halting stay compiled)."""
-    from alta.checkpoint import source_hash
     from alta.compiled import load_model
-    from alta.model import UniversalTransformer, halting_units_of
 
     program = compiled.program
-    if manifest["source_sha256"] != source_hash(program.source.text):
-        raise AltaError.at(f"the MLP was trained on traces of another version of "
-                           f"{manifest['program']} (source hash differs)")
+    check_provenance(manifest, program, f"the MLP was trained on traces of another version of "
+                                        f"{manifest['program']} (source hash differs)")
     width, full = manifest["width"], compiled.config.width
     if width not in (full, _program_width(compiled)):
         raise AltaError.at(f"the MLP maps {width} dimensions; {program.name}'s "
                            f"residual has {full}")
-    config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
-                     activation=manifest["activation"])
-    merged = {k: v for k, v in compiled.weights.items() if not k.startswith("mlp.")}
-    merged.update(_widened(weights, len(manifest["hidden"]), width, full))
-    halting = halting_units_of(merged, len(config.halting_widths)) \
-        if config.halting_widths else None
-    return UniversalTransformer.from_weights(config, merged, load_model(compiled).head_blocks,
-                                             None, halting)
+    model = load_model(compiled)
+    layers = _widened(dense_from_flat(weights, _sizes(manifest)), full)
+    model.mlp = FeedForward([Dense(p) for p in layers], manifest["activation"])
+    model.config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
+                           activation=manifest["activation"])
+    return model
+
+
+# ---- end to end: the Universal Transformer's shape, trained on input/output pairs --------
+
+@dataclass(frozen=True)
+class EndToEndSettings:
+    hidden: tuple[int, ...] = (64, 64)  # the MLP's hidden widths
+    steps: int = 2000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Inputs framed and padded, with what the program's run says about them."""
+
+    texts: tuple[str, ...]
+    tokens: np.ndarray  # (inputs, positions)
+    lengths: np.ndarray
+    depths: np.ndarray  # layers the program runs on each input
+    selected: np.ndarray  # (inputs, positions): where the output is read
+    targets: np.ndarray  # (inputs, positions): the output variable's final value there
+    final: dict[str, np.ndarray]  # the program's final state (for reading `where` outputs)
+    outputs: tuple[str, ...]  # what the program prints
+
+
+def examples_of(program, texts) -> Examples:
+    from alta.framing import output_positions
+    from alta.interpreter import run
+
+    result = run(program, texts)
+    if not result.halted.all():
+        raise AltaError.at(f"input {texts[result.not_halted[0]]!r} does not halt within "
+                           f"{program.max_layers} layers")
+    lengths = result.batch.lengths
+    selected = output_positions(program, result.final, lengths)
+    return Examples(tuple(texts), result.batch.tokens, lengths, result.layers, selected,
+                    result.final[program.output.variable].astype(np.int32), result.final,
+                    result.outputs)
+
+
+def end_to_end_model(compiled, settings: EndToEndSettings):
+    """The compiled model's shape, randomly initialised: the program's residual dimensions
+    and heads (not the compiled fault detector's), ReLU MLP of the given widths, no halting
+    readout, attention scaled by 1/sqrt(key width)."""
+    from flax import nnx
+
+    from alta.model import UniversalTransformer
+
+    heads = len(compiled.program.heads)
+    config = replace(compiled.config, width=build_layout(compiled.program).width,
+                     num_heads=heads, head_offsets=compiled.config.head_offsets[:heads],
+                     mlp_widths=settings.hidden, activation="relu", halting_widths=(),
+                     attention_sink=False, fault_dims=(),
+                     attention_scale=1 / math.sqrt(max(compiled.config.key_width, 1)))
+    return UniversalTransformer(config, rngs=nnx.Rngs(settings.seed))
+
+
+def _unrolled(model, tokens, lengths, depths, steps):
+    """The shared layer applied `steps` times, each sequence frozen after its own depth."""
+    import jax
+    import jax.numpy as jnp
+
+    valid = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
+
+    def body(i, x):
+        return model.step(x, valid, i < depths)[1]
+
+    return jax.lax.fori_loop(0, steps, body, model.embed(tokens))
+
+
+@functools.cache
+def _jitted_unrolled():
+    from flax import nnx
+
+    return nnx.jit(_unrolled)
+
+
+def train_end_to_end(compiled, examples: Examples, settings: EndToEndSettings,
+                     progress: Callable[[int, float], None] | None = None):
+    """Fit the end-to-end model to the output variable at the output positions: returns it
+    and its loss curve [(step, mean cross-entropy over the last stretch of steps)]."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    block = compiled.layout.block(compiled.program.output.variable)
+    model = end_to_end_model(compiled, settings)
+    optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0),
+                                                 optax.adam(settings.learning_rate)),
+                              wrt=nnx.Param)
+    steps = int(examples.depths.max())
+
+    @nnx.jit
+    def step(model, optimizer, tokens, lengths, depths, selected, targets):
+        def loss_fn(model):
+            x = _unrolled(model, tokens, lengths, depths, steps)
+            logits = x[..., block.start:block.stop]
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+            return jnp.sum(losses * selected) / jnp.maximum(jnp.sum(selected), 1)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    arrays = (examples.tokens, examples.lengths, examples.depths, examples.selected,
+              examples.targets)
+
+    def run_step(batch: np.ndarray) -> float:
+        return float(step(model, optimizer, *(jax.device_put(a[batch]) for a in arrays)))
+
+    return model, training_loop(len(examples.texts), settings, run_step, progress)
+
+
+def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
+    """The end-to-end model's printed outputs: its output block's argmax at the positions the
+    program's output reads."""
+    import jax.numpy as jnp
+
+    from alta.framing import decode_outputs
+
+    program = compiled.program
+    block = compiled.layout.block(program.output.variable)
+    x = _jitted_unrolled()(model, *(jnp.asarray(a) for a in (
+        examples.tokens, examples.lengths, examples.depths, int(examples.depths.max()))))
+    predicted = np.asarray(jnp.argmax(x[..., block.start:block.stop], axis=-1))
+    values = dict(examples.final)
+    values[program.output.variable] = predicted
+    return decode_outputs(program, values, examples.lengths)
+
+
+def save_end_to_end(model, compiled, settings: EndToEndSettings, curve, path: Path) -> Path:
+    from alta.checkpoint import source_hash
+
+    manifest = {"format": "alta-end-to-end", "format_version": 1,
+                "program": compiled.program.name,
+                "source_sha256": source_hash(compiled.program.source.text),
+                "model_config": model.config.to_json(), "training": asdict(settings),
+                "loss_curve": curve}
+    return write_tensors(path, model.export_weights(), manifest)

@@ -1,7 +1,7 @@
 """Interpreter vs compiled model, at every layer, position and variable.
 
 The compiled model is stepped layer by layer; after attention and after the MLP its residual
-stream is decoded back into variables (alta.compiler.layout.decode_state) and compared with
+stream is decoded back into variables (`ResidualLayout.decode`) and compared with
 the interpreter's trace: variables at every non-padding position, head outputs wherever the
 interpreter says they are defined, and the layer at which each sequence halts.
 """
@@ -16,11 +16,10 @@ from alta import ir
 from alta.compiled import trace_compiled
 from alta.compiler import CompiledProgram
 from alta.compiler.buckets import bucket_thresholds
-from alta.compiler.layout import decode_state
 from alta.errors import AltaRuntimeError
-from alta.semantics import bits_to_set, snap
 from alta.framing import encode_batch
 from alta.interpreter import run_batch
+from alta.semantics import bits_to_set, snap
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ def _verify_batch(compiled: CompiledProgram, texts: tuple[str, ...], max_layers,
         last = got
         if got.layer == 0:
             found = comparer.compare(variables, interpreted.initial,
-                                     decode_state(program, compiled.layout, got.after_mlp),
+                                     compiled.layout.decode(got.after_mlp, program),
                                      valid, 0, "initial state")
             if found:
                 return found, 0
@@ -164,7 +163,7 @@ def _verify_batch(compiled: CompiledProgram, texts: tuple[str, ...], max_layers,
         if want is None or not np.array_equal(want.active, got.active):
             interp_active = want.active if want is not None else np.zeros_like(got.active)
             return _halting(program, texts, interp_active, got.active, got.layer - 1), got.layer
-        attended = decode_state(program, compiled.layout, got.after_attention)
+        attended = compiled.layout.decode(got.after_attention, program)
         for head in program.heads:
             defined = valid & ~want.undefined[head.name] & want.active[:, None]
             found = comparer.compare([head.name], want.after_attention, attended, defined,
@@ -172,7 +171,7 @@ def _verify_batch(compiled: CompiledProgram, texts: tuple[str, ...], max_layers,
             if found:
                 return found, got.layer
         found = comparer.compare(variables, want.after_mlp,
-                                 decode_state(program, compiled.layout, got.after_mlp), valid,
+                                 compiled.layout.decode(got.after_mlp, program), valid,
                                  want.layer, "after the MLP")
         if found:
             return found, got.layer

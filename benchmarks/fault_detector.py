@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compiled_models import ROOT, benchmark_inputs  # noqa: E402
+from compiled_models import ROOT, benchmark_inputs
 
 
 def main() -> None:

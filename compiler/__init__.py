@@ -1,22 +1,23 @@
-"""Compiler: Program IR -> reachable values -> sparse rules -> residual layout -> weights
-(see DESIGN.md).
+"""Compiler: Program IR -> reachable values -> sparse rules (+ the fault detector's) ->
+residual layout -> parameters -> execution plan (docs/design.md).
 
 `compile_program` is the whole pipeline, one call per stage.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
-
-import numpy as np
 
 from alta import ir
 from alta.compiler.faults import FaultPlan, FaultSite, fault_rules, plan_faults
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.compiler.rules import RuleSet, compile_rules
+from alta.compiler.structure import ExecutionPlan, plan_execution
 from alta.compiler.values import reachable_values
 from alta.compiler.weights import CompileReport, build_weights
 from alta.config import ModelConfig
+from alta.parameters import Parameters
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,20 @@ class CompiledProgram:
     program: ir.Program
     layout: ResidualLayout
     rules: RuleSet | None  # None when loaded from a checkpoint (derivable from the source)
-    weights: dict[str, np.ndarray]
+    parameters: Parameters
     report: CompileReport
     config: ModelConfig
     faults: tuple[FaultSite, ...] = ()  # the head reads the network checks, in order
+
+    @property
+    def weights(self) -> dict:
+        """The parameters by name (attribute path), as a checkpoint holds them."""
+        return self.parameters.flat()
+
+    @functools.cached_property
+    def execution(self) -> ExecutionPlan:
+        """The structure the model's fast paths use, derived once from the parameters."""
+        return plan_execution(self.program, self.layout, self.parameters)
 
 
 def compile_program(program: ir.Program, max_length: int | None = None,
@@ -40,22 +51,22 @@ def compile_program(program: ir.Program, max_length: int | None = None,
     rules = replace(compile_rules(program, domains),     # MLP body -> minimised sparse rules
                     faults=tuple(fault_rules(plan, domains)))  # + undefined head reads
     layout = build_layout(plan.program, appended=plan.synthetic)  # -> residual dimensions
-    weights, report = build_weights(plan.program, layout, rules, max_length,  # -> weights
-                                    plan.selection)
-    config = model_config(plan.program, layout, weights, report, plan.sites)
-    return CompiledProgram(program, layout, rules, weights, report, config, plan.sites)
+    parameters, report = build_weights(plan.program, layout, rules, max_length,  # -> weights
+                                       plan.selection)
+    config = model_config(plan.program, layout, parameters, report, plan.sites)
+    return CompiledProgram(program, layout, rules, parameters, report, config, plan.sites)
 
 
-def model_config(program: ir.Program, layout: ResidualLayout, weights: dict[str, np.ndarray],
+def model_config(program: ir.Program, layout: ResidualLayout, parameters: Parameters,
                  report: CompileReport, sites: tuple[FaultSite, ...] = ()) -> ModelConfig:
-    heads, width, key_width = weights["attention.query"].shape
-    halting = tuple(weights[f"halting.{i}.weight"].shape[1] for i in range(3)) \
-        if "halting.0.weight" in weights else ()
+    attention, position = parameters.attention, parameters.embed.position
+    heads, width, key_width = attention.query.shape
     return ModelConfig(
         vocab_size=len(program.vocab), width=width, num_heads=heads, key_width=key_width,
-        value_width=weights["attention.value"].shape[2], mlp_widths=report.mlp_widths,
+        value_width=attention.value.shape[2], mlp_widths=report.mlp_widths,
         activation="clipped_relu",
-        max_positions=weights["embed.position"].shape[0] if "embed.position" in weights else 0,
-        head_offsets=tuple(h.offsets for h in program.heads), attention_scale=1.0, halting_widths=halting, max_layers=program.max_layers,
-        attention_sink="attention.sink" in weights,
+        max_positions=position.shape[0] if position is not None else 0,
+        head_offsets=tuple(h.offsets for h in program.heads), attention_scale=1.0,
+        halting_widths=tuple(layer.weight.shape[1] for layer in parameters.halting),
+        max_layers=program.max_layers, attention_sink=attention.sink is not None,
         fault_dims=tuple(layout.block(s.name).start for s in sites))

@@ -27,6 +27,7 @@ the first input and position.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -96,7 +97,7 @@ def selection_buckets(values: tuple[float, ...]):
     from alta.compiler.buckets import Buckets, steps_between
 
     exact = [Fraction(v) for v in values]
-    return Buckets(values, steps_between(values, zip(exact, exact[1:])))
+    return Buckets(values, steps_between(values, itertools.pairwise(exact)))
 
 
 def plan_faults(program: ir.Program) -> FaultPlan:

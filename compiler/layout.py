@@ -1,24 +1,31 @@
-"""Program IR -> residual layout: which dimensions of the residual stream hold what.
+"""Program IR -> residual layout: which dimensions of the residual stream hold what, and the
+one codec between variables' values and those dimensions.
 
 Categorical values are one-hot blocks, numerical values one scalar dimension, set values
 multi-hot blocks; every head output has a block of its own. Each dimension knows its
 variable, its value and the source line that declared it, so a residual vector can be read
-back into variables and any dimension explained.
+back into variables and any dimension explained. `ResidualLayout.encode`, `.write` and
+`.decode` are the only places that map values to dimensions and back: the compiler's
+weights, the compiled model's read-back and the trace datasets all go through them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from alta import ir
+from alta.semantics import set_to_bits, snap
+
+BlockKind = Literal["categorical", "numerical", "set"]
 
 
 @dataclass(frozen=True)
 class Block:
     name: str
-    kind: str  # "categorical" | "numerical" | "set"
+    kind: BlockKind
     start: int
     size: int
     is_head: bool
@@ -56,6 +63,50 @@ class ResidualLayout:
                 return b.name, b.labels[d - b.start], b.line
         raise IndexError(d)
 
+    # -- the codec: values <-> dimensions -------------------------------------------------------
+
+    def encode(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """The interpreter's arrays (rows,) per name -> residual vectors (rows, D), float32:
+        categorical one-hots, numerical scalars, sets (bit masks) multi-hot. Names not in
+        `values` are left at zero."""
+        rows = len(next(iter(values.values())))
+        out = np.zeros((rows, self.width), np.float32)
+        for block in self.blocks:
+            if block.name in values:
+                out[:, block.start:block.stop] = _encode_block(block, values[block.name])
+        return out
+
+    def write(self, row: np.ndarray, name: str, value, scale: float = 1.0) -> None:
+        """Adds `scale` times one value of `name` (an IR value: int, float or frozenset) to
+        the residual vector or weight row `row` (D,)."""
+        block = self.block(name)
+        if block.kind == "set":
+            value = set_to_bits(value)
+        row[block.start:block.stop] += scale * _encode_block(block, np.asarray([value]))[0]
+
+    def decode(self, residual: np.ndarray, program: ir.Program) -> dict[str, np.ndarray]:
+        """Residual vectors (..., D) -> the interpreter's arrays per variable and head output.
+
+        Categorical: the largest dimension of the block; numerical variables: the nearest
+        declared value (heads keep the raw mean: compiler.buckets says how the MLP reads it);
+        sets: the bit mask of dimensions above one half."""
+        values = {}
+        for b in self.blocks:
+            x = residual[..., b.start:b.stop]
+            if b.kind == "categorical":
+                values[b.name] = np.argmax(x, axis=-1).astype(np.int64)
+            elif b.kind == "numerical":
+                raw = x[..., 0].astype(np.float64)
+                known = b.name in program.variable_index  # not a head, nor the compiler's own
+                values[b.name] = snap(raw, np.asarray(program.type_of(b.name).values)) \
+                    if known else raw
+            else:
+                bits = (x > 0.5).astype(np.int64)
+                values[b.name] = (bits << np.arange(b.size, dtype=np.int64)).sum(axis=-1)
+        return values
+
+    # -- serialisation --------------------------------------------------------------------------
+
     def to_json(self) -> list[dict]:
         return [{"name": b.name, "kind": b.kind, "start": b.start, "size": b.size,
                  "head": b.is_head, "line": b.line, "labels": list(b.labels)}
@@ -87,26 +138,13 @@ def build_layout(program: ir.Program, appended: tuple[str, ...] = ()) -> Residua
     return ResidualLayout(tuple(blocks))
 
 
-def decode_state(program: ir.Program, layout: ResidualLayout,
-                 residual: np.ndarray) -> dict[str, np.ndarray]:
-    """Residual vectors (..., D) -> the interpreter's arrays per variable and head output.
-
-    Categorical: the largest dimension of the block; numerical variables: the nearest
-    declared value (heads keep the raw mean: compiler.buckets says how the MLP reads it);
-    sets: the bit mask of dimensions above one half."""
-    from alta.semantics import snap
-
-    values = {}
-    for b in layout.blocks:
-        x = residual[..., b.start:b.stop]
-        if b.kind == "categorical":
-            values[b.name] = np.argmax(x, axis=-1).astype(np.int64)
-        elif b.kind == "numerical":
-            raw = x[..., 0].astype(np.float64)
-            known = b.name in program.variable_index  # not a head, nor the compiler's own
-            values[b.name] = snap(raw, np.asarray(program.type_of(b.name).values)) \
-                if known else raw
-        else:
-            bits = (x > 0.5).astype(np.int64)
-            values[b.name] = (bits << np.arange(b.size, dtype=np.int64)).sum(axis=-1)
-    return values
+def _encode_block(block: Block, x: np.ndarray) -> np.ndarray:
+    """(rows,) values of one block -> (rows, block.size)."""
+    rows = len(x)
+    if block.kind == "categorical":
+        out = np.zeros((rows, block.size), np.float64)
+        out[np.arange(rows), x.astype(np.int64)] = 1.0
+        return out
+    if block.kind == "numerical":
+        return np.asarray(x, np.float64).reshape(rows, 1)
+    return ((x[:, None].astype(np.int64) >> np.arange(block.size)) & 1).astype(np.float64)

@@ -162,30 +162,46 @@ class _Path:
         self.lines: dict[str, int] = {}
 
     def eval(self, e: ir.Expr):
-        return getattr(self, "_" + type(e).__name__)(e)
+        match e:
+            case ir.Read():
+                if e.name not in self.assignment:
+                    raise _Fork(e.name)
+                return self.assignment[e.name]
+            case ir.Const():
+                return e.value
+            case ir.Local():
+                value = self.locals[e.uid]
+                if isinstance(value, _Deferred):
+                    value = self.locals[e.uid] = self.eval(value.expr)
+                return value
+            case ir.InputRead():
+                return self.inputs[e.which]
+            case ir.Unary():
+                x = self.eval(e.operand)
+                return -x if e.op == "-" else not x
+            case ir.Binary():
+                return self._binary(e)
+            case ir.Compare():
+                return apply_compare(e.op, self.eval(e.left), self.eval(e.right))
+            case ir.Member():
+                return (int(self.eval(e.element)) in self.eval(e.container)) != e.negated
+            case ir.Logical():
+                left = bool(self.eval(e.left))
+                if left == (e.op == "or"):
+                    return left
+                return bool(self.eval(e.right))
+            case ir.Cond():
+                return self.eval(e.then) if self.eval(e.cond) else self.eval(e.orelse)
+            case ir.Builtin():
+                return self._builtin(e)
+            case ir.Lookup():
+                return self._lookup(e)
+            case ir.LetIn():
+                self.locals[e.uid] = _Deferred(e.value)
+                return self.eval(e.body)
+        raise AssertionError(e)
 
-    def _Const(self, e):
-        return e.value
-
-    def _Read(self, e):
-        if e.name not in self.assignment:
-            raise _Fork(e.name)
-        return self.assignment[e.name]
-
-    def _InputRead(self, e):
-        return self.inputs[e.which]
-
-    def _Local(self, e):
-        value = self.locals[e.uid]
-        if isinstance(value, _Deferred):
-            value = self.locals[e.uid] = self.eval(value.expr)
-        return value
-
-    def _Unary(self, e):
-        x = self.eval(e.operand)
-        return -x if e.op == "-" else not x
-
-    def _Binary(self, e):
+    def _binary(self, e: ir.Binary):
         a, b = self.eval(e.left), self.eval(e.right)
         if e.kind == "bool":
             a, b = bool(a), bool(b)
@@ -196,22 +212,7 @@ class _Path:
         except ZeroDivisionError:
             raise PathError(e.span, semantics.DIVISION_BY_ZERO) from None
 
-    def _Compare(self, e):
-        return apply_compare(e.op, self.eval(e.left), self.eval(e.right))
-
-    def _Member(self, e):
-        return (int(self.eval(e.element)) in self.eval(e.container)) != e.negated
-
-    def _Logical(self, e):
-        left = bool(self.eval(e.left))
-        if left == (e.op == "or"):
-            return left
-        return bool(self.eval(e.right))
-
-    def _Cond(self, e):
-        return self.eval(e.then) if self.eval(e.cond) else self.eval(e.orelse)
-
-    def _Builtin(self, e):
+    def _builtin(self, e: ir.Builtin):
         args = [self.eval(a) for a in e.args]
         if e.name == "len":
             return len(args[0])
@@ -221,7 +222,7 @@ class _Path:
             return frozenset({int(args[0])})
         return apply_builtin(e.name, tuple(args))
 
-    def _Lookup(self, e):
+    def _lookup(self, e: ir.Lookup):
         table = e.table
         for index in e.indices:
             i = int(self.eval(index))
@@ -229,10 +230,6 @@ class _Path:
                 raise PathError(index.span, semantics.index_error(len(table), i))
             table = table[i]
         return table
-
-    def _LetIn(self, e):
-        self.locals[e.uid] = _Deferred(e.value)
-        return self.eval(e.body)
 
     def run(self, stmts) -> None:
         for s in stmts:

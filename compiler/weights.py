@@ -33,6 +33,12 @@ from alta.compiler.faults import FAULT, ONE, SELECTED, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.errors import AltaError
+from alta.parameters import (
+    AttentionParameters,
+    DenseParameters,
+    EmbeddingParameters,
+    Parameters,
+)
 
 MASKED_LOGIT = -1e9  # a sink logit that takes no attention (as the model's padding mask)
 
@@ -102,30 +108,24 @@ class _Expansion:
 
 def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
                   max_length: int | None = None, selection: dict | None = None
-                  ) -> tuple[dict[str, np.ndarray], CompileReport]:
-    """All weights as named float32 arrays, and the compiler's report on them.
+                  ) -> tuple[Parameters, CompileReport]:
+    """All parameters (float32 arrays), and the compiler's report on them.
 
     `selection` names the selection heads of the fault detector (compiler.faults) and the
     head each counts for: they get the same query and key, a sink and the head's scale."""
     target = max_length or program.max_length or DEFAULT_GUARANTEED_LENGTH
     selection = selection or {}
-    weights: dict[str, np.ndarray] = {}
-    weights.update(_embeddings(program, layout))
     attention, scales = _attention(program, layout, target, selection)
-    weights.update(attention)
     expansion = _expansion(program, layout, sorted({a.name for r in rules.all_rules
                                                      for a in r.atoms}))
-    weights.update(_mlp(program, layout, rules.mlp + rules.faults, expansion))
+    mlp = _mlp(program, layout, rules.mlp + rules.faults, expansion)
+    halting = ()
     if program.halt is not None:
         # The halting readout keeps its own copy of the expansion, so that a learned MLP can
         # replace the compiled one without changing when the model stops.
-        WH, bH = _rule_layer(rules.halting, expansion.second)
-        weights.update({"halting.0.weight": weights["mlp.0.weight"],
-                        "halting.0.bias": weights["mlp.0.bias"],
-                        "halting.1.weight": weights["mlp.1.weight"],
-                        "halting.1.bias": weights["mlp.1.bias"],
-                        "halting.2.weight": WH, "halting.2.bias": bH})
-    weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+        halting = (*mlp[:2], DenseParameters(*_rule_layer(rules.halting, expansion.second)))
+    parameters = Parameters(_embeddings(program, layout), attention, mlp, halting).map(
+        lambda v: np.asarray(v, dtype=np.float32))
 
     guaranteed = min([s.guaranteed_length for s in scales] + [target])
     warnings = []
@@ -143,9 +143,9 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
         fault_rules=len(rules.faults), fault_resets=len(selection),
         unminimised_rules=rules.unminimised, halting_rules=len(rules.halting),
         atoms_per_rule=rules.atoms_per_rule,
-        parameters=int(sum(v.size for v in weights.values())), head_scales=tuple(scales),
+        parameters=parameters.size, head_scales=tuple(scales),
         guaranteed_length=guaranteed, warnings=tuple(warnings))
-    return weights, report
+    return parameters, report
 
 
 def _buckets(program: ir.Program, name: str):
@@ -215,7 +215,7 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> 
 
 
 def _mlp(program: ir.Program, layout: ResidualLayout, rules: tuple,
-         expansion: _Expansion) -> dict[str, np.ndarray]:
+         expansion: _Expansion) -> tuple[DenseParameters, ...]:
     W1, b1 = expansion.first.dense(layout.width)
     W2, b2 = expansion.second.dense(len(expansion.first))
     rule_w, rule_b = _rule_layer(rules, expansion.second)
@@ -224,16 +224,16 @@ def _mlp(program: ir.Program, layout: ResidualLayout, rules: tuple,
     for r, rule in enumerate(rules):  # add new - old
         for w in rule.writes:
             if w.old is not None:
-                _write(W4[r], layout, w.variable, w.old, -1.0)
+                layout.write(W4[r], w.variable, w.old, -1.0)
             if w.new is not None:
-                _write(W4[r], layout, w.variable, w.new, +1.0)
+                layout.write(W4[r], w.variable, w.new, +1.0)
     for i, (unit, dim, out) in enumerate(expansion.resets):
         reset_w[unit, i] = 1.0
         W4[len(rules) + i, dim] = out
-    return {"mlp.0.weight": W1, "mlp.0.bias": b1, "mlp.1.weight": W2, "mlp.1.bias": b2,
-            "mlp.2.weight": np.concatenate([rule_w, reset_w], axis=1),
-            "mlp.2.bias": np.concatenate([rule_b, np.zeros(len(expansion.resets))]),
-            "mlp.3.weight": W4, "mlp.3.bias": expansion.reset_bias}
+    return (DenseParameters(W1, b1), DenseParameters(W2, b2),
+            DenseParameters(np.concatenate([rule_w, reset_w], axis=1),
+                            np.concatenate([rule_b, np.zeros(len(expansion.resets))])),
+            DenseParameters(W4, expansion.reset_bias))
 
 
 def _rule_layer(rules, second: _Layer) -> tuple[np.ndarray, np.ndarray]:
@@ -247,30 +247,18 @@ def _rule_layer(rules, second: _Layer) -> tuple[np.ndarray, np.ndarray]:
     return W, b
 
 
-def _write(row: np.ndarray, layout: ResidualLayout, name: str, value, sign: float) -> None:
-    block = layout.block(name)
-    if block.kind == "categorical":
-        row[block.start + int(value)] += sign
-    elif block.kind == "numerical":
-        row[block.start] += sign * float(value)
-    else:
-        for v in value:
-            row[block.start + v] += sign
-
-
-def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.ndarray]:
+def _embeddings(program: ir.Program, layout: ResidualLayout) -> EmbeddingParameters:
     D = layout.width
     token = np.zeros((len(program.vocab), D))
     position_vars = [v for v in program.variables if v.init_from == "position"]
-    out = {"embed.token": token}
     for var in program.variables:
         if var.init_from == "token":
             for t, value in enumerate(var.token_table):
-                _write(token[t], layout, var.name, value, 1.0)
+                layout.write(token[t], var.name, value, 1.0)
         elif var.init_from == "constant":
             value = var.init.value
             for t in range(len(program.vocab)):
-                _write(token[t], layout, var.name, value, 1.0)
+                layout.write(token[t], var.name, value, 1.0)
     if position_vars:
         if program.max_length is None:
             raise AltaError.at(f"variable '{position_vars[0].name}' is initialised from "
@@ -287,13 +275,13 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> dict[str, np.nda
                         f"1 = {program.max_length - 1}", var.span, program.source)
                 if isinstance(var.type, ir.Numerical):  # stored as the declared value
                     value = var.type.declared(value)
-                _write(position[p], layout, var.name, value, 1.0)
-        out["embed.position"] = position
-    return out
+                layout.write(position[p], var.name, value, 1.0)
+        return EmbeddingParameters(token, position)
+    return EmbeddingParameters(token)
 
 
 def _attention(program: ir.Program, layout: ResidualLayout, target: int, selection: dict
-               ) -> tuple[dict[str, np.ndarray], list[HeadScale]]:
+               ) -> tuple[AttentionParameters, list[HeadScale]]:
     D = layout.width
     H = len(program.heads)
     dk = max([program.variable(h.key).type.size for h in program.heads if h.key] + [1])
@@ -324,11 +312,7 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0
             out_proj[h, v, out.start + v] = 1.0
-    weights = {"attention.query": Q, "attention.key": K, "attention.value": V,
-               "attention.output": out_proj}
-    if selection:
-        weights["attention.sink"] = sink
-    return weights, scales
+    return AttentionParameters(Q, K, V, out_proj, sink if selection else None), scales
 
 
 def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:

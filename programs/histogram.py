@@ -2,6 +2,8 @@
 
 import random
 
+from alta.programs._common import weighted_letters
+
 SIZE = 60
 UNIT = "tokens"
 
@@ -9,12 +11,7 @@ UNIT = "tokens"
 def sample(rng: random.Random, size: int) -> str:
     """0 to `size` letters, the length uniform. Half the inputs draw from a random subset
     of the letters with random weights, so that counts are skewed and some are large."""
-    n = rng.randint(0, size)
-    letters = list("abcde")
-    if rng.random() < 0.5:
-        letters = rng.sample(letters, rng.randint(1, 5))
-    weights = [rng.random() for _ in letters]
-    return " ".join(rng.choices(letters, weights, k=n))
+    return weighted_letters(rng, rng.randint(0, size))
 
 
 def oracle(text: str) -> str:

@@ -4,6 +4,8 @@ Ties go to the word whose first occurrence comes first; the empty input prints n
 
 import random
 
+from alta.programs._common import LETTERS, counts, weighted_letters
+
 SIZE = 60
 UNIT = "tokens"
 
@@ -13,8 +15,8 @@ def sample(rng: random.Random, size: int) -> str:
     the letters with random weights (clear winners); a third are built to tie: two or more
     letters with the same count, shuffled, plus maybe fewer of others."""
     n = rng.randint(0, size)
-    letters = list("abcde")
     if n >= 2 and rng.random() < 1 / 3:
+        letters = list(LETTERS)
         tied = rng.sample(letters, rng.randint(2, 5))
         top = rng.randint(1, n // len(tied)) if n >= len(tied) else 1
         words = [w for w in tied for _ in range(top)]
@@ -24,18 +26,13 @@ def sample(rng: random.Random, size: int) -> str:
         words = words[:size]
         rng.shuffle(words)
         return " ".join(words)
-    if rng.random() < 0.5:
-        letters = rng.sample(letters, rng.randint(1, 5))
-    weights = [rng.random() for _ in letters]
-    return " ".join(rng.choices(letters, weights, k=n))
+    return weighted_letters(rng, n)
 
 
 def oracle(text: str) -> str:
     words = text.split()
     if not words:
         return ""
-    counts = {}
-    for w in words:                       # dicts keep insertion (first occurrence) order
-        counts[w] = counts.get(w, 0) + 1
-    best = max(counts.values())
-    return next(w for w, c in counts.items() if c == best)
+    in_order = counts(words)  # in the order of first occurrences
+    best = max(in_order.values())
+    return next(w for w, c in in_order.items() if c == best)

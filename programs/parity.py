@@ -1,15 +1,9 @@
 """Sampler and oracle for parity.alta: bits separated by spaces, "1 0 1 1" -> 1."""
 
-import random
+from alta.programs._common import parity as oracle
+from alta.programs._common import sample_bits as sample
+
+__all__ = ["SIZE", "UNIT", "oracle", "sample"]
 
 SIZE = 100
 UNIT = "bits"
-
-
-def sample(rng: random.Random, size: int) -> str:
-    """0 to `size` bits, the length uniform and then each bit a fair coin."""
-    return " ".join(rng.choice("01") for _ in range(rng.randint(0, size)))
-
-
-def oracle(text: str) -> str:
-    return str(text.split().count("1") % 2)

@@ -17,7 +17,7 @@ thrice repeat, "U left" is I_TURN_LEFT then U's action, "U opposite left" turns 
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from functools import cache, lru_cache
 
 SIZE = 9
 UNIT = "words"
@@ -56,7 +56,7 @@ def all_commands() -> list[str]:
     return list(_all())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _by_length(size: int) -> tuple[str, ...]:
     return tuple(c for c in _all() if len(c.split()) <= size)
 

@@ -2,9 +2,13 @@
 
 import random
 
+from alta.programs._common import KEYS, in_some_order
+from alta.programs._common import sorted_keys as oracle
+
+__all__ = ["SIZE", "UNIT", "oracle", "sample"]
+
 SIZE = 60
 UNIT = "tokens"
-KEYS = 60
 
 
 def sample(rng: random.Random, size: int) -> str:
@@ -17,13 +21,4 @@ def sample(rng: random.Random, size: int) -> str:
         rng.shuffle(keys)
     else:
         keys = rng.sample(range(KEYS), n)
-    order = rng.random()
-    if order < 0.1:
-        keys.sort()
-    elif order < 0.2:
-        keys.sort(reverse=True)
-    return " ".join(map(str, keys))
-
-
-def oracle(text: str) -> str:
-    return " ".join(str(k) for k in sorted(int(w) for w in text.split()))
+    return in_some_order(rng, keys)

@@ -14,7 +14,6 @@ from helpers import (BUNDLED, check, compiled_program, header, load, prog,
 
 from alta.compiled import run_compiled
 from alta.compiler import compile_program
-from alta.compiler.layout import decode_state
 from alta.interpreter import run
 
 
@@ -113,7 +112,7 @@ def test_a_batch_halting_at_different_layers_keeps_each_halted_state():
     got = run_compiled(compiled, texts)
     assert got.outputs == want.outputs
     assert np.array_equal(got.layers, want.layers) and np.array_equal(got.halted, want.halted)
-    state, valid = decode_state(program, compiled.layout, got.residual), want.batch.valid
+    state, valid = compiled.layout.decode(got.residual, program), want.batch.valid
     for var in program.variables:
         assert np.array_equal(state[var.name][valid], want.final[var.name][valid]), var.name
 
@@ -189,6 +188,6 @@ def test_numerical_heads_over_negative_values_on_both_back_ends():
             assert want.final[name][b, :n].tolist() == values, (name, text)
     got = run_compiled(compiled, texts)
     assert got.outputs == want.outputs and np.array_equal(got.layers, want.layers)
-    state, valid = decode_state(program, compiled.layout, got.residual), want.batch.valid
+    state, valid = compiled.layout.decode(got.residual, program), want.batch.valid
     for var in program.variables:
         assert np.array_equal(state[var.name][valid], want.final[var.name][valid]), var.name

@@ -12,16 +12,10 @@ from helpers import PROGRAMS, ROOT, alta, compiled_library
 
 from alta.checker import check_file
 from alta.errors import AltaError
-from alta.experiment import (
-    EndToEndSettings,
-    end_to_end_outputs,
-    examples_of,
-    inputs_of_size,
-    load_config,
-    train_end_to_end,
-)
+from alta.experiment import inputs_of_size, load_config
 from alta.framing import split_input
 from alta.tasks import find_task
+from alta.training import EndToEndSettings, end_to_end_outputs, examples_of, train_end_to_end
 
 SHIPPED = sorted((ROOT / "experiments").glob("*.toml"))
 

@@ -193,8 +193,8 @@ def test_verify_checks_the_errors_too():
     assert report.ok and report.comparisons > 0
     # Without its sinks the detector sees every head select several positions: a fault
     # where the interpreter has none, which verify must report.
-    weights = dict(compiled.weights)
-    weights["attention.sink"] = np.full_like(weights["attention.sink"], -1e9)
-    broken = replace(compiled, weights=weights)
+    attention = compiled.parameters.attention
+    attention = replace(attention, sink=np.full_like(attention.sink, -1e9))
+    broken = replace(compiled, parameters=replace(compiled.parameters, attention=attention))
     report = verify(broken, texts)
     assert not report.ok and report.divergence.stage in ("fault", "halting")

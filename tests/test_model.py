@@ -9,26 +9,23 @@ from program_generator import generate_with_stats
 
 from alta.checker import check_file
 from alta.compiled import load_model, run_compiled
-from alta.model import UniversalTransformer, column_blocks, halting_units_of, sparse_mlp_of
+from alta.compiler.structure import column_blocks, halting_units, plan_execution
+from alta.model import UniversalTransformer
 from alta.sampling import sample_inputs
 from alta.tasks import find_task
 
 
 def everything_sparse(compiled):
     """The structured model with every MLP layer on its sparse path, however small."""
-    layers = len(compiled.config.mlp_widths) + 1
-    model = load_model(compiled, True)
-    return UniversalTransformer.from_weights(
-        compiled.config, compiled.weights, model.head_blocks,
-        sparse_mlp_of(compiled.weights, layers, density=1.0, min_size=0),
-        halting_units_of(compiled.weights, len(compiled.config.halting_widths))
-        if compiled.config.halting_widths else None)
+    plan = plan_execution(compiled.program, compiled.layout, compiled.parameters,
+                          mlp_density=1.0, mlp_min_size=0)
+    return UniversalTransformer(compiled.config, compiled.parameters, plan)
 
 
 def assert_same_run(compiled, texts):
     structured, dense = everything_sparse(compiled), load_model(compiled, False)
-    assert structured.head_blocks is not None and dense.head_blocks is None
-    assert all(layer is not None for layer in structured.sparse_mlp)
+    assert structured.attention.blocks is not None and dense.attention.blocks is None
+    assert all(layer.blocks is not None for layer in structured.mlp)
     a = run_compiled(compiled, texts, model=structured)
     b = run_compiled(compiled, texts, model=dense)
     # The dense products only add exact zeros; what may differ is the order in which XLA
@@ -54,13 +51,14 @@ def test_random_programs():
 
 def test_weights_without_the_structure_fall_back_to_dense():
     compiled = compile_program(check_file(PROGRAMS / "parity.alta"))
-    weights = dict(compiled.weights)
-    query = weights["attention.key"].copy()
-    query[0, 0, 0] = 0.5  # no longer a diagonal block read of one head's key
-    weights["attention.key"] = query
+    key = compiled.parameters.attention.key.copy()
+    key[0, 0, 0] = 0.5  # no longer a diagonal block read of one head's key
     from dataclasses import replace
 
-    assert load_model(replace(compiled, weights=weights), True).head_blocks is None
+    parameters = replace(compiled.parameters,
+                         attention=replace(compiled.parameters.attention, key=key))
+    broken = replace(compiled, parameters=parameters)
+    assert load_model(broken, True).attention.blocks is None
 
 
 @pytest.mark.parametrize("overhead", [0, 16, 10**6])
@@ -80,5 +78,5 @@ def test_column_blocks_cover_each_column_once_with_its_inputs(overhead):
 
 def test_halting_units_reach_the_output():
     compiled = compile_program(check_file(PROGRAMS / "parity.alta"))
-    units = halting_units_of(compiled.weights, len(compiled.config.halting_widths))
+    units = halting_units(compiled.parameters.halting)
     assert len(units[-1]) == 1 and 0 < len(units[0]) < compiled.layout.width

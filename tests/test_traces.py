@@ -11,7 +11,7 @@ import pytest
 
 from alta.checker import check_file
 from alta.compiled import load_model
-from alta.compiler.layout import build_layout, decode_state
+from alta.compiler.layout import build_layout
 from alta.coverage import coverage_of_dataset, coverage_of_run
 from alta.errors import AltaError
 from alta.tasks import find_task
@@ -200,19 +200,19 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
         x = np.asarray(columns["mlp_input"], np.float32)
         y = np.asarray(columns["mlp_output"], np.float32)
         assert x.shape[1] == y.shape[1] == layout.width
-        decoded = decode_state(program, layout, x)
+        decoded = layout.decode(x, program)
         for v in program.variables:
             assert np.allclose(decoded[v.name], columns[f"attention.{v.name}"]), v.name
         for h in heads:
             known = np.array([c is not None for c in columns[f"attention.{h}"]])
             want = np.array([0 if c is None else c for c in columns[f"attention.{h}"]])
             assert np.allclose(decoded[h][known], want[known], atol=1e-6), h
-        after = decode_state(program, layout, x + y)
+        after = layout.decode(x + y, program)
         for v in program.variables:
             assert np.allclose(after[v.name], columns[f"mlp.{v.name}"]), v.name
         if fill == "zero":  # the detector's dimensions do not change the program's
             padded = np.pad(x, ((0, 0), (0, compiled.layout.width - layout.width)))
-            got = np.asarray(model.feed_forward(padded))[:, :layout.width]
+            got = np.asarray(model.mlp(padded))[:, :layout.width]
             np.testing.assert_allclose(got, y, atol=1e-4)
         for h in heads:  # undefined: zeros, or weights like an attention average's
             unknown = np.array([c is None for c in columns[f"attention.{h}"]])

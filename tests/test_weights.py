@@ -25,7 +25,6 @@ from alta.checker import check_source
 from alta.compiled import attention_heads
 from alta.compiler import compile_program
 from alta.compiler.faults import ONE, selection_name
-from alta.compiler.layout import decode_state
 from alta.evaluation import evaluate_condition
 from alta.interpreter import attend, selection
 from alta.semantics import set_to_bits, snap
@@ -95,7 +94,7 @@ def test_dense_mlp_computes_the_rules(name, noise):
     x = residual_vectors(program, layout, a, rng, noise)
     post = x + numpy_mlp(weights, x)
     want = interpreter_mlp(program, a)
-    got = decode_state(program, layout, post)
+    got = layout.decode(post, program)
     for var in program.variables:
         block = layout.block(var.name)
         w, g = want[var.name][:, 0], got[var.name]
@@ -340,7 +339,7 @@ def test_embeddings_give_the_initial_state(name):
     batch = encode_batch(program, texts)
     want = initial_state(program, batch)
     x = embed(compiled, batch.tokens)
-    got = decode_state(program, compiled.layout, x)
+    got = compiled.layout.decode(x, program)
     for var in program.variables:
         block = compiled.layout.block(var.name)
         assert np.array_equal(got[var.name][batch.valid], want[var.name][batch.valid]), var.name
@@ -377,7 +376,7 @@ def test_numpy_network_runs_like_the_interpreter(name):
     expected = run(program, texts)
     batch = encode_batch(program, texts)
     x, layers, halted = numpy_run(compiled, batch.tokens, batch.valid)
-    got = decode_state(program, compiled.layout, x)
+    got = compiled.layout.decode(x, program)
     for var in program.variables:
         assert np.array_equal(got[var.name][batch.valid], expected.final[var.name][batch.valid])
     assert np.array_equal(layers, expected.layers)

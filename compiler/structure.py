@@ -1,0 +1,190 @@
+"""Parameters -> execution plan: the structure of compiled weights that a model can exploit.
+
+Compiled weights are mostly zeros laid out in a known pattern: each head's Q, K, V and O are
+diagonal on one block of the residual, the MLP's rule layers read a handful of dimensions
+each, and a halting condition reads a few units of the MLP expansion. `plan_execution`
+finds that structure once (at compile or load time), checking it against the weights
+themselves, so the model (alta/model.py) computes only what is nonzero. Where the weights do
+not have the structure (edited, or learned), the plan says so and the model runs dense. The
+numbers are the same to float32 rounding: the dense products only add exact zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from alta import ir
+from alta.compiler.faults import ONE, plan_faults
+from alta.compiler.layout import ResidualLayout
+from alta.parameters import DenseParameters, Parameters
+
+
+class HeadBlocks(NamedTuple):
+    """Where a compiled head reads and writes: block starts and sizes in the residual."""
+
+    query: int | None  # None: no key/query (every allowed position scores the same)
+    key: int | None
+    key_size: int
+    value: int
+    value_size: int
+    output: int
+    scores_of: int | None = None  # an earlier head with the same scores and mask, if any
+    weights_of: int | None = None  # an earlier head with the same scores, mask and sink
+    counts: bool = False  # its value is the constant 1: it outputs the keys' attention share
+
+
+ColumnBlocks = tuple[tuple[np.ndarray, np.ndarray], ...]  # (input rows, output columns) each
+
+
+@dataclass(frozen=True, eq=False)
+class ExecutionPlan:
+    heads: tuple[HeadBlocks, ...] | None  # None: attention runs on the dense weights
+    mlp: tuple[ColumnBlocks | None, ...]  # per MLP layer; None: that layer runs dense
+    halting: tuple[np.ndarray, ...] | None  # residual dims, then each halting layer's units
+    # that reach the output; None: the whole readout runs
+
+
+def model_heads(program: ir.Program, parameters: Parameters) -> tuple[ir.Head, ...]:
+    """The model's heads: the program's, then (compiled with a fault detector) the selection
+    heads that count what each of them selects."""
+    if parameters.attention.sink is None:
+        return program.heads
+    return plan_faults(program).program.heads
+
+
+def plan_execution(program: ir.Program, layout: ResidualLayout, parameters: Parameters,
+                   mlp_density: float = 0.1, mlp_min_size: int = 50_000,
+                   overhead: int = 128) -> ExecutionPlan:
+    """The structured form of every part of the model that has one.
+
+    An MLP layer runs as column blocks when it has at least `mlp_min_size` weights, at most
+    `mlp_density` of them nonzero (small matrices multiply faster than they split);
+    `overhead` is what one more block product costs, in multiply-adds per position."""
+    heads = _head_blocks(program, layout, parameters)
+    mlp = tuple(_mlp_blocks(layer, mlp_density, mlp_min_size, overhead)
+                for layer in parameters.mlp)
+    halting = halting_units(parameters.halting) if parameters.halting else None
+    return ExecutionPlan(heads, mlp, halting)
+
+
+def _head_blocks(program: ir.Program, layout: ResidualLayout, parameters: Parameters
+                 ) -> tuple[HeadBlocks, ...] | None:
+    heads = model_heads(program, parameters)
+    blocks = tuple(HeadBlocks(
+        query=layout.block(h.query).start if h.key else None,
+        key=layout.block(h.key).start if h.key else None,
+        key_size=layout.block(h.key).size if h.key else 0,
+        value=layout.block(h.value).start, value_size=layout.block(h.value).size,
+        output=layout.block(h.name).start) for h in heads)
+    if not _block_diagonal(parameters, blocks):
+        return None
+    blocks = _shared_scores(parameters, blocks, tuple(h.offsets for h in heads))
+    return tuple(b._replace(counts=_counts(layout, parameters, h, b))
+                 for h, b in enumerate(blocks))
+
+
+def _block_diagonal(parameters: Parameters, blocks: tuple[HeadBlocks, ...]) -> bool:
+    """Whether the attention weights are exactly diagonal on those blocks (else the
+    structured path would compute something else, and the dense one must be used)."""
+    attention = parameters.attention
+    for h, b in enumerate(blocks):
+        for w, start, size in ((attention.query, b.query, b.key_size),
+                               (attention.key, b.key, b.key_size),
+                               (attention.value, b.value, b.value_size)):
+            if start is None:
+                if np.any(w[h]):
+                    return False
+            elif not _diagonal_at(w[h], start, 0, size):
+                return False
+        if not _diagonal_at(attention.output[h], 0, b.output, b.value_size):
+            return False
+    return True
+
+
+def _diagonal_at(w: np.ndarray, row: int, col: int, size: int) -> bool:
+    """Whether `w` is zero but for the diagonal of its (row, col) block of `size`."""
+    expected = np.zeros_like(w)
+    idx = np.arange(size)
+    expected[row + idx, col + idx] = w[row + idx, col + idx]
+    return bool(np.array_equal(w, expected))
+
+
+def _shared_scores(parameters: Parameters, blocks: tuple[HeadBlocks, ...],
+                   offsets: tuple) -> tuple[HeadBlocks, ...]:
+    """Marks each head whose scores and mask equal an earlier head's (a compiled head and
+    its selection head), so that the structured path computes them once."""
+    attention = parameters.attention
+    out, seen = [], {}
+    for h, b in enumerate(blocks):
+        diagonals = ()
+        if b.query is not None:
+            diagonals = tuple(np.diagonal(w[h, start:start + b.key_size, :b.key_size]).tobytes()
+                              for w, start in ((attention.query, b.query),
+                                               (attention.key, b.key)))
+        key = (b.query, b.key, b.key_size, diagonals, offsets[h])
+        earlier = seen.setdefault(key, h)
+        sink = attention.sink[h] if attention.sink is not None else None
+        same = seen.setdefault((*key, sink), h)
+        out.append(b._replace(scores_of=earlier if earlier != h else None,
+                              weights_of=same if same != h else None))
+    return tuple(out)
+
+
+def _counts(layout: ResidualLayout, parameters: Parameters, h: int, blocks: HeadBlocks) -> bool:
+    """Whether head h is a selection head whose output is just the attention share of the
+    keys (its value, the constant dimension, copied with weight 1)."""
+    if ONE not in {b.name for b in layout.blocks}:
+        return False
+    one = layout.block(ONE).start
+    attention = parameters.attention
+    return bool(blocks.value == one and blocks.value_size == 1
+                and attention.value[h, one, 0] == 1.0
+                and attention.output[h, 0, blocks.output] == 1.0)
+
+
+def _mlp_blocks(layer: DenseParameters, density: float, min_size: int,
+                overhead: int) -> ColumnBlocks | None:
+    nonzero = np.asarray(layer.weight) != 0
+    if nonzero.size < min_size or nonzero.mean() > density:
+        return None
+    return column_blocks(nonzero, overhead)
+
+
+def column_blocks(nonzero: np.ndarray, overhead: int) -> ColumnBlocks:
+    """Groups the columns of a sparsity pattern into blocks (input rows, columns), greedily
+    in the order of their supports: a column joins the current block while that costs fewer
+    multiply-adds than starting a new one.
+
+    A compiled rule reads a handful of dimensions and rules about one variable read nearly
+    the same ones, so columns with similar inputs share a block: far fewer multiply-adds
+    than the dense product, in a few matrix products rather than a gather per nonzero."""
+    supports = [tuple(np.flatnonzero(nonzero[:, c])) for c in range(nonzero.shape[1])]
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+    rows: set = set()
+    cols: list[int] = []
+    for c in sorted(range(len(supports)), key=lambda c: supports[c]):
+        support = set(supports[c])
+        union = len(rows | support)
+        if cols and union * (len(cols) + 1) - len(rows) * len(cols) > len(support) + overhead:
+            blocks.append((np.array(sorted(rows), np.int64), np.array(cols, np.int64)))
+            rows, cols = set(), []
+        rows |= support
+        cols.append(c)
+    if cols:
+        blocks.append((np.array(sorted(rows), np.int64), np.array(cols, np.int64)))
+    return tuple(blocks)
+
+
+def halting_units(layers: tuple[DenseParameters, ...]) -> tuple[np.ndarray, ...]:
+    """The residual dimensions and, per halting layer, the units that reach its output (the
+    others have zero weight into everything after them, so dropping them is exact): the
+    compiled halting readout keeps a copy of the whole MLP expansion, of which a condition
+    like `done == 1` reads one unit."""
+    needed = [np.arange(np.shape(layers[-1].weight)[1])]
+    for layer in reversed(layers):
+        w = np.asarray(layer.weight)[:, needed[0]]
+        needed.insert(0, np.flatnonzero(np.any(w != 0, axis=1)))
+    return tuple(needed)

@@ -1,0 +1,123 @@
+"""What several bundled task modules share (alta.tasks: a sampler and an oracle per program).
+
+Not a task itself (no program goes with it): the building blocks of samplers that several
+tasks draw alike, and the oracles of tasks that several programs solve. Each task module
+imports what it needs as `alta.programs._common`, since alta.tasks loads task modules by
+path rather than as members of a package.
+"""
+
+import random
+
+# ---- bits: parity, parity_absolute, parity_sum_mod_2 ---------------------------------------
+
+
+def sample_bits(rng: random.Random, size: int) -> str:
+    """0 to `size` bits, the length uniform and then each bit a fair coin."""
+    return " ".join(rng.choice("01") for _ in range(rng.randint(0, size)))
+
+
+def parity(text: str) -> str:
+    return str(text.split().count("1") % 2)
+
+
+# ---- words over a..e: histogram, most_frequent, sort_frequency ------------------------------
+
+LETTERS = "abcde"
+
+
+def weighted_letters(rng: random.Random, n: int) -> str:
+    """`n` letters, half the time from a random subset of them, each letter with a random
+    weight, so that counts are skewed and some are large."""
+    letters = list(LETTERS)
+    if rng.random() < 0.5:
+        letters = rng.sample(letters, rng.randint(1, 5))
+    weights = [rng.random() for _ in letters]
+    return " ".join(rng.choices(letters, weights, k=n))
+
+
+def counts(words: list[str]) -> dict[str, int]:
+    """How often each word occurs, in the order of their first occurrences."""
+    out: dict[str, int] = {}
+    for w in words:  # dicts keep insertion (first occurrence) order
+        out[w] = out.get(w, 0) + 1
+    return out
+
+
+# ---- keys 0..59 as words: sort, sort_unique --------------------------------------------------
+
+KEYS = 60
+
+
+def in_some_order(rng: random.Random, keys: list[int]) -> str:
+    """The keys as drawn, or sorted (a tenth of the time), or reversed (another tenth)."""
+    order = rng.random()
+    if order < 0.1:
+        keys.sort()
+    elif order < 0.2:
+        keys.sort(reverse=True)
+    return " ".join(map(str, keys))
+
+
+def sorted_keys(text: str) -> str:
+    return " ".join(str(k) for k in sorted(int(w) for w in text.split()))
+
+
+# ---- brackets: dyck1, dyck2 ---------------------------------------------------------------------
+
+
+def balanced(rng: random.Random, pairs: int, kinds: tuple[str, ...]) -> list[str]:
+    """A random balanced string of `pairs` pairs of brackets (`kinds`: "()" or "()", "[]").
+    The chance to open varies per string, so that both flat ("()()()") and deep
+    ("((()))") strings occur; with two kinds, so does the share of the second kind."""
+    p_open = rng.choice([0.5, 0.5, 0.3, 0.8])
+    p_second = rng.choice([0.5, 0.5, 0.1, 0.9]) if len(kinds) > 1 else 0.0
+    out, stack, opens = [], [], 0
+    while len(out) < 2 * pairs:
+        if not stack or (opens < pairs and rng.random() < p_open):
+            kind = kinds[1] if len(kinds) > 1 and rng.random() < p_second else kinds[0]
+            out.append(kind[0])
+            stack.append(kind)
+            opens += 1
+        else:
+            out.append(stack.pop()[1])
+    return out
+
+
+def near_misses(rng: random.Random, size: int, kinds: tuple[str, ...],
+                cuts: tuple[float, float, float, float], edits: tuple[str, ...]) -> str:
+    """A bracket string of length 0 to `size`. `cuts` are the cumulative chances of a short
+    random string (up to 3 brackets), a random string, a balanced string and a prefix of
+    one; the rest are balanced strings with one or two `edits` (near misses): "flip" a
+    bracket's direction, change its "kind", "swap" it with one of the next three,
+    "delete", "insert" or "move" one."""
+    alphabet = "".join(kinds)
+    kind = rng.random()
+    if kind < cuts[0]:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, min(size, 3))))
+    if kind < cuts[1]:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, size)))
+    s = balanced(rng, rng.randint(0, size // 2), kinds)
+    if kind < cuts[2] or not s:
+        return "".join(s)
+    if kind < cuts[3]:
+        return "".join(s[:rng.randint(0, len(s))])
+    flipped = {c: d for x in kinds for c, d in (x, x[::-1])}  # "(" <-> ")", "[" <-> "]"
+    other_kind = {c: d for x, y in zip(kinds, kinds[::-1]) for c, d in zip(x, y)}  # "(" <-> "["
+    for _ in range(rng.choice([1, 1, 2])):
+        i = rng.randrange(len(s))
+        edit = rng.choice(edits)
+        if edit == "kind":
+            s[i] = other_kind[s[i]]
+        elif edit == "swap":
+            j = min(len(s) - 1, i + rng.choice([1, 1, 2, 3]))
+            s[i], s[j] = s[j], s[i]
+        elif edit == "flip":
+            s[i] = flipped[s[i]]
+        elif edit == "delete" and len(s) > 1:
+            del s[i]
+        elif edit == "insert" and len(s) < size:
+            s.insert(i, rng.choice(alphabet))
+        elif edit == "move":
+            c = s.pop(i)
+            s.insert(rng.randrange(len(s) + 1), c)
+    return "".join(s)
