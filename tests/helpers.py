@@ -219,7 +219,7 @@ def compiled_outcomes(compiled, texts, model=None):
     result = run_compiled(compiled, texts, model=model, undefined="stop")
     faults = {f.sequence: f for f in result.faults}
     out = []
-    for b, text in enumerate(texts):
+    for b in range(len(texts)):
         if b in faults:
             err = fault_error(compiled, result.batch, faults[b]).first
             out.append(("error", err.message, err.span))

@@ -1059,7 +1059,7 @@ class _Generator:
                 out = IntE(f"({a.text} * {b.text})", min(corners), max(corners))
         elif choice == 3:
             c = rng.randint(2, 5)
-            lo, hi = (a.lo, a.hi) if 0 <= a.lo and a.hi < c else (0, c - 1)
+            lo, hi = (a.lo, a.hi) if a.lo >= 0 and a.hi < c else (0, c - 1)
             out = IntE(f"({a.text} % {c})", lo, hi)
         elif choice == 4:
             c = rng.randint(2, 3)
@@ -1258,7 +1258,7 @@ class _Generator:
 
     def fit_int(self, e: IntE, n: int) -> IntE:
         """An expression with values in 0..n-1."""
-        if 0 <= e.lo and e.hi <= n - 1:
+        if e.lo >= 0 and e.hi <= n - 1:
             return e
         r = self.rng.random()
         if r < 0.5:

@@ -18,14 +18,24 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers import (BASE, Case, assert_rejected_with_a_located_message, base, case_params,
-                     check, check_error, header, load_cases, per_position, prog,
-                     random_word_inputs)
+from helpers import (
+    BASE,
+    Case,
+    assert_rejected_with_a_located_message,
+    base,
+    case_params,
+    check,
+    check_error,
+    header,
+    load_cases,
+    per_position,
+    prog,
+    random_word_inputs,
+)
 
 from alta import ir
 from alta.checker import check_source
 from alta.interpreter import run
-
 
 # ---- bad programs ---------------------------------------------------------------------------
 

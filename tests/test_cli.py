@@ -4,8 +4,15 @@ import subprocess
 import sys
 
 import pytest
-from helpers import (BASE, PROGRAMS, alta, assert_check_command_reports, case_params, load_cases,
-                     prog)
+from helpers import (
+    BASE,
+    PROGRAMS,
+    alta,
+    assert_check_command_reports,
+    case_params,
+    load_cases,
+    prog,
+)
 
 from alta.checker import check_file
 from alta.compiler import compile_program

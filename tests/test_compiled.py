@@ -9,8 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from helpers import (BUNDLED, check, compiled_program, header, load, prog,
-                     random_word_inputs)
+from helpers import BUNDLED, check, compiled_program, header, load, prog, random_word_inputs
 
 from alta.compiled import run_compiled
 from alta.compiler import compile_program

@@ -7,10 +7,10 @@ import random
 
 import numpy as np
 import pytest
-from alta.compiler import compile_program
 from helpers import PROGRAMS, ROOT, alta, compiled_library
 
 from alta.checker import check_file
+from alta.compiler import compile_program
 from alta.errors import AltaError
 from alta.experiment import inputs_of_size, load_config
 from alta.framing import split_input

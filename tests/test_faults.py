@@ -12,14 +12,13 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from helpers import alta, check, compiled_outcomes, interpreted
+from program_generator import generate_faulty
 
 from alta.compiled import load_model, run_compiled
 from alta.compiler import compile_program
 from alta.errors import AltaRuntimeError
 from alta.interpreter import run
-from helpers import alta, check, compiled_outcomes, interpreted
-from program_generator import generate_faulty
-
 
 # ---- hand-written cases ------------------------------------------------------------------------
 
@@ -154,7 +153,7 @@ def test_allow_undefined_prints_the_raw_outputs_with_a_warning(tmp_path):
     assert refused.returncode == 1 and "--backend compiled" in refused.stderr
 
 
-# ---- random programs whose head reads may be undefined ---------------------------------------------
+# ---- random programs whose head reads may be undefined ------------------------------------
 
 FAULTY_PROGRAMS = 24
 GROUP = 12

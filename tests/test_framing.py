@@ -8,8 +8,17 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers import (PROGRAMS, alta, check, check_error, header, per_position, prog,
-                     random_word_inputs, vocab_line)
+from helpers import (
+    PROGRAMS,
+    alta,
+    check,
+    check_error,
+    header,
+    per_position,
+    prog,
+    random_word_inputs,
+    vocab_line,
+)
 
 from alta.checker import check_file, check_source
 from alta.compiler import compile_program
@@ -17,7 +26,6 @@ from alta.errors import AltaError
 from alta.framing import encode
 from alta.interpreter import run
 from alta.sampling import input_alphabet, sample_inputs
-
 
 # ---- input: chars, words, fixed tokens and buffers ------------------------------------------
 

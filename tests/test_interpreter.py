@@ -15,13 +15,19 @@ from textwrap import dedent, indent
 
 import numpy as np
 import pytest
-from helpers import (assert_located, check, header, per_position, prog, random_word_inputs,
-                     vocab_line)
+from helpers import (
+    assert_located,
+    check,
+    header,
+    per_position,
+    prog,
+    random_word_inputs,
+    vocab_line,
+)
 
 from alta.checker import check_source
 from alta.errors import AltaError, AltaRuntimeError
 from alta.interpreter import run
-
 
 # ---- helpers --------------------------------------------------------------------------------
 

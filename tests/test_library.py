@@ -13,8 +13,8 @@ from helpers import compiled_library as compiled
 from alta.checker import check_file
 from alta.compiled import run_compiled
 from alta.framing import encode, encode_batch, split_input
-from alta.sampling import longest_input
 from alta.interpreter import run
+from alta.sampling import longest_input
 from alta.tasks import find_task, in_file_examples
 from alta.verify import verify
 

@@ -3,12 +3,12 @@ that matter) compute the dense path's numbers, to float32 rounding."""
 
 import numpy as np
 import pytest
-from alta.compiler import compile_program
 from helpers import PROGRAMS, compiled_library
 from program_generator import generate_with_stats
 
 from alta.checker import check_file
 from alta.compiled import load_model, run_compiled
+from alta.compiler import compile_program
 from alta.compiler.structure import column_blocks, halting_units, plan_execution
 from alta.model import UniversalTransformer
 from alta.sampling import sample_inputs

@@ -147,7 +147,7 @@ def generated():
 
 def test_every_program_checks_and_runs_without_error(generated):
     retries = oversize = 0
-    for seed, program, stats, result in generated:
+    for _seed, program, stats, result in generated:
         assert isinstance(program, GeneratedProgram)
         assert stats.program.source.text == program.source  # checked: exactly this text
         assert result.batch.texts == program.inputs  # and run on exactly these inputs
@@ -197,7 +197,7 @@ def coverage(generated) -> dict[str, Counter]:
     """How many programs have each feature (for the assertions below and for reports)."""
     declared, read, written, inits = Counter(), Counter(), Counter(), Counter()
     heads, undefined, other = Counter(), Counter(), Counter()
-    for seed, program, stats, result in generated:
+    for _seed, _program, stats, result in generated:
         checked = stats.program
         kinds = variable_kinds_of(checked)
         reads, writes = mlp_reads_and_writes(checked)

@@ -4,13 +4,13 @@ import random
 from collections import Counter
 
 import pytest
+from helpers import PROGRAMS
 
 from alta.checker import check_source
 from alta.errors import AltaError, AltaRuntimeError
 from alta.interpreter import run
 from alta.sampling import sample_inputs
 from alta.tasks import in_file_examples
-from helpers import PROGRAMS
 
 SOURCES = {p.stem: p.read_text() for p in sorted(PROGRAMS.glob("*.alta"))}
 

@@ -13,9 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import (ALL, INLINE, Assignments, assert_located, compiled_program,
-                     enumerate_assignments, interpreter_mlp, interpreter_state, is_head, load,
-                     mlp_names, prog, values_of)
+from helpers import (
+    ALL,
+    INLINE,
+    Assignments,
+    assert_located,
+    compiled_program,
+    enumerate_assignments,
+    interpreter_mlp,
+    interpreter_state,
+    is_head,
+    load,
+    mlp_names,
+    prog,
+    values_of,
+)
 
 from alta import ir
 from alta.checker import check_source
@@ -25,7 +37,6 @@ from alta.compiler.values import reachable_values
 from alta.errors import AltaError, AltaRuntimeError
 from alta.interpreter import run
 from alta.semantics import set_to_bits
-
 
 # ---- 1. rules are a faithful, disjoint cover of the MLP -------------------------------------
 
@@ -269,7 +280,8 @@ FLIP = prog("""
 def test_if_that_assigns_nothing_changes_no_value_and_no_rule():
     """Where its condition is defined, an if that assigns nothing is a no-op on both back
     ends: the same outputs as without it (oracle: every bit flipped) and the same rules."""
-    guarded = FLIP + "    if p > 0 and left == 1:\n        pass\n    if x == 0:\n        let a = 3\n"
+    guarded = FLIP + ("    if p > 0 and left == 1:\n        pass\n"
+                      "    if x == 0:\n        let a = 3\n")
     unguarded = FLIP + "    if left == 1:\n        pass\n"
     inputs = ["0 1 1", "1", "", "0 0 0 1"]
     want = [" ".join(str(1 - int(b)) for b in text.split()) for text in inputs]

@@ -13,8 +13,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers import (Case, assert_rejected_with_a_located_message, case_params, check,
-                     load_cases, random_word_inputs)
+from helpers import (
+    Case,
+    assert_rejected_with_a_located_message,
+    case_params,
+    check,
+    load_cases,
+    random_word_inputs,
+)
 
 from alta.interpreter import run
 

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import PROGRAMS, alta, compiled_library
 
 from alta.checker import check_file
 from alta.compiled import load_model
@@ -15,9 +16,7 @@ from alta.compiler.layout import build_layout
 from alta.coverage import coverage_of_dataset, coverage_of_run
 from alta.errors import AltaError
 from alta.tasks import find_task
-from alta.traces import (TraceSettings, read_dataset, shard_columns, shard_inputs,
-                         write_dataset)
-from helpers import PROGRAMS, alta, compiled_library
+from alta.traces import TraceSettings, read_dataset, shard_columns, shard_inputs, write_dataset
 
 
 def trace(tmp_path, name, **kw):
@@ -38,7 +37,7 @@ def test_datasets_load_without_alta(tmp_path):
     import pandas as pd
     import pyarrow.parquet as pq
 
-    program, directory, manifest = trace(tmp_path, "addition", lengths=(1, 6), vectors=True)
+    _, directory, manifest = trace(tmp_path, "addition", lengths=(1, 6), vectors=True)
     rows = sum(manifest["counts"]["rows_per_shard"].values())
     table = pq.read_table(directory / "data")
     frame = pd.read_parquet(directory / "data")
@@ -46,12 +45,12 @@ def test_datasets_load_without_alta(tmp_path):
     assert table.num_rows == len(frame) == len(hf) == rows > 0
     assert set(manifest["columns"]) == set(table.column_names) == set(hf.column_names)
     # Every input ran to halting: its rows cover layers 1..L at every position.
-    for example, group in frame.groupby("example"):
+    for _, group in frame.groupby("example"):
         length = group["position"].max() + 1
         assert len(group) == group["layer"].max() * length
     # The last layer's output digits spell the sum.
     last = frame[frame["layer"] == frame.groupby("example")["layer"].transform("max")]
-    for example, group in last.groupby("example"):
+    for _, group in last.groupby("example"):
         text = group["input"].iloc[0]
         digits = group[group["mlp.shown"] == 1].sort_values("position")["mlp.digit"]
         assert "".join(map(str, digits)) == str(eval(text))
@@ -188,8 +187,8 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
     """mlp_input decodes back to the symbolic state, and with undefined heads at zero the
     compiled MLP maps it to mlp_output (with noise there, mlp_output is still the ideal
     target, which the compiled MLP need not reproduce)."""
-    program, directory, manifest = trace(tmp_path, name, vectors=True, undefined=fill,
-                                         lengths=(1, 8) if name == "addition" else None)
+    program, directory, _ = trace(tmp_path, name, vectors=True, undefined=fill,
+                                  lengths=(1, 8) if name == "addition" else None)
     compiled = compiled_library(name)
     model = load_model(compiled, structured=False)
     heads = {h.name for h in program.heads}

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import PROGRAMS, alta
 
 from alta.checker import check_file
 from alta.compiled import run_compiled
@@ -12,9 +13,14 @@ from alta.compiler import compile_program
 from alta.errors import AltaError
 from alta.tasks import find_task
 from alta.traces import TraceSettings, write_dataset
-from alta.training import (TrainSettings, load_mlp, load_vectors, save_mlp, train_mlp,
-                           with_learned_mlp)
-from helpers import PROGRAMS, alta
+from alta.training import (
+    TrainSettings,
+    load_mlp,
+    load_vectors,
+    save_mlp,
+    train_mlp,
+    with_learned_mlp,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,7 @@ def test_loss_falls_and_the_learned_mlp_generalises_in_length(parity_mlp):
 
 
 def test_the_mlp_file_is_checked(parity_mlp, tmp_path):
-    program, _, path, _ = parity_mlp
+    _, _, path, _ = parity_mlp
     manifest, weights = load_mlp(path)
     assert manifest["hidden"] == [64, 64] and manifest["program"] == "parity"
     assert weights["mlp.0.weight"].shape == (manifest["width"], 64)

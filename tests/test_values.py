@@ -19,7 +19,6 @@ from alta.interpreter import run
 from alta.tasks import find_task
 from alta.verify import verify
 
-
 NEVER_ZERO = program_head("1 2 3", "y", name="never_zero") + prog("""
     var d: cat 4 = token + 1
     var y: cat 7 = 0

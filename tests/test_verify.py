@@ -3,10 +3,10 @@ interpreter at every layer, position and variable (alta.verify), including heads
 zero or several positions (undefined there, and never read there)."""
 
 import pytest
+from program_generator import generate_with_stats
 
 from alta.compiler import compile_program
 from alta.verify import verify
-from program_generator import generate_with_stats
 
 PROGRAMS = 200
 GROUP = 20

@@ -17,8 +17,16 @@ import random
 
 import numpy as np
 import pytest
-from helpers import (ALL, Assignments, compiled_program, enumerate_assignments,
-                     interpreter_mlp, load, random_assignments, values_of)
+from helpers import (
+    ALL,
+    Assignments,
+    compiled_program,
+    enumerate_assignments,
+    interpreter_mlp,
+    load,
+    random_assignments,
+    values_of,
+)
 
 from alta import ir
 from alta.checker import check_source
@@ -28,7 +36,6 @@ from alta.compiler.faults import ONE, selection_name
 from alta.evaluation import evaluate_condition
 from alta.interpreter import attend, selection
 from alta.semantics import set_to_bits, snap
-
 
 # ---- 1. the dense MLP computes the rules ----------------------------------------------------
 
