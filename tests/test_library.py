@@ -8,7 +8,6 @@ import random
 import numpy as np
 import pytest
 from helpers import LIBRARY, PROGRAMS, library_program
-from helpers import compiled_library as compiled
 
 from alta.checker import check_file
 from alta.compiled import run_compiled
@@ -59,7 +58,7 @@ def inputs_of_max_length(name: str, count: int = 2, tries: int = 3000) -> list[s
 
 
 @pytest.mark.parametrize("name", LIBRARY)
-def test_in_file_examples_and_inputs_of_max_length_on_both_back_ends(name):
+def test_in_file_examples_and_inputs_of_max_length_on_both_back_ends(name, compiled):
     """The examples against the oracle and both back ends; inputs that fill max_length
     exactly against the oracle, the interpreter against it, and the compiled model against
     the interpreter (outputs, layer counts, halting). One compiled batch holds both."""
@@ -95,13 +94,13 @@ def test_interpreter_matches_the_oracle(name):
 
 
 @pytest.mark.parametrize("name", LIBRARY)
-def test_compiled_model_matches_the_interpreter_at_every_layer(name):
+def test_compiled_model_matches_the_interpreter_at_every_layer(name, compiled):
     report = verify(compiled(name), task(name).inputs(COMPILED, seed=2))
     assert report.ok, report.divergence
     assert report.comparisons > 0
 
 
-def test_addition_is_exact_on_40_digit_operands_compiled():
+def test_addition_is_exact_on_40_digit_operands_compiled(compiled):
     """The issue's bar: 40-digit numbers, compiled; carry chains across every place too."""
     import random
 
