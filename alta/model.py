@@ -27,6 +27,7 @@ from alta.parameters import (
     EmbeddingParameters,
     Parameters,
     parameter_shapes,
+    parameters_from_flat,
 )
 
 MASKED = -1e9  # a finite mask: a row with nothing allowed averages instead of making NaNs
@@ -283,11 +284,7 @@ class UniversalTransformer(nnx.Module):
         the dense products only add exact zeros (XLA may sum in another order)."""
         if parameters is None:
             parameters = random_parameters(config, rngs or nnx.Rngs(0))
-        expected = parameter_shapes(config).flat()
-        got = {name: tuple(np.shape(v)) for name, v in parameters.flat().items()}
-        if got != expected:
-            raise ValueError(f"parameters do not fit the model: "
-                             f"{sorted(set(got.items()) ^ set(expected.items()))}")
+        parameters_from_flat(parameters.flat(), config)  # raises naming what does not fit
         self.config = config
         mlp_blocks = plan.mlp if plan is not None else (None,) * len(parameters.mlp)
         self.embed = Embedding(parameters.embed)

@@ -82,7 +82,8 @@ def parameters_from_flat(tensors: dict[str, np.ndarray], config: ModelConfig) ->
     """The tree the config implies, filled from flat tensors by name.
 
     Raises ValueError naming the missing, unexpected or misshapen tensors."""
-    expected = parameter_shapes(config).flat()
+    like = parameter_shapes(config)
+    expected = like.flat()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -91,7 +92,7 @@ def parameters_from_flat(tensors: dict[str, np.ndarray], config: ModelConfig) ->
         if tuple(np.shape(tensors[name])) != shape:
             raise ValueError(f"tensor {name} has shape {tuple(np.shape(tensors[name]))}, "
                              f"its config says {shape}")
-    return _unflatten(parameter_shapes(config), tensors, "")
+    return _unflatten(like, tensors, "")
 
 
 def dense_from_flat(tensors: dict[str, np.ndarray], sizes: tuple[int, ...],
