@@ -26,9 +26,10 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     umask = os.umask(0)  # the permissions a new file would get (mkstemp makes it 0600)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
         write(tmp)
+        # after writing: some writers (safetensors) replace the file and make it 0600 again
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -55,7 +56,7 @@ def write_tensors(path: Path, tensors: dict, manifest: dict) -> Path:
 
 def read_tensors(path: Path, *, missing: str, fail: Callable[[str], AltaError],
                  corrupt: str = "the file is corrupt or truncated",
-                 bad_manifest: str = "its manifest is not valid JSON"
+                 bad_manifest: str = "its manifest is not a JSON object"
                  ) -> tuple[dict | None, dict]:
     """The manifest (None if the file has none) and the tensors of a file `write_tensors`
     wrote. A path that is not a file fails as "no such MISSING: PATH"; a corrupt or truncated
@@ -75,9 +76,12 @@ def read_tensors(path: Path, *, missing: str, fail: Callable[[str], AltaError],
     if MANIFEST_KEY not in metadata:
         return None, tensors
     try:
-        return json.loads(metadata[MANIFEST_KEY]), tensors
+        manifest = json.loads(metadata[MANIFEST_KEY])
     except json.JSONDecodeError as exc:
         raise fail(f"{bad_manifest} ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise fail(f"{bad_manifest} (it is a {type(manifest).__name__})")
+    return manifest, tensors
 
 
 def check_provenance(manifest: dict, program, mismatch: str) -> None:

@@ -103,6 +103,27 @@ def test_foreign_safetensors_without_manifest(tmp_path):
     _expect_failure(bad, "no ALTA manifest")
 
 
+@pytest.mark.parametrize("manifest", ["[1, 2]", "\"text\"", "{not json"])
+def test_manifest_that_is_not_a_json_object(parity_model, tmp_path, manifest):
+    from safetensors.numpy import save_file
+
+    bad = tmp_path / "manifest.safetensors"
+    save_file({"w": np.zeros((2, 2), np.float32)}, str(bad), metadata={"alta": manifest})
+    _expect_failure(bad, "its manifest is not a JSON object")
+
+
+def test_a_saved_checkpoint_gets_the_usual_file_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(compile_program(check_file(PROGRAMS / "parity.alta")),
+                               tmp_path / "model.safetensors")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def _rewrite(source, target, change_manifest=None, change_tensors=None):
     from safetensors import safe_open
     from safetensors.numpy import save_file
