@@ -51,6 +51,13 @@ def _parser() -> Lark:
                 maybe_placeholders=True)
 
 
+@lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    """The grammar's reserved words: its literal terminals that look like names."""
+    return frozenset(t.pattern.value for t in _parser().terminals
+                     if t.pattern.type == "str" and t.pattern.value.isidentifier())
+
+
 def parse(text: str, path: str = "<string>") -> ast.Module:
     """Parse ALTA source text into an AST `Module`."""
     source = Source(text if text.endswith("\n") else text + "\n", path)
