@@ -66,6 +66,9 @@ def _load_program(path: str):
     """A checked program (its warnings on stderr)."""
     from alta.checker import check_file
 
+    if _is_checkpoint(path):
+        raise AltaError.at(f"{path} is a compiled checkpoint, and this command needs the .alta "
+                           "program (run, verify and inspect also take checkpoints)")
     program = check_file(path)
     for w in program.warnings:
         print(w.format(), file=sys.stderr)

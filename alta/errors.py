@@ -107,5 +107,8 @@ def read_text(path: str | Path, what: str = "file") -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise AltaError.at(f"no such {what}: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise AltaError.at(f"cannot read {what} {path}: it is not UTF-8 text (byte "
+                           f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except OSError as exc:
         raise AltaError.at(f"cannot read {what} {path}: {exc}") from None

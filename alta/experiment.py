@@ -109,6 +109,11 @@ def load_config(path: Path) -> ExperimentConfig:
     """Read and check an experiment configuration (TOML, or JSON for a .json file); a
     relative `program` is relative to the configuration file."""
     path = Path(path)
+    given = {".alta": "an ALTA program", ".safetensors": "a compiled checkpoint"}
+    if path.suffix in given:
+        raise AltaError.at(f"{path} is {given[path.suffix]}; 'alta experiment' takes an "
+                           "experiment configuration (.toml, or .json), such as "
+                           "experiments/parity.toml")
     text = read_text(path, "experiment configuration")
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)

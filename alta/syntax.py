@@ -32,16 +32,47 @@ class _AltaIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 4
 
+    def process(self, stream):
+        self._indented_by = None  # (" " or "\t", line) of the first indented line
+        yield from super().process(stream)
+
     def handle_NL(self, token: Token):
+        if self.paren_level == 0:
+            self._check_indentation(token)
         try:
             yield from super().handle_NL(token)
         except DedentError:
             raise _BadDedent(token) from None
 
+    def _check_indentation(self, token: Token) -> None:
+        """One file indents with tabs or with spaces: mixed, a tab's width would decide
+        which block a line is in, and editors disagree on it (Python refuses it too)."""
+        kinds = set(token.rsplit("\n", 1)[1])
+        line = token.end_line
+        if len(kinds) == 2:
+            raise _MixedIndentation(line, "this line indents with both tabs and spaces")
+        if not kinds:
+            return
+        kind = kinds.pop()
+        if self._indented_by is None:
+            self._indented_by = (kind, line)
+        elif kind != self._indented_by[0]:
+            first = self._indented_by[1]
+            raise _MixedIndentation(line, f"this line indents with {_WHITESPACE[kind]}, but "
+                                          f"line {first} with {_WHITESPACE[self._indented_by[0]]}")
+
+
+_WHITESPACE = {" ": "spaces", "\t": "tabs"}
+
 
 class _BadDedent(Exception):
     def __init__(self, token: Token) -> None:
         self.token = token
+
+
+class _MixedIndentation(Exception):
+    def __init__(self, line: int, why: str) -> None:
+        self.line, self.why = line, why
 
 
 @lru_cache(maxsize=1)
@@ -72,6 +103,10 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
                            "block it ends or any enclosing block", Span(line, column, line,
                                                                          column + 1),
                            source) from None
+    except _MixedIndentation as exc:
+        width = len(source.line(exc.line)) - len(source.line(exc.line).lstrip())
+        raise AltaError.at(f"indentation mixes tabs and spaces: {exc.why}; indent with one or "
+                           "the other", Span(exc.line, 1, exc.line, width + 1), source) from None
     except LarkError as exc:  # anything else the parser reports: still located if possible
         raise AltaError.at(f"syntax error: {exc}", None, source) from None
     return _ToAst().transform(tree)

@@ -75,6 +75,27 @@ def test_bad_input_is_a_message_not_a_traceback(args, message):
     assert "Traceback" not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize("command", [
+    ("check",), ("trace", "-o", "out"), ("plot", "1", "-o", "x.png"),
+    ("coverage", "--samples", "3"), ("experiment",)])
+def test_a_file_of_the_wrong_kind_is_named_as_such(command, tmp_path, capsys):
+    from alta.cli import main
+
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"\x80\x00binary" * 8)
+    program = tmp_path / "model.alta"
+    program.write_bytes(b"\x80\x00binary" * 8)
+    name, *rest = command
+    expected = ("is a compiled checkpoint" if name != "experiment" else
+                "is a compiled checkpoint; 'alta experiment' takes an experiment configuration")
+    assert main([name, str(checkpoint), *rest]) == 1
+    assert expected in capsys.readouterr().err
+    assert main([name, str(program), *rest]) == 1
+    err = capsys.readouterr().err
+    assert ("is an ALTA program; 'alta experiment'" in err if name == "experiment" else
+            f"cannot read file {program}: it is not UTF-8 text (byte 0x80 at offset 0)" in err)
+
+
 def test_undefined_read_names_line_variable_layer_position_and_input(tmp_path):
     source = (PROGRAMS / "parity.alta").read_text().replace(
         "if done == 0 and done_left == 1:", "if done_left == 1 and done == 0:")

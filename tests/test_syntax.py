@@ -11,6 +11,7 @@ marked xfail describe the behaviour we want where the parser currently gets it w
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from helpers import (
@@ -21,8 +22,11 @@ from helpers import (
     load_cases,
     random_word_inputs,
 )
+from program_generator import generate_program
 
+from alta.errors import AltaError
 from alta.interpreter import run
+from alta.syntax import parse
 
 
 def test_layout_comments_blank_lines_block_vocab_and_continuations():
@@ -78,3 +82,31 @@ CASES = load_cases("syntax")  # tests/data/syntax_errors.toml
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_bad_program_is_rejected_with_a_located_message(case: Case):
     assert_rejected_with_a_located_message(case)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_tabs_indent_like_four_spaces_but_never_beside_spaces(seed):
+    """A generated program indented with tabs parses to the program indented with spaces
+    (a tab is four columns); one line of it indented with spaces is a located error."""
+    source = generate_program(seed).source
+    tabbed = "\n".join(_with_tabs(line) for line in source.split("\n"))
+    assert _without_spans(parse(tabbed)) == _without_spans(parse(source))
+    indented = [i for i, line in enumerate(tabbed.split("\n")) if line.startswith("\t")]
+    assert len(indented) > 2
+    lines = tabbed.split("\n")
+    k = random.Random(seed).choice(indented[1:])
+    lines[k] = lines[k].replace("\t", "    ")
+    with pytest.raises(AltaError, match="this line indents with spaces, but line") as info:
+        parse("\n".join(lines))
+    assert info.value.first.span.line == k + 1
+
+
+def _without_spans(module) -> str:
+    return re.sub(r"span=Span\([^)]*\)", "", repr(module))
+
+
+def _with_tabs(line: str) -> str:
+    body = line.lstrip(" ")
+    width = len(line) - len(body)
+    assert width % 4 == 0
+    return "\t" * (width // 4) + body
