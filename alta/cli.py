@@ -153,8 +153,9 @@ def _program_of_dataset(manifest: dict):
     from alta.files import check_provenance
 
     program = _load_program(manifest["source_path"])
-    check_provenance(manifest, program, f"{manifest['source_path']} has changed since the "
-                                        "dataset was traced; trace it again")
+    check_provenance(manifest, program, "the dataset was traced",
+                     changed=f"{manifest['source_path']} has changed since the dataset was "
+                             "traced; trace it again")
     return program
 
 
@@ -377,8 +378,7 @@ def _dataset_coverage(args, program, rules):
     from alta.traces import read_dataset
 
     manifest, shards = read_dataset(args.dataset)
-    check_provenance(manifest, program, f"{args.dataset} was traced from another version of "
-                                        f"{manifest['program']} (source hash differs)")
+    check_provenance(manifest, program, f"{args.dataset} was traced")
     return coverage_of_dataset(program, rules, shards), f"{args.dataset}"
 
 

@@ -84,10 +84,16 @@ def read_tensors(path: Path, *, missing: str, fail: Callable[[str], AltaError],
     return manifest, tensors
 
 
-def check_provenance(manifest: dict, program, mismatch: str) -> None:
-    """Fail with `mismatch` unless `manifest` records the hash of `program`'s source (its
-    `source_sha256`): the file was made from this very program."""
+def check_provenance(manifest: dict, program, made: str, changed: str | None = None) -> None:
+    """Fail unless `manifest` records the hash of `program`'s source (its `source_sha256`):
+    the file was made from this very program. The error says "MADE from another program"
+    or "... another version of NAME", or `changed` where given (the source was edited)."""
     from alta.checkpoint import source_hash
 
-    if manifest["source_sha256"] != source_hash(program.source.text):
-        raise AltaError.at(mismatch)
+    if manifest["source_sha256"] == source_hash(program.source.text):
+        return
+    if manifest.get("program") != program.name:
+        raise AltaError.at(f"{made} from another program, {manifest.get('program')!r}, not "
+                           f"{program.name!r}")
+    raise AltaError.at(changed or f"{made} from another version of {program.name} (source "
+                                  "hash differs)")

@@ -221,8 +221,7 @@ def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     from alta.compiled import load_model
 
     program = compiled.program
-    check_provenance(manifest, program, f"the MLP was trained on traces of another version of "
-                                        f"{manifest['program']} (source hash differs)")
+    check_provenance(manifest, program, "the MLP was trained on traces")
     width, full = manifest["width"], compiled.config.width
     if width not in (full, _program_width(compiled)):
         raise AltaError.at(f"the MLP maps {width} dimensions; {program.name}'s "

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import PROGRAMS, alta
 
-from alta.checker import check_file
+from alta.checker import check_file, check_source
 from alta.compiled import run_compiled
 from alta.compiler import compile_program
 from alta.errors import AltaError
@@ -52,13 +52,17 @@ def test_loss_falls_and_the_learned_mlp_generalises_in_length(parity_mlp):
 
 
 def test_the_mlp_file_is_checked(parity_mlp, tmp_path):
-    _, _, path, _ = parity_mlp
+    program, _, path, _ = parity_mlp
     manifest, weights = load_mlp(path)
     assert manifest["hidden"] == [64, 64] and manifest["program"] == "parity"
     assert weights["mlp.0.weight"].shape == (manifest["width"], 64)
     other = compile_program(check_file(PROGRAMS / "parity_absolute.alta"))
-    with pytest.raises(AltaError, match="another version|dimensions"):
+    with pytest.raises(AltaError, match="the MLP was trained on traces from another program, "
+                                        "'parity', not 'parity_absolute'"):
         with_learned_mlp(other, manifest, weights)
+    edited = check_source(program.source.text + "\n# edited\n", "parity.alta")
+    with pytest.raises(AltaError, match="trained on traces from another version of parity"):
+        with_learned_mlp(compile_program(edited), manifest, weights)
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(path.read_bytes()[:200])
     with pytest.raises(AltaError, match=re.escape(f"{broken}: not a usable learned MLP: "
