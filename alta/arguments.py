@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  alta compile programs/parity.alta -o parity.safetensors\n"
                "  alta run parity.safetensors \"1 0 1 1\"\n"
                "  alta verify programs/parity.alta --samples 500 --max-length 200\n"
+               "  alta test programs/parity.alta\n"
                "  alta inspect programs/parity.alta\n"
                "  alta trace programs/addition.alta --samples 2000 --lengths 1..8 -o traces/\n"
                "  alta coverage programs/addition.alta --dataset traces/",
@@ -109,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="verify on the inputs in this file (one per line) instead")
     verify.add_argument("--dense", action="store_true",
                         help="verify the dense attention path instead of the structured one")
+
+    test = _command(
+        sub, "test", "a .alta program (or a compiled .safetensors)",
+        help="check a program against its examples and its task module's oracle",
+        description="Run the program's '# example: \"INPUT\" -> OUTPUT' comment lines and, "
+                    "where a task module NAME.py lies beside NAME.alta, its oracle on inputs "
+                    "drawn by its sampler, on the interpreter and on the compiled Transformer. "
+                    "Prints the scores and the first failures (expected vs what each back end "
+                    "printed); exit status 0 only if every case passes on every back end.")
+    test.add_argument("--samples", type=int, default=200, metavar="N",
+                      help="how many inputs to draw for the oracle (default 200)")
+    test.add_argument("--max-length", type=int, metavar="L",
+                      help="largest sampled input, in the task module's unit (default: its "
+                           "SIZE)")
+    test.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed")
+    test.add_argument("--backend", choices=("both", "interpreter", "compiled"), default="both",
+                      help="which back ends to run (default both)")
 
     inspect = _command(
         sub, "inspect", "a .alta program or a compiled .safetensors",

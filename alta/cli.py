@@ -337,6 +337,24 @@ def _cmd_verify(args) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def _cmd_test(args) -> int:
+    from alta.reports import format_test
+    from alta.tasks import find_task
+    from alta.testing import BACKENDS, test_program
+
+    if args.samples < 0:
+        raise AltaError.at("--samples must be non-negative")
+    if args.max_length is not None and args.max_length < 0:
+        raise AltaError.at("--max-length must be non-negative")
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    compiled = _load_compiled(args.file) if "compiled" in backends else None
+    program = compiled.program if compiled is not None else _load_program(args.file)
+    test = test_program(program, find_task(program), compiled, samples=args.samples,
+                        size=args.max_length, seed=args.seed, backends=backends)
+    print(format_test(test))
+    return EXIT_OK if test.ok else EXIT_ERROR
+
+
 # ---- traces, coverage, training ----------------------------------------------------------------
 
 def _cmd_trace(args) -> int:
@@ -474,6 +492,7 @@ _HANDLERS = {
     "run": _cmd_run,
     "compile": _cmd_compile,
     "verify": _cmd_verify,
+    "test": _cmd_test,
     "inspect": _cmd_inspect,
     "trace": _cmd_trace,
     "coverage": _cmd_coverage,

@@ -229,3 +229,39 @@ def format_results(results, config) -> str:
     lines.append(f"(accuracy on {config.test_samples} inputs per length in {results.unit}; trained "
                  f"on {config.train_lengths[0]}..{top})")
     return "\n".join(lines)
+
+
+# ---- alta test -----------------------------------------------------------------------------
+
+def format_test(test, shown: int = 5) -> str:
+    """Scores per back end, then the first `shown` failing cases with what each back end
+    printed."""
+    program, task = test.program, test.task
+    lines = [f"testing {program.name} ({program.source.path}): {len(test.examples)} examples"
+             + (f", {len(test.sampled)} inputs from {task.path.name} (up to {test.size} "
+                f"{task.unit})" if task is not None else
+                ", no task module beside it (NAME.py with sample and oracle)")]
+    backends = list(dict.fromkeys(o.backend for o in test.outcomes))
+    for backend in backends:
+        parts = []
+        for what, cases in (("examples", test.examples), ("oracle", test.sampled)):
+            if cases:
+                passed, ran = test.score(backend, cases)
+                parts.append(f"{what} {passed}/{ran}")
+        lines.append(f"  {backend:<12} {'   '.join(parts) or 'nothing to test'}")
+    failing = list(dict.fromkeys(o.case for o in test.outcomes if not o.ok))
+    if not failing:
+        lines.append("ok" if test.outcomes else "nothing to test: add '# example:' lines or "
+                                                 "a task module")
+        return "\n".join(lines)
+    lines.append(f"FAILED: {len(failing)} of {len(test.examples) + len(test.sampled)} cases")
+    for case in failing[:shown]:
+        lines.append(f"  {case.origin}: {case.text!r}")
+        lines.append(f"    {'expected':<12} {case.expected}")
+        for o in test.outcomes:
+            if o.case == case:
+                got = o.output if o.error is None else f"error: {o.error}"
+                lines.append(f"    {o.backend:<12} {got}{'' if o.ok else '   <- differs'}")
+    if len(failing) > shown:
+        lines.append(f"  ... and {len(failing) - shown} more")
+    return "\n".join(lines)
