@@ -80,7 +80,7 @@ class Run:
         if getattr(self.result, "trace", None) is None or len(self.inputs) != 1:
             raise ValueError("trace() needs a run of one input on the interpreter with "
                              "trace=True")
-        return format_trace(self.program, self.result)
+        return f"{format_trace(self.program, self.result)} {self.outputs[0]}"
 
     def __repr__(self) -> str:
         rows = [("input", "output", "layers"), *self.rows()]

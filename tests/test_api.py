@@ -62,6 +62,7 @@ def test_results_print_as_tables_and_html():
     assert repr(program).startswith("program parity")
     traced = program.run("1 0", trace=True).trace()
     assert traced.startswith("initial state") and "layer 2, after the MLP" in traced
+    assert traced.endswith("halted after 2 layers; output: 1")
     with pytest.raises(ValueError, match="one input"):
         result.trace()
 
