@@ -11,7 +11,6 @@ behind. No pickle anywhere.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,26 +18,23 @@ import numpy as np
 
 from alta.config import ModelConfig
 from alta.errors import AltaError
-from alta.files import read_tensors, write_tensors
+from alta.files import find_source, read_tensors, source_fields, source_hash, write_tensors
 from alta.parameters import Parameters, parameters_from_flat
 
 FORMAT = "alta-compiled-transformer"
 FORMAT_VERSION = 2  # 2: the fault detector (attention sinks, fault flags and their sites)
 
 
-def source_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def manifest_for(compiled) -> dict:
+def manifest_for(compiled, directory: Path | None = None) -> dict:
+    """The checkpoint's manifest; `directory` is where it is written (source paths are also
+    recorded relative to it)."""
     program = compiled.program
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "program": program.name,
-        "source_path": program.source.path,
-        "source": program.source.text,
-        "source_sha256": source_hash(program.source.text),
+        **source_fields(program, directory),
+        "source": program.source.text,  # always: a checkpoint runs without its source file
         "vocab": list(program.vocab),
         "framing": [asdict(item) for item in program.framing],
         "halting": (program.source.line(program.halt.span.line).strip()
@@ -53,7 +49,7 @@ def manifest_for(compiled) -> dict:
 
 def save_checkpoint(compiled, path: str | Path) -> Path:
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in compiled.weights.items()}
-    return write_tensors(path, tensors, manifest_for(compiled))
+    return write_tensors(path, tensors, manifest_for(compiled, Path(path).parent))
 
 
 def _fail(path: Path, why: str) -> AltaError:
@@ -105,7 +101,10 @@ def load_checkpoint(path: str | Path):
 
     path = Path(path)
     manifest, parameters = read_checkpoint(path)
-    program = check_source(manifest["source"], manifest.get("source_path", str(path)))
+    # The embedded source is the program; its file, where found, is where its task module is.
+    found = find_source(manifest, path.parent)
+    program = check_source(manifest["source"],
+                           str(found) if found else manifest.get("source_path", str(path)))
     layout = ResidualLayout.from_json(manifest["layout"])
     plan = plan_faults(program)
     if layout != build_layout(plan.program, appended=plan.synthetic):

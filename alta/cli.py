@@ -103,7 +103,7 @@ def _inputs(args, program=None) -> list[str]:
     if program is None:
         return _given_inputs(args)
     from alta.sampling import draw_inputs
-    from alta.tasks import find_task
+    from alta.tasks import find_task, task_path
 
     if "lengths" in vars(args):
         from alta.traces import TraceSettings, shard_inputs
@@ -117,6 +117,9 @@ def _inputs(args, program=None) -> list[str]:
     if task is not None:  # the program's own sampler: well-formed inputs for its task
         print(f"sampling with {task.path.name}: up to "
               f"{args.max_length or task.size} {task.unit}", file=sys.stderr)
+    else:
+        print(f"sampling uniform vocabulary tokens (no task module at "
+              f"{task_path(program)})", file=sys.stderr)
     return draw_inputs(program, task, args.samples, args.max_length, seed=args.seed)
 
 
@@ -148,14 +151,34 @@ def _lengths(text: str | None) -> tuple[int, int] | None:
     return a, b
 
 
-def _program_of_dataset(manifest: dict):
-    """The program a dataset was traced from (its recorded source file, unchanged)."""
-    from alta.files import check_provenance
+def _check_writable(*paths: str | None) -> None:
+    """Fail now, not after long work, if an output's folder does not exist."""
+    from pathlib import Path
 
-    program = _load_program(manifest["source_path"])
+    for path in paths:
+        if path is not None and not Path(path).parent.is_dir():
+            raise AltaError.at(f"cannot write {path}: no such directory {Path(path).parent}")
+
+
+def _program_of_dataset(manifest: dict, directory):
+    """The program a dataset in `directory` was traced from: its embedded source (with the
+    file it came from, where found, for the task module beside it), else the recorded
+    file, unchanged since."""
+    from pathlib import Path
+
+    from alta.checker import check_source
+    from alta.files import check_provenance, find_source, source_hash
+
+    found = find_source(manifest, Path(directory))
+    if "source" in manifest and source_hash(manifest["source"]) == manifest["source_sha256"]:
+        return check_source(manifest["source"], str(found or manifest["source_path"]))
+    if found is None:
+        raise AltaError.at(f"cannot find the program {directory} was traced from: no file at "
+                           f"{manifest['source_path']!r} or where its manifest records it")
+    program = _load_program(str(found))
     check_provenance(manifest, program, "the dataset was traced",
-                     changed=f"{manifest['source_path']} has changed since the dataset was "
-                             "traced; trace it again")
+                     changed=f"{found} has changed since the dataset was traced; trace it "
+                             "again")
     return program
 
 
@@ -415,12 +438,14 @@ def _cmd_train(args) -> int:
 
     settings = _train_settings(args)
     manifest, x, y = load_vectors(args.dataset)
+    program = _program_of_dataset(manifest, args.dataset)  # before training, not after
+    _check_writable(args.output, args.plot)
     print(f"training on {len(x):,} vectors of {x.shape[1]} dimensions from {args.dataset}",
           file=sys.stderr)
     show = _progress("training", "steps")
     model, curve = train_mlp(x, y, settings,
                              lambda i, loss: show(i, settings.steps, f"loss {loss:.3g}"))
-    accuracy = _state_accuracy(manifest, model, x, y)
+    accuracy = _state_accuracy(program, manifest, model, x, y)
     save_mlp(model, settings, manifest, curve, accuracy, args.output)
     print(f"wrote {args.output}: final loss {curve[-1][1]:.3g}; on its training vectors the "
           f"learned MLP gives the compiled MLP's state on {accuracy:.1%} of rows")
@@ -448,14 +473,13 @@ def _train_settings(args):
                          input_noise=args.input_noise, seed=args.seed)
 
 
-def _state_accuracy(manifest: dict, model, x, y) -> float:
+def _state_accuracy(program, manifest: dict, model, x, y) -> float:
     """How often the learned MLP gives the compiled MLP's state on the dataset's vectors."""
     import numpy as np
 
     from alta.compiler.layout import ResidualLayout
     from alta.training import state_accuracy
 
-    program = _program_of_dataset(manifest)
     layout = ResidualLayout.from_json(manifest["layout"])
     return state_accuracy(program, layout, x, np.asarray(model(x)), y)
 

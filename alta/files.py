@@ -6,6 +6,7 @@ was made from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -84,12 +85,55 @@ def read_tensors(path: Path, *, missing: str, fail: Callable[[str], AltaError],
     return manifest, tensors
 
 
+EMBEDDED_SOURCE_LIMIT = 1 << 20  # characters: larger sources are recorded by path and hash
+
+
+def source_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def source_fields(program, directory: Path | None = None) -> dict:
+    """What a manifest records of the program it was made from: the source path as given,
+    and (where the file exists) absolute and relative to `directory`, the manifest's own
+    folder, so that it is found from any working directory and after the folder moves
+    together with the program; the source's hash, and the source itself unless it is huge."""
+    path = Path(program.source.path)
+    fields = {"source_path": str(path)}
+    if path.is_file():
+        fields["source_path_absolute"] = str(path.resolve())
+        if directory is not None:
+            fields["source_path_relative"] = os.path.relpath(path.resolve(),
+                                                             Path(directory).resolve())
+    fields["source_sha256"] = source_hash(program.source.text)
+    if len(program.source.text) <= EMBEDDED_SOURCE_LIMIT:
+        fields["source"] = program.source.text
+    return fields
+
+
+SOURCE_PATH_FIELDS = ("source_path", "source_path_absolute", "source_path_relative")
+
+
+def find_source(manifest: dict, directory: Path) -> Path | None:
+    """The program file a manifest in `directory` was made from: of the paths it records
+    (relative to `directory`, absolute, as given), the first that holds the recorded source,
+    else the first that exists (an edited program: provenance checks say so), else None."""
+    recorded = [Path(directory) / manifest["source_path_relative"]
+                if "source_path_relative" in manifest else None,
+                manifest.get("source_path_absolute"), manifest.get("source_path")]
+    existing = [Path(p) for p in recorded if p is not None and Path(p).is_file()]
+    for path in existing:
+        try:
+            if source_hash(path.read_text(encoding="utf-8")) == manifest.get("source_sha256"):
+                return path
+        except (OSError, UnicodeDecodeError):
+            continue
+    return existing[0] if existing else None
+
+
 def check_provenance(manifest: dict, program, made: str, changed: str | None = None) -> None:
     """Fail unless `manifest` records the hash of `program`'s source (its `source_sha256`):
     the file was made from this very program. The error says "MADE from another program"
     or "... another version of NAME", or `changed` where given (the source was edited)."""
-    from alta.checkpoint import source_hash
-
     if manifest["source_sha256"] == source_hash(program.source.text):
         return
     if manifest.get("program") != program.name:

@@ -29,7 +29,7 @@ import numpy as np
 from alta import ir
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.errors import AltaError
-from alta.files import write_atomically, write_json
+from alta.files import SOURCE_PATH_FIELDS, source_fields, write_atomically, write_json
 from alta.tasks import Task
 
 SCHEMA_VERSION = 2  # 2: noise in undefined categorical head outputs sums to 1
@@ -211,15 +211,14 @@ def _jsonable(value):
 
 
 def manifest_for(program: ir.Program, task: Task | None, settings: TraceSettings,
-                 layout: ResidualLayout) -> dict:
-    from alta.checkpoint import source_hash
-
+                 layout: ResidualLayout, directory: Path | None = None) -> dict:
+    """The dataset's manifest; `directory` is the dataset's (source paths are also recorded
+    relative to it, so that the dataset works from any working directory)."""
     return {
         "format": "alta-trace-dataset",
         "schema_version": SCHEMA_VERSION,
         "program": program.name,
-        "source_path": program.source.path,
-        "source_sha256": source_hash(program.source.text),
+        **source_fields(program, directory),
         "sampler": task.path.name if task is not None else "generic (uniform vocabulary tokens)",
         "settings": asdict(settings),
         "columns": _column_docs(program, settings.vectors),
@@ -256,7 +255,7 @@ def write_dataset(program: ir.Program, task: Task | None, settings: TraceSetting
                            f"{', '.join(FORMATS)}")
     directory = Path(directory)
     layout = build_layout(program)
-    manifest = manifest_for(program, task, settings, layout)
+    manifest = manifest_for(program, task, settings, layout, directory)
     manifest_file = directory / "manifest.json"
     if not can_resume(program, task, settings, directory):
         raise AltaError.at(f"{directory} holds a trace dataset made with other settings "
@@ -282,10 +281,12 @@ def can_resume(program: ir.Program, task: Task | None, settings: TraceSettings,
     manifest_file = Path(directory) / "manifest.json"
     if not manifest_file.exists():
         return True
+    def comparable(manifest: dict) -> dict:  # where the program was read from does not matter
+        return {k: v for k, v in manifest.items() if k not in ("counts", *SOURCE_PATH_FIELDS)}
+
     existing = json.loads(manifest_file.read_text())
-    existing.pop("counts", None)
     manifest = manifest_for(program, task, settings, build_layout(program))
-    return existing == json.loads(json.dumps(manifest))
+    return comparable(existing) == comparable(json.loads(json.dumps(manifest)))
 
 
 def _shards(program, task, settings, directory, layout) -> Iterator[tuple[int, int]]:

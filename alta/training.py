@@ -30,7 +30,7 @@ from flax import nnx
 
 from alta.compiler.layout import build_layout
 from alta.errors import AltaError
-from alta.files import check_provenance, read_tensors, write_tensors
+from alta.files import check_provenance, read_tensors, source_fields, write_tensors
 from alta.model import Dense, FeedForward, activation, random_dense
 from alta.parameters import DenseParameters, dense_from_flat
 
@@ -366,11 +366,9 @@ def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
 
 
 def save_end_to_end(model, compiled, settings: EndToEndSettings, curve, path: Path) -> Path:
-    from alta.checkpoint import source_hash
-
     manifest = {"format": "alta-end-to-end", "format_version": 1,
                 "program": compiled.program.name,
-                "source_sha256": source_hash(compiled.program.source.text),
+                **source_fields(compiled.program, Path(path).parent),
                 "model_config": model.config.to_json(), "training": asdict(settings),
                 "loss_curve": curve}
     return write_tensors(path, model.export_weights(), manifest)
