@@ -13,7 +13,7 @@ import sys
 import pytest
 from helpers import PROGRAMS, alta, check
 from program_generator import generate_faulty
-from test_faults import OR_READS
+from test_faults import CASES, OR_READS
 
 from alta import batching
 from alta.batching import BatchSettings, plan_batches, position_bucket, windows
@@ -153,7 +153,8 @@ def test_the_error_of_many_inputs_is_the_one_batch_error():
     rng = random.Random(1)
     seen = set()
     for _ in range(12):
-        texts = _inputs(rng, rng.choice([1, 2, 3, 40]), 6)
+        pool = CASES["or_reads"][1] + _inputs(rng, 10, 6)  # with and without faults
+        texts = [rng.choice(pool) for _ in range(rng.choice([1, 2, 40]))]
         errors = _errors(program, compiled, model, texts)
         assert len(set(errors)) == 1, (texts, errors)
         seen.add(errors[0] is None)
