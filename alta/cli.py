@@ -313,7 +313,7 @@ def _run_compiled(args, texts):
     """The program and the compiled model's results, window by window: (input, output,
     halted) per input; where --allow-undefined runs past an undefined read, a warning for
     each on stderr as its window is printed."""
-    from alta.compiled import load_model, run_many
+    from alta.compiled import ModelRunner, load_model, run_many
 
     compiled = _load_compiled(args.file)
     program = compiled.program
@@ -324,8 +324,10 @@ def _run_compiled(args, texts):
         from alta.training import load_mlp, with_learned_mlp
 
         model = with_learned_mlp(compiled, *load_mlp(args.mlp))
-    else:
-        model = load_model(compiled, structured=not args.dense)
+    elif args.dense:
+        model = load_model(compiled, structured=False)
+    else:  # the structured model, its runs stored in the cache for the next process
+        model = ModelRunner(compiled)
     windows = run_many(compiled, texts, max_layers=args.max_layers, model=model,
                        undefined="continue" if args.allow_undefined else "error")
 

@@ -9,6 +9,7 @@ detector's flags into the interpreter's errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import numpy as np
 
 from alta.batching import DEFAULT as DEFAULT_BATCHES
 from alta.batching import BatchSettings, plan_batches, position_bucket, row_bucket, windows
+from alta.cache import cache_dir
 from alta.compiler import CompiledProgram
 from alta.compiler.structure import model_heads
 from alta.errors import AltaError, AltaRuntimeError, undefined_read
@@ -66,31 +68,18 @@ class CompiledLayer:
     running: np.ndarray  # (batch,) still running after this layer's halting check
 
 
-CACHE_SETTING = "ALTA_COMPILATION_CACHE"  # 0 (or off): no persistent cache; a path: there
-CACHE_BYTES = 2 << 30  # the cache evicts its least recently used entries past this size
-CACHE_MIN_SECONDS = 0.2  # executables that compile faster are not worth a file read
-
-
-def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """Where XLA's compiled executables persist between runs: ALTA_COMPILATION_CACHE if it
-    names a directory, None if it is 0 or off, else $XDG_CACHE_HOME/alta/jax (by default
-    ~/.cache/alta/jax)."""
-    setting = environ.get(CACHE_SETTING, "").strip()
-    if setting.lower() in ("0", "off", "false", "no"):
-        return None
-    if setting and setting.lower() not in ("1", "on", "true", "yes"):
-        return Path(setting).expanduser()
-    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "alta" / "jax"
+CACHE_BYTES = 2 << 30  # JAX evicts its least recently used executables past this size
+CACHE_MIN_SECONDS = 0.0  # even small executables: a file read beats a compilation
 
 
 def use_compilation_cache(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """Point JAX's persistent compilation cache at `compilation_cache_dir` (before the first
-    compilation: JAX reads the setting once), so a second run of a model loads its
-    executables instead of compiling them. Returns the directory (None: off)."""
+    """Point JAX's persistent compilation cache at ALTA's (alta.cache: `jax` in the user's
+    cache directory; before the first compilation, as JAX reads the setting once), so a
+    second run of a model loads its executables instead of compiling them. Returns the
+    directory (None: off)."""
     import jax
 
-    path = compilation_cache_dir(environ)
+    path = cache_dir("jax", environ)
     if path is None or jax.config.jax_compilation_cache_dir is not None:
         return path  # off, or already set (by this function, or by the user's JAX setup)
     jax.config.update("jax_compilation_cache_dir", str(path))
@@ -110,6 +99,106 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
 
     return UniversalTransformer(compiled.config, compiled.parameters,
                                 compiled.execution if structured else None)
+
+
+class ModelRunner:
+    """The compiled model's whole run (`UniversalTransformer.__call__`), per padded shape,
+    exported with `jax.export` into ALTA's cache (alta.cache, `runs`): a later process
+    calls the stored run with the checkpoint's weights, without importing Flax, building
+    the model or tracing it (with JAX's compilation cache it then compiles nothing either).
+    The key covers the weights (the execution plan follows their zeros), the model's code
+    and the JAX version. Without a cache, or where exporting fails, it runs the Flax model
+    as `load_model` builds it. Holds what it loaded for this process only."""
+
+    def __init__(self, compiled: CompiledProgram, environ: Mapping[str, str] = os.environ):
+        self.compiled = compiled
+        self.directory = cache_dir("runs", environ)
+        use_compilation_cache(environ)
+        self._model = None
+        self._calls: dict = {}
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_model(self.compiled)
+        return self._model
+
+    def __call__(self, tokens: np.ndarray, lengths: np.ndarray, limit: int, stop: bool):
+        shape = (tokens.shape, bool(stop))
+        if shape not in self._calls:
+            self._calls[shape] = self._stored(tokens.shape, bool(stop))
+        weights, call = self._calls[shape]
+        return call(weights, tokens, lengths, np.int32(limit))
+
+    def _stored(self, shape: tuple[int, int], stop: bool):
+        from jax import export
+
+        weights = self.compiled.weights
+        path = None
+        if self.directory is not None:
+            path = self.directory / f"{_run_key(self.compiled, weights)}-{shape[0]}x{shape[1]}" \
+                                    f"-{int(stop)}.jax-export"
+            if path.is_file():
+                try:
+                    exported = export.deserialize(bytearray(path.read_bytes()))
+                    return dict(weights), exported.call
+                except Exception:  # a stale or damaged entry: export again
+                    pass
+        exported = self._export(shape, stop, weights)
+        if exported is None:  # the model's parameters are not the checkpoint's names
+            from alta.model import run_model
+
+            return None, lambda _, tokens, lengths, limit: run_model(self.model, tokens, lengths,
+                                                                     limit, stop)
+        if path is not None:
+            from alta.files import write_atomically
+
+            # Without flatbuffers (serialisation) or a writable cache, this run still runs.
+            with contextlib.suppress(ImportError, OSError):
+                data = exported.serialize()
+                write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+        return dict(weights), exported.call
+
+    def _export(self, shape: tuple[int, int], stop: bool, weights: dict):
+        import jax
+        from flax import nnx
+
+        graph, params, rest = nnx.split(self.model, nnx.Param, ...)
+        paths, tree = jax.tree_util.tree_flatten_with_path(params)
+        names = [".".join(str(getattr(k, "key", getattr(k, "idx", ""))) for k in path
+                          if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value"))
+                 for path, _ in paths]
+        if sorted(names) != sorted(weights):
+            return None
+
+        def run(flat, tokens, lengths, limit):
+            state = jax.tree_util.tree_unflatten(tree, [flat[n] for n in names])
+            return nnx.merge(graph, state, rest)(tokens, lengths, limit, stop)
+
+        specs = {n: jax.ShapeDtypeStruct(w.shape, np.float32) for n, w in weights.items()}
+        ints = [jax.ShapeDtypeStruct(shape, np.int32), jax.ShapeDtypeStruct(shape[:1], np.int32),
+                jax.ShapeDtypeStruct((), np.int32)]
+        return jax.export.export(jax.jit(run))(specs, *ints)
+
+
+def _run_key(compiled: CompiledProgram, weights: dict) -> str:
+    """What an exported run depends on: the weights, the model's code, the JAX version."""
+    import hashlib
+    import importlib.metadata
+
+    digest = hashlib.blake2b(digest_size=16)
+    for package in ("jax", "jaxlib", "flax"):
+        digest.update(f"{package} {importlib.metadata.version(package)}\n".encode())
+    here = Path(__file__).resolve().parent
+    for code in (here / "model.py", here / "compiled.py", here / "parameters.py",
+                 here.parent / "compiler" / "structure.py"):
+        digest.update(code.read_bytes() if code.is_file() else code.name.encode())
+    digest.update(repr(compiled.config).encode())
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name], np.float32)
+        digest.update(f"{name} {array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def attention_heads(compiled: CompiledProgram) -> tuple:
@@ -164,10 +253,6 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     outputs; `faults` then says which sequences were flagged and where, but not in which
     layer). `batch` is `texts` already framed; the run is padded to `shape` (rows,
     positions), by default the batch's bucket shape."""
-    import jax.numpy as jnp
-
-    from alta.model import run_model
-
     program = compiled.program
     batch = batch if batch is not None else encode_batch(program, texts)
     _check_length(compiled, int(batch.lengths.max(initial=0)))
@@ -175,8 +260,15 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     limit = program.max_layers if max_layers is None else max_layers
     n, width = len(batch.texts), batch.tokens.shape[1]
     tokens, lengths = _padded(batch, *(shape or bucket_shape(compiled, batch)))
-    residual, layers, stopped = run_model(model, jnp.asarray(tokens), jnp.asarray(lengths),
-                                          limit, undefined != "continue")
+    if isinstance(model, ModelRunner):
+        residual, layers, stopped = model(tokens, lengths, limit, undefined != "continue")
+    else:
+        import jax.numpy as jnp
+
+        from alta.model import run_model
+
+        residual, layers, stopped = run_model(model, jnp.asarray(tokens), jnp.asarray(lengths),
+                                              limit, undefined != "continue")
     residual = np.asarray(residual)[:n, :width]
     layers, stopped = np.asarray(layers)[:n], np.asarray(stopped)[:n]
     faults = read_faults(compiled, residual, batch.valid, layers)

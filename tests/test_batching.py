@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import PROGRAMS, alta, check
@@ -17,7 +18,8 @@ from test_faults import CASES, OR_READS
 
 from alta import batching
 from alta.batching import BatchSettings, plan_batches, position_bucket, windows
-from alta.compiled import compilation_cache_dir, load_model, run_compiled, run_many
+from alta.cache import cache_root
+from alta.compiled import load_model, run_compiled, run_many
 from alta.compiler import compile_program
 from alta.errors import AltaRuntimeError
 from alta.interpreter import run
@@ -191,12 +193,12 @@ def test_the_cli_streams_and_reports_a_later_error(tmp_path):
 # ---- the persistent compilation cache ------------------------------------------------------
 
 def test_the_cache_directory_follows_xdg_and_can_be_switched_off(tmp_path):
-    assert compilation_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "alta" / "jax"
-    assert compilation_cache_dir({"HOME": "/h", "ALTA_COMPILATION_CACHE": "1"}).name == "jax"
+    assert cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "alta"
+    assert cache_root({"HOME": "/h", "ALTA_COMPILATION_CACHE": "1"}) == \
+        cache_root({"HOME": "/h"}) == Path("/h/.cache/alta")
     for off in ("0", "off", "OFF", "no", "false"):
-        assert compilation_cache_dir({"ALTA_COMPILATION_CACHE": off}) is None
-    assert compilation_cache_dir({"ALTA_COMPILATION_CACHE": str(tmp_path / "c")}) == \
-        tmp_path / "c"
+        assert cache_root({"ALTA_COMPILATION_CACHE": off, "XDG_CACHE_HOME": "/x"}) is None
+    assert cache_root({"ALTA_COMPILATION_CACHE": str(tmp_path / "c")}) == tmp_path / "c"
 
 
 def _run_checkpoint(tmp_path, **env):
