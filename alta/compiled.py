@@ -131,6 +131,13 @@ class ModelRunner:
         return call(weights, tokens, lengths, np.int32(limit))
 
     def _stored(self, shape: tuple[int, int], stop: bool):
+        import jax
+
+        weights, call = self._load_or_export(shape, stop)
+        # Exported.call traces (and compiles) again on every call: jit it once per shape.
+        return weights, call if weights is None else jax.jit(call)
+
+    def _load_or_export(self, shape: tuple[int, int], stop: bool):
         from jax import export
 
         weights = self.compiled.weights
