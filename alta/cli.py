@@ -9,6 +9,8 @@ Python traceback reaches the terminal (set ALTA_DEBUG=1 to see one for an intern
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import sys
 
@@ -121,6 +123,42 @@ def _inputs(args, program=None) -> list[str]:
         print(f"sampling uniform vocabulary tokens (no task module at "
               f"{task_path(program)})", file=sys.stderr)
     return draw_inputs(program, task, args.samples, args.max_length, seed=args.seed)
+
+
+def _input_stream(args):
+    """`alta run`'s inputs, read lazily: the INPUT strings, then the lines of --inputs PATH
+    ('-': standard input); none at all is an error unless a file was given."""
+    texts = list(args.inputs)
+    if not texts and not args.inputs_file:
+        raise AltaError.at("no inputs: give INPUT strings after the program, or --inputs PATH "
+                           "(use \"\" for the empty input)")
+    if not args.inputs_file:
+        return iter(texts)
+    if args.inputs_file == "-":
+        lines = sys.stdin
+    else:
+        try:
+            lines = open(args.inputs_file, encoding="utf-8")  # noqa: SIM115 (read lazily)
+        except FileNotFoundError:
+            raise AltaError.at(f"no such inputs file: {args.inputs_file}") from None
+        except OSError as exc:
+            raise AltaError.at(f"cannot read inputs file {args.inputs_file}: {exc}") from None
+    return itertools.chain(texts, _lines(lines, args.inputs_file))
+
+
+def _lines(lines, name: str):
+    try:
+        with lines if lines is not sys.stdin else contextlib.nullcontext():
+            for line in lines:
+                yield line.rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise AltaError.at(f"cannot read inputs file {name}: {exc}") from None
+
+
+def _nonempty(texts):
+    """`texts` (an iterator), or None if it has nothing."""
+    first = next(texts, None)
+    return None if first is None else itertools.chain([first], texts)
 
 
 def _given_inputs(args, stdin: bool = True) -> list[str]:
@@ -258,17 +296,21 @@ def _fault_rules(compiled, rules):
 
 def _cmd_run(args) -> int:
     compiled_backend = _run_backend(args)
-    texts = _inputs(args)
-    if args.trace and len(texts) != 1:
-        raise AltaError.at(f"--trace shows one input; got {len(texts)}")
-    program, result = (_run_compiled if compiled_backend else _run_interpreter)(args, texts)
-    if result is None:  # no inputs (an empty --inputs file): nothing to run
-        return EXIT_OK
-    if args.trace:
+    texts = _input_stream(args)
+    if args.trace:  # one input, the interpreter's whole trace
+        texts = list(texts)
+        if len(texts) != 1:
+            raise AltaError.at(f"--trace shows one input; got {len(texts)}")
+        from alta.interpreter import run
         from alta.reports import format_trace
 
+        program = _load_program(args.file)
+        result = run(program, texts, max_layers=args.max_layers, trace=True)
         print(format_trace(program, result))
-    return _print_outputs(program, result, texts, args.max_layers)
+        return _print_outputs(program, [list(zip(texts, result.outputs, result.halted))],
+                              args.max_layers)
+    program, results = (_run_compiled if compiled_backend else _run_interpreter)(args, texts)
+    return _print_outputs(program, results, args.max_layers)
 
 
 def _run_backend(args) -> bool:
@@ -290,51 +332,65 @@ def _run_backend(args) -> bool:
     return compiled_backend
 
 
-def _run_compiled(args, texts: list[str]):
-    """The program and the compiled model's run (None without inputs); where
-    --allow-undefined runs past an undefined read, a warning for each."""
-    from alta.compiled import load_model, run_compiled
+def _run_compiled(args, texts):
+    """The program and the compiled model's results, window by window: (input, output,
+    halted) per input; where --allow-undefined runs past an undefined read, a warning for
+    each on stderr as its window is printed."""
+    from alta.compiled import ModelRunner, load_model, run_many
 
     compiled = _load_compiled(args.file)
     program = compiled.program
-    if not texts:
-        return program, None
+    texts = _nonempty(texts)
+    if texts is None:  # no inputs (an empty --inputs file): no model to build
+        return program, ()
     if args.mlp:
         from alta.training import load_mlp, with_learned_mlp
 
         model = with_learned_mlp(compiled, *load_mlp(args.mlp))
-    else:
-        model = load_model(compiled, structured=not args.dense)
-    result = run_compiled(compiled, texts, max_layers=args.max_layers, model=model,
-                          undefined="continue" if args.allow_undefined else "error")
-    for fault in result.faults:
-        site = compiled.faults[fault.site]
-        print(Diagnostic("warning", f"{undefined_read(site.head)}, at position "
-                                    f"{fault.position} of input {texts[fault.sequence]!r} "
-                                    "(printed anyway: --allow-undefined)", site.span,
-                         program.source).format(), file=sys.stderr)
-    return program, result
+    elif args.dense:
+        model = load_model(compiled, structured=False)
+    else:  # the structured model, its runs stored in the cache for the next process
+        model = ModelRunner(compiled)
+    windows = run_many(compiled, texts, max_layers=args.max_layers, model=model,
+                       undefined="continue" if args.allow_undefined else "error")
+
+    def results():
+        for window in windows:
+            for outcome in window:
+                if outcome.fault is not None:
+                    site = compiled.faults[outcome.fault.site]
+                    print(Diagnostic("warning", f"{undefined_read(site.head)}, at position "
+                                                f"{outcome.fault.position} of input "
+                                                f"{outcome.text!r} (printed anyway: "
+                                                "--allow-undefined)", site.span,
+                                     program.source).format(), file=sys.stderr)
+            yield [(o.text, o.output, o.halted or o.fault is not None) for o in window]
+
+    return program, results()
 
 
-def _run_interpreter(args, texts: list[str]):
-    """The program and the interpreter's run (None without inputs)."""
-    from alta.interpreter import run
+def _run_interpreter(args, texts):
+    """The program and the interpreter's results, window by window."""
+    from alta.interpreter import run_many
 
     program = _load_program(args.file)
-    if not texts:
-        return program, None
-    return program, run(program, texts, max_layers=args.max_layers, trace=args.trace)
+    return program, run_many(program, texts, max_layers=args.max_layers)
 
 
-def _print_outputs(program, result, texts: list[str], max_layers: int | None) -> int:
-    """An output line per input (empty for one that did not halt, reported on stderr)."""
+def _print_outputs(program, results, max_layers: int | None) -> int:
+    """An output line per input, flushed window by window (an interrupted run keeps what
+    it printed); empty for one that did not halt, reported on stderr at the end."""
     status = EXIT_OK
-    stuck = set(result.not_halted)
-    for b, line in enumerate(result.outputs):
-        print("" if b in stuck else line)
+    stuck = []
+    for window in results:
+        for text, output, halted in window:
+            print(output if halted else "")
+            if not halted:
+                stuck.append(text)
+        sys.stdout.flush()
     limit = program.max_layers if max_layers is None else max_layers
-    for b in sorted(stuck):
-        print(f"{program.source.path}: error: input {texts[b]!r} did not halt within {limit} "
+    for text in stuck:
+        print(f"{program.source.path}: error: input {text!r} did not halt within {limit} "
               "layers (raise --max-layers, or check the halting condition)", file=sys.stderr)
         status = EXIT_ERROR
     return status

@@ -9,15 +9,21 @@ detector's flags into the interpreter's errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from alta.batching import DEFAULT as DEFAULT_BATCHES
+from alta.batching import BatchSettings, plan_batches, position_bucket, row_bucket, windows
+from alta.cache import cache_dir
 from alta.compiler import CompiledProgram
 from alta.compiler.structure import model_heads
 from alta.errors import AltaError, AltaRuntimeError, undefined_read
-from alta.framing import Batch, decode_outputs, encode_batch
+from alta.framing import Batch, decode_outputs, encode, encode_batch, framed_batch
 
 
 @dataclass(frozen=True)
@@ -62,15 +68,144 @@ class CompiledLayer:
     running: np.ndarray  # (batch,) still running after this layer's halting check
 
 
+CACHE_BYTES = 2 << 30  # JAX evicts its least recently used executables past this size
+CACHE_MIN_SECONDS = 0.0  # even small executables: a file read beats a compilation
+
+
+def use_compilation_cache(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Point JAX's persistent compilation cache at ALTA's (alta.cache: `jax` in the user's
+    cache directory; before the first compilation, as JAX reads the setting once), so a
+    second run of a model loads its executables instead of compiling them. Returns the
+    directory (None: off)."""
+    import jax
+
+    path = cache_dir("jax", environ)
+    if path is None or jax.config.jax_compilation_cache_dir is not None:
+        return path  # off, or already set (by this function, or by the user's JAX setup)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_SECONDS)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)
+    return path
+
+
 def load_model(compiled: CompiledProgram, structured: bool = True):
     """The compiled program's Universal Transformer. `structured` runs the paths of its
     execution plan (compiler/structure.py: the same numbers as the dense path, to float32
     rounding): attention reads each head's blocks as slices, sparse MLP layers run as a few
     dense blocks, and the halting readout computes only the units that reach its output."""
+    use_compilation_cache()
     from alta.model import UniversalTransformer
 
     return UniversalTransformer(compiled.config, compiled.parameters,
                                 compiled.execution if structured else None)
+
+
+class ModelRunner:
+    """The compiled model's whole run (`UniversalTransformer.__call__`), per padded shape,
+    exported with `jax.export` into ALTA's cache (alta.cache, `runs`): a later process
+    calls the stored run with the checkpoint's weights, without importing Flax, building
+    the model or tracing it (with JAX's compilation cache it then compiles nothing either).
+    The key covers the weights (the execution plan follows their zeros), the model's code
+    and the JAX version. Without a cache, or where exporting fails, it runs the Flax model
+    as `load_model` builds it. Holds what it loaded for this process only."""
+
+    def __init__(self, compiled: CompiledProgram, environ: Mapping[str, str] = os.environ):
+        self.compiled = compiled
+        self.directory = cache_dir("runs", environ)
+        use_compilation_cache(environ)
+        self._model = None
+        self._calls: dict = {}
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_model(self.compiled)
+        return self._model
+
+    def __call__(self, tokens: np.ndarray, lengths: np.ndarray, limit: int, stop: bool):
+        shape = (tokens.shape, bool(stop))
+        if shape not in self._calls:
+            self._calls[shape] = self._stored(tokens.shape, bool(stop))
+        weights, call = self._calls[shape]
+        return call(weights, tokens, lengths, np.int32(limit))
+
+    def _stored(self, shape: tuple[int, int], stop: bool):
+        import jax
+
+        weights, call = self._load_or_export(shape, stop)
+        # Exported.call traces (and compiles) again on every call: jit it once per shape.
+        return weights, call if weights is None else jax.jit(call)
+
+    def _load_or_export(self, shape: tuple[int, int], stop: bool):
+        from jax import export
+
+        weights = self.compiled.weights
+        path = None
+        if self.directory is not None:
+            path = self.directory / f"{_run_key(self.compiled, weights)}-{shape[0]}x{shape[1]}" \
+                                    f"-{int(stop)}.jax-export"
+            if path.is_file():
+                try:
+                    exported = export.deserialize(bytearray(path.read_bytes()))
+                    return dict(weights), exported.call
+                except Exception:  # a stale or damaged entry: export again
+                    pass
+        exported = self._export(shape, stop, weights)
+        if exported is None:  # the model's parameters are not the checkpoint's names
+            from alta.model import run_model
+
+            return None, lambda _, tokens, lengths, limit: run_model(self.model, tokens, lengths,
+                                                                     limit, stop)
+        if path is not None:
+            from alta.files import write_atomically
+
+            # Without flatbuffers (serialisation) or a writable cache, this run still runs.
+            with contextlib.suppress(ImportError, OSError):
+                data = exported.serialize()
+                write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+        return dict(weights), exported.call
+
+    def _export(self, shape: tuple[int, int], stop: bool, weights: dict):
+        import jax
+        from flax import nnx
+
+        graph, params, rest = nnx.split(self.model, nnx.Param, ...)
+        paths, tree = jax.tree_util.tree_flatten_with_path(params)
+        names = [".".join(str(getattr(k, "key", getattr(k, "idx", ""))) for k in path
+                          if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value"))
+                 for path, _ in paths]
+        if sorted(names) != sorted(weights):
+            return None
+
+        def run(flat, tokens, lengths, limit):
+            state = jax.tree_util.tree_unflatten(tree, [flat[n] for n in names])
+            return nnx.merge(graph, state, rest)(tokens, lengths, limit, stop)
+
+        specs = {n: jax.ShapeDtypeStruct(w.shape, np.float32) for n, w in weights.items()}
+        ints = [jax.ShapeDtypeStruct(shape, np.int32), jax.ShapeDtypeStruct(shape[:1], np.int32),
+                jax.ShapeDtypeStruct((), np.int32)]
+        return jax.export.export(jax.jit(run))(specs, *ints)
+
+
+def _run_key(compiled: CompiledProgram, weights: dict) -> str:
+    """What an exported run depends on: the weights, the model's code, the JAX version."""
+    import hashlib
+    import importlib.metadata
+
+    digest = hashlib.blake2b(digest_size=16)
+    for package in ("jax", "jaxlib", "flax"):
+        digest.update(f"{package} {importlib.metadata.version(package)}\n".encode())
+    here = Path(__file__).resolve().parent
+    for code in (here / "model.py", here / "compiled.py", here / "parameters.py",
+                 here.parent / "compiler" / "structure.py"):
+        digest.update(code.read_bytes() if code.is_file() else code.name.encode())
+    digest.update(repr(compiled.config).encode())
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name], np.float32)
+        digest.update(f"{name} {array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def attention_heads(compiled: CompiledProgram) -> tuple:
@@ -78,8 +213,15 @@ def attention_heads(compiled: CompiledProgram) -> tuple:
     return model_heads(compiled.program, compiled.parameters)
 
 
-def _check_length(compiled: CompiledProgram, batch: Batch) -> None:
-    longest = int(batch.lengths.max(initial=0))
+def exact_length(compiled: CompiledProgram) -> int:
+    """The most positions an input may take: the compiler's guarantee (and the position
+    table's rows, where the model has one)."""
+    cap = compiled.report.guaranteed_length
+    positions = compiled.config.max_positions
+    return min(cap, positions) if positions else cap
+
+
+def _check_length(compiled: CompiledProgram, longest: int) -> None:
     if longest > compiled.report.guaranteed_length:
         raise AltaError.at(f"an input needs {longest} positions, but the compiled model of "
                            f"{compiled.program.name} is exact only up to "
@@ -87,34 +229,131 @@ def _check_length(compiled: CompiledProgram, batch: Batch) -> None:
                            "max_length)")
 
 
+def _padded(batch: Batch, rows: int, positions: int) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's tokens and lengths padded to (rows, positions): extra rows are empty
+    inputs (no valid position: they halt, or run masked, and are dropped), extra positions
+    are padding."""
+    tokens = np.zeros((rows, positions), np.int32)
+    n, width = batch.tokens.shape
+    tokens[:n, :min(width, positions)] = batch.tokens[:, :positions]
+    lengths = np.zeros(rows, np.int32)
+    lengths[:n] = batch.lengths
+    return tokens, lengths
+
+
+def bucket_shape(compiled: CompiledProgram, batch: Batch,
+                 settings: BatchSettings = DEFAULT_BATCHES) -> tuple[int, int]:
+    """The padded (rows, positions) a batch runs at: bucket shapes (alta.batching), so that
+    runs of many sizes share a few compiled executables."""
+    longest = int(batch.lengths.max(initial=0))
+    return (row_bucket(len(batch.texts), settings),
+            position_bucket(max(longest, 1), exact_length(compiled), settings))
+
+
 def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None,
-                 model=None, undefined: str = "error") -> CompiledRun:
-    """Run the compiled model on input strings. Where the network flags a read of an
-    undefined head, `undefined` says what happens: "error" stops that sequence and raises
-    the interpreter's error for the batch; "stop" stops it and lists the faults on the
-    result; "continue" runs on (the raw outputs; `faults` then says which sequences were
-    flagged and where, but not in which layer)."""
-    import jax.numpy as jnp
-
-    from alta.model import run_model
-
+                 model=None, undefined: str = "error", batch: Batch | None = None,
+                 shape: tuple[int, int] | None = None) -> CompiledRun:
+    """Run the compiled model on input strings, as one batch (`run_many` splits many inputs
+    into batches). Where the network flags a read of an undefined head, `undefined` says
+    what happens: "error" stops that sequence and raises the interpreter's error for the
+    batch; "stop" stops it and lists the faults on the result; "continue" runs on (the raw
+    outputs; `faults` then says which sequences were flagged and where, but not in which
+    layer). `batch` is `texts` already framed; the run is padded to `shape` (rows,
+    positions), by default the batch's bucket shape."""
     program = compiled.program
-    batch = encode_batch(program, texts)
-    _check_length(compiled, batch)
+    batch = batch if batch is not None else encode_batch(program, texts)
+    _check_length(compiled, int(batch.lengths.max(initial=0)))
     model = model or load_model(compiled)
     limit = program.max_layers if max_layers is None else max_layers
-    residual, layers, stopped = run_model(model, jnp.asarray(batch.tokens),
-                                          jnp.asarray(batch.lengths), limit,
-                                          undefined != "continue")
-    residual, layers = np.asarray(residual), np.asarray(layers)
+    n, width = len(batch.texts), batch.tokens.shape[1]
+    tokens, lengths = _padded(batch, *(shape or bucket_shape(compiled, batch)))
+    if isinstance(model, ModelRunner):
+        residual, layers, stopped = model(tokens, lengths, limit, undefined != "continue")
+    else:
+        import jax.numpy as jnp
+
+        from alta.model import run_model
+
+        residual, layers, stopped = run_model(model, jnp.asarray(tokens), jnp.asarray(lengths),
+                                              limit, undefined != "continue")
+    residual = np.asarray(residual)[:n, :width]
+    layers, stopped = np.asarray(layers)[:n], np.asarray(stopped)[:n]
     faults = read_faults(compiled, residual, batch.valid, layers)
-    result_halted = np.asarray(stopped) if program.halt is not None else np.ones(len(texts), bool)
+    result_halted = stopped if program.halt is not None else np.ones(n, bool)
     values = compiled.layout.decode(residual, program)
     outputs = tuple(decode_outputs(program, values, batch.lengths))
     result = CompiledRun(batch, residual, layers, result_halted, outputs, faults)
     if faults and undefined == "error":
         raise fault_error(compiled, batch, result.first_fault)
     return result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One input's result in a run of many (`run_many`)."""
+
+    index: int  # in input order
+    text: str
+    output: str
+    layers: int
+    halted: bool
+    fault: Fault | None = None  # its `sequence` is `index`
+
+    @property
+    def stuck(self) -> bool:
+        """Did it run out of layers (without a fault)?"""
+        return not self.halted and self.fault is None
+
+
+def _fault_key(fault: Fault) -> tuple[int, int, int, int]:
+    """The order in which the interpreter reports faults (`CompiledRun.first_fault`)."""
+    return fault.layer, fault.site, fault.sequence, fault.position
+
+
+def run_many(compiled: CompiledProgram, texts: Iterable[str], max_layers: int | None = None,
+             model=None, undefined: str = "error",
+             settings: BatchSettings = DEFAULT_BATCHES) -> Iterator[list[Outcome]]:
+    """Run any number of inputs, read lazily a window at a time (alta.batching): yields each
+    window's outcomes in input order as soon as it has run, so memory is bounded by the
+    window and a batch, not by the inputs.
+
+    With `undefined="error"` the error raised is the one a single batch of all the inputs
+    raises (the interpreter's): the earliest layer, then site, then input, then position, over
+    every input. So after the first fault nothing more is yielded, and the remaining inputs
+    still run, but only up to that fault's layer (a later fault cannot win), before the
+    error is raised. "stop" and "continue" yield every outcome with its fault (see
+    `run_compiled`)."""
+    program = compiled.program
+    model = model or load_model(compiled)
+    limit = program.max_layers if max_layers is None else max_layers
+    mode = "stop" if undefined == "error" else undefined
+    first: tuple[Fault, str] | None = None  # the winning fault so far, and its input
+    offset = 0
+    for window in windows(texts, settings.window):
+        framed = [encode(program, text) for text in window]
+        lengths = [len(ids) for ids in framed]
+        _check_length(compiled, max(lengths, default=0))
+        outcomes: list[Outcome | None] = [None] * len(window)
+        for plan in plan_batches(lengths, exact_length(compiled), settings):
+            batch = framed_batch([window[i] for i in plan.indices],
+                                  [framed[i] for i in plan.indices])
+            run = run_compiled(compiled, batch.texts, min(limit, first[0].layer) if first
+                               else limit, model, mode, batch, (plan.rows, plan.positions))
+            faults = {f.sequence: f for f in run.faults}
+            for row, i in enumerate(plan.indices):
+                fault = faults.get(row)
+                if fault is not None:
+                    fault = Fault(offset + i, fault.layer, fault.site, fault.position)
+                    if undefined == "error" and (first is None or
+                                                 _fault_key(fault) < _fault_key(first[0])):
+                        first = fault, window[i]
+                outcomes[i] = Outcome(offset + i, window[i], run.outputs[row],
+                                      int(run.layers[row]), bool(run.halted[row]), fault)
+        offset += len(window)
+        if first is None:
+            yield outcomes
+    if first is not None:
+        raise _fault_error(compiled, first[0], first[1])
 
 
 def read_faults(compiled: CompiledProgram, residual: np.ndarray, valid: np.ndarray,
@@ -135,10 +374,13 @@ def read_faults(compiled: CompiledProgram, residual: np.ndarray, valid: np.ndarr
 
 def fault_error(compiled: CompiledProgram, batch: Batch, fault: Fault) -> AltaRuntimeError:
     """The interpreter's error for an undefined read, from the checkpoint's site table."""
+    return _fault_error(compiled, fault, batch.texts[fault.sequence])
+
+
+def _fault_error(compiled: CompiledProgram, fault: Fault, text: str) -> AltaRuntimeError:
     site = compiled.faults[fault.site]
     return AltaRuntimeError.at_run(undefined_read(site.head), site.span,
-                                   compiled.program.source, fault.layer, fault.position,
-                                   batch.texts[fault.sequence])
+                                   compiled.program.source, fault.layer, fault.position, text)
 
 
 def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | None = None,
@@ -149,17 +391,29 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
 
     from alta.model import check_halted, embed_and_check, run_step
 
-    _check_length(compiled, batch)
+    _check_length(compiled, int(batch.lengths.max(initial=0)))
     model = model or load_model(compiled)
     limit = compiled.program.max_layers if max_layers is None else max_layers
-    valid = jnp.asarray(batch.valid)
-    x, stopped = embed_and_check(model, jnp.asarray(batch.tokens), valid)
-    running = ~np.asarray(stopped)
-    yield CompiledLayer(0, np.zeros_like(running), None, np.asarray(x), running.copy())
+    # Run at the bucket shape (a few compiled steps for any batch), report at the batch's.
+    n, width = batch.tokens.shape
+    tokens, lengths = _padded(batch, *bucket_shape(compiled, batch))
+    valid = jnp.asarray(np.arange(tokens.shape[1])[None, :] < lengths[:, None])
+    x, stopped = embed_and_check(model, jnp.asarray(tokens), valid)
+    running = ~np.asarray(stopped)[:n]
+    yield CompiledLayer(0, np.zeros_like(running), None, np.asarray(x)[:n, :width],
+                        running.copy())
     layer = 0
     while running.any() and layer < limit:
         layer += 1
         active = running.copy()
-        attended, x = run_step(model, x, valid, jnp.asarray(active))
-        running = running & ~np.asarray(check_halted(model, x, valid))
-        yield CompiledLayer(layer, active, np.asarray(attended), np.asarray(x), running.copy())
+        attended, x = run_step(model, x, valid, jnp.asarray(_rows(active, len(lengths))))
+        running = running & ~np.asarray(check_halted(model, x, valid))[:n]
+        yield CompiledLayer(layer, active, np.asarray(attended)[:n, :width],
+                            np.asarray(x)[:n, :width], running.copy())
+
+
+def _rows(active: np.ndarray, rows: int) -> np.ndarray:
+    """`active` for the padded batch: padding rows never run."""
+    out = np.zeros(rows, bool)
+    out[:len(active)] = active
+    return out

@@ -82,7 +82,11 @@ class AltaError(Exception):
 
 
 class AltaRuntimeError(AltaError):
-    """An error while running a program on an input (undefined read, out-of-range write)."""
+    """An error while running a program on an input (undefined read, out-of-range write);
+    `layer` and `text` say where (None where it was not raised by `at_run`)."""
+
+    layer: int | None = None
+    text: str | None = None
 
     @classmethod
     def at_run(cls, message: str, span: Span | None, source: Source | None, layer: int,
@@ -91,7 +95,9 @@ class AltaRuntimeError(AltaError):
         model: what went wrong, at which layer (0: initialisation), position and input."""
         where = f"layer {layer}" if layer else "initialisation"
         message = f"{message}; at {where}, position {position}, input {text!r}"
-        return cls.at(f"{context}: {message}" if context else message, span, source)
+        error = cls.at(f"{context}: {message}" if context else message, span, source)
+        error.layer, error.text = layer, text  # which run of many inputs reports it
+        return error
 
 
 def undefined_read(head: str) -> str:

@@ -369,13 +369,15 @@ def loss_bar(study: Study, label: str, steps: int) -> Callable[[int, float], Non
 # ---- the methods: each trains what it needs and gives its outputs and loss curves ----------------
 
 def compiled_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
-    from alta.compiled import run_compiled
+    from alta.compiled import load_model, run_many
 
-    return lambda ex: run_compiled(study.compiled, ex.texts).outputs, {}
+    model = load_model(study.compiled)
+    return lambda ex: [o.output for window in run_many(study.compiled, ex.texts, model=model)
+                       for o in window], {}
 
 
 def trace_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
-    from alta.compiled import run_compiled
+    from alta.compiled import run_many
     from alta.training import load_mlp, with_learned_mlp
 
     path, curve = train_on_traces(study, trace_dataset(study))
@@ -383,10 +385,10 @@ def trace_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
 
     def learned(ex: Examples) -> list[str]:
         # a learned MLP may never set the halting condition: give up at twice the depth
-        run = run_compiled(study.compiled, ex.texts, model=model,
+        windows = run_many(study.compiled, ex.texts, model=model,
                            max_layers=2 * int(ex.depths.max()) + 2)
-        return [out if halted else "(did not halt)"
-                for out, halted in zip(run.outputs, run.halted)]
+        return [o.output if o.halted else "(did not halt)" for window in windows
+                for o in window]
 
     return learned, {f"{METHOD_NAMES['trace']} ({study.config.trace.loss})": curve}
 

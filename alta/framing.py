@@ -90,12 +90,16 @@ def input_alphabet(program: ir.Program) -> list[str]:
 
 def encode_batch(program: ir.Program, texts) -> Batch:
     texts = tuple(texts)
-    encoded = [encode(program, t) for t in texts]
+    return framed_batch(texts, [encode(program, t) for t in texts])
+
+
+def framed_batch(texts, encoded: list[list[int]]) -> Batch:
+    """The Batch of inputs already framed (`encode`), padded to the longest."""
     lengths = np.array([len(e) for e in encoded], dtype=np.int64)
-    tokens = np.zeros((len(texts), max(1, int(lengths.max(initial=0)))), dtype=np.int64)
+    tokens = np.zeros((len(encoded), max(1, int(lengths.max(initial=0)))), dtype=np.int64)
     for b, ids in enumerate(encoded):
         tokens[b, :len(ids)] = ids
-    return Batch(texts, tokens, lengths)
+    return Batch(tuple(texts), tokens, lengths)
 
 
 def output_positions(program: ir.Program, values: dict[str, np.ndarray],

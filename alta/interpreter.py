@@ -8,14 +8,16 @@ and after every layer, per sequence; a halted sequence's state no longer changes
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from alta import ir, semantics
+from alta.batching import BatchSettings, plan_batches, windows
 from alta.errors import AltaRuntimeError
 from alta.evaluation import EvaluationFault, Evaluator, State, evaluate_condition
-from alta.framing import Batch, decode_outputs, encode_batch
+from alta.framing import Batch, decode_outputs, encode, encode_batch, framed_batch
 
 
 @dataclass(frozen=True)
@@ -247,3 +249,47 @@ def _runtime_error(program: ir.Program, fault: EvaluationFault, batch: Batch, la
     b = int(rows[fault.sequence])
     return AltaRuntimeError.at_run(fault.message, fault.node.span, program.source, layer,
                                    fault.position, batch.texts[b], context)
+
+
+# ---- many inputs -------------------------------------------------------------------------------
+
+# The interpreter's batches: numpy, so no shapes to bucket, but inputs of similar lengths
+# together (less padding) and many of them (the per-layer Python cost is per batch).
+BATCHES = BatchSettings(tokens=1 << 16, most_rows=1024, least_positions=1, window=4096)
+
+
+def run_many(program: ir.Program, texts: Iterable[str], max_layers: int | None = None,
+             settings: BatchSettings = BATCHES) -> Iterator[list[tuple[str, str, bool]]]:
+    """(input, output, halted) per input, any number of inputs read lazily a window at a time:
+    yields each window's results in input order as soon as it has run.
+
+    The error raised is the one `run` of all the inputs as one batch raises (the first layer
+    with an error, in it the first read, then the first input): after the first error nothing
+    more is yielded, the remaining inputs run only up to its layer (a later error cannot
+    win), and the inputs that failed run again together, which picks the winner by those
+    very rules (each input's run is independent of its batch)."""
+    limit = program.max_layers if max_layers is None else max_layers
+    failed: list[tuple[int, AltaRuntimeError]] = []  # (input index, its batch's error)
+    offset = 0
+    for window in windows(texts, settings.window):
+        encoded = [encode(program, text) for text in window]
+        results: list[tuple[str, str, bool] | None] = [None] * len(window)
+        for plan in plan_batches([len(e) for e in encoded], None, settings):
+            rows = sorted(plan.indices)  # in input order: a batch's error names its first
+            batch = framed_batch([window[i] for i in rows], [encoded[i] for i in rows])
+            cap = min([limit] + [e.layer for _, e in failed])
+            try:
+                result = run_batch(program, batch, cap)
+            except AltaRuntimeError as error:
+                row = batch.texts.index(error.text)  # a repeated text fails the same way
+                failed.append((offset + rows[row], error))
+                continue
+            for row, i in enumerate(rows):
+                results[i] = (window[i], result.outputs[row], bool(result.halted[row]))
+        offset += len(window)
+        if not failed:
+            yield results
+    if failed:
+        failed.sort(key=lambda f: f[0])
+        run(program, [e.text for _, e in failed], max_layers)  # raises the winner
+        raise failed[0][1]  # not reached: each of them fails alone

@@ -21,6 +21,7 @@ from lark.exceptions import (
 from lark.indenter import DedentError, Indenter
 
 from alta import ast
+from alta.cache import cache_dir
 from alta.errors import AltaError, Source, Span
 
 
@@ -77,9 +78,13 @@ class _MixedIndentation(Exception):
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
+    # Building the LALR tables takes most of a short run's parsing time: Lark keeps them in
+    # ALTA's cache directory (it rebuilds them if the grammar or Lark's version changed).
     grammar = resources.files("alta.grammar").joinpath("alta.lark").read_text()
+    tables = cache_dir("lark")
     return Lark(grammar, parser="lalr", postlex=_AltaIndenter(), propagate_positions=True,
-                maybe_placeholders=True)
+                maybe_placeholders=True,
+                cache=str(tables / "alta-grammar.lark-cache") if tables else False)
 
 
 @lru_cache(maxsize=1)

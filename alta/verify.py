@@ -8,16 +8,18 @@ interpreter says they are defined, and the layer at which each sequence halts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from alta import ir
-from alta.compiled import trace_compiled
+from alta.batching import DEFAULT as DEFAULT_BATCHES
+from alta.batching import plan_batches, power_of_two_at_least
+from alta.compiled import exact_length, trace_compiled
 from alta.compiler import CompiledProgram
 from alta.compiler.buckets import bucket_thresholds
 from alta.errors import AltaRuntimeError
-from alta.framing import encode_batch
+from alta.framing import encode, encode_batch
 from alta.interpreter import run_batch
 from alta.semantics import bits_to_set, snap
 
@@ -101,10 +103,13 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
     model = model or load_model(compiled)
     comparer = _Comparer(compiled.program)
     depth = 0
-    # Similar lengths together: a batch runs until its longest input halts.
-    ordered = sorted(texts, key=len)
-    for start in range(0, len(ordered), chunk):
-        part = tuple(ordered[start:start + chunk])
+    # Similar lengths together (a batch runs until its longest input halts), at a few
+    # bucket shapes (alta.batching: a few compiled steps however many inputs).
+    settings = replace(DEFAULT_BATCHES, tokens=max(DEFAULT_BATCHES.tokens, chunk),
+                       most_rows=power_of_two_at_least(chunk))
+    lengths = [len(encode(compiled.program, t)) for t in texts]
+    for plan in plan_batches(lengths, exact_length(compiled), settings):
+        part = tuple(texts[i] for i in plan.indices)
         try:
             found, layers = _verify_batch(compiled, part, max_layers, model, comparer)
         except AltaRuntimeError:  # some input reads an undefined head: one at a time

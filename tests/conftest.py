@@ -3,10 +3,18 @@
 Helpers and constants the test modules share live in helpers.py; ROOT and PROGRAMS are also
 importable from here, as before."""
 
+import os
+import tempfile
+
 import pytest
 from helpers import PROGRAMS, ROOT, compiled_library, library_program
 
 __all__ = ["PROGRAMS", "ROOT"]
+
+# ALTA's caches (parser tables, JAX executables, exported runs: alta/cache.py) go to a
+# directory of this test process, never the user's; `alta` subprocesses inherit it.
+_CACHE = tempfile.TemporaryDirectory(prefix="alta-test-cache-")
+os.environ["ALTA_COMPILATION_CACHE"] = _CACHE.name
 
 
 @pytest.fixture(scope="session")
