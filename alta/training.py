@@ -215,19 +215,26 @@ def _widened(layers: tuple[DenseParameters, ...], full: int) -> tuple[DenseParam
     return tuple(layers)
 
 
-def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
-    """The compiled Universal Transformer with the learned MLP in place of the compiled one
-    (embeddings, attention and halting stay compiled)."""
-    from alta.compiled import load_model
-
+def learned_layers(compiled, manifest: dict, weights: dict[str, np.ndarray]
+                   ) -> tuple[DenseParameters, ...]:
+    """A learned MLP's dense layers over the compiled model's full residual, checked to come
+    from this program's traces."""
     program = compiled.program
     check_provenance(manifest, program, "the MLP was trained on traces")
     width, full = manifest["width"], compiled.config.width
     if width not in (full, _program_width(compiled)):
         raise AltaError.at(f"the MLP maps {width} dimensions; {program.name}'s "
                            f"residual has {full}")
+    return _widened(dense_from_flat(weights, _sizes(manifest)), full)
+
+
+def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
+    """The compiled Universal Transformer with the learned MLP in place of the compiled one
+    (embeddings, attention and halting stay compiled)."""
+    from alta.compiled import load_model
+
     model = load_model(compiled)
-    layers = _widened(dense_from_flat(weights, _sizes(manifest)), full)
+    layers = learned_layers(compiled, manifest, weights)
     model.mlp = FeedForward([Dense(p) for p in layers], manifest["activation"])
     model.config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
                            activation=manifest["activation"])
