@@ -250,7 +250,7 @@ def unroll(compiled, layers: int, mlp: tuple[tuple[DenseParameters, ...], str] |
                 "sinks": np.full(heads, NO_SINK)}
 
     program_attention = _program_attention(compiled, empty_attention(), dims, n_ctx)
-    aggregator = _aggregator(empty_attention(), dims)
+    aggregator = _aggregator(empty_attention(), dims, bool(halting))
 
     # -- the MLP blocks of one ALTA layer -----------------------------------------------------
     bounds = _input_bounds(compiled)
@@ -472,11 +472,13 @@ def _program_attention(compiled, a: dict, dims: _Dims, n_ctx: int) -> dict:
     return a
 
 
-def _aggregator(a: dict, dims: _Dims) -> dict:
+def _aggregator(a: dict, dims: _Dims, has_halting: bool) -> dict:
     """Head 0 writes STOP: exactly 0 if some position does not hold and none is faulted, else
     at least 1. Scores: 2 SHARP where a position does not hold, 4 SHARP where it is faulted,
     -MASK on padding; value 1 - NH + FI. While the sequence runs, the top-scoring positions
-    are non-holding ones (value 0) and every other weight underflows to exactly 0."""
+    are non-holding ones (value 0) and every other weight underflows to exactly 0. An empty
+    sequence (padding only) has halted if the program has a halting condition (it holds at
+    every position), and runs if not: padding's value is 1, or 0."""
     a["b_Q"][0, 0] = 1.0
     a["W_K"][0, dims.nh, 0] = 2 * SHARP
     a["W_K"][0, dims.fi, 0] = 4 * SHARP
@@ -484,6 +486,8 @@ def _aggregator(a: dict, dims: _Dims) -> dict:
     a["b_V"][0, 0] = 1.0
     a["W_V"][0, dims.nh, 0] = -1.0
     a["W_V"][0, dims.fi, 0] = 1.0
+    if not has_halting:
+        a["W_V"][0, dims.pad, 0] = -1.0
     a["W_O"][0, 0, dims.stop] = 1.0
     return a
 
