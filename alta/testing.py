@@ -133,22 +133,27 @@ def _not_halting(program: ir.Program) -> str:
 
 
 def _interpreted(program: ir.Program, texts: list[str]):
-    from alta.interpreter import run
+    from alta.interpreter import run_many
 
-    result = run(program, texts)
-    return result.outputs, result.not_halted
+    return _collected(run_many(program, texts))
 
 
 def _compiled_runner(compiled):
     if compiled is None:
         raise ValueError("the compiled back end needs the compiled program")
-
-    from alta.compiled import load_model, run_compiled
+    from alta.compiled import load_model, run_many
 
     model = load_model(compiled)
 
     def run(program: ir.Program, texts: list[str]):
-        result = run_compiled(compiled, texts, model=model)
-        return result.outputs, result.not_halted
+        return _collected([(o.text, o.output, o.halted) for o in window]
+                          for window in run_many(compiled, texts, model=model))
 
     return run
+
+
+def _collected(windows) -> tuple[list[str], list[int]]:
+    """Outputs in input order, and the inputs that did not halt, from batched windows of
+    (input, output, halted)."""
+    rows = [row for window in windows for row in window]
+    return [output for _, output, _ in rows], [i for i, (_, _, ok) in enumerate(rows) if not ok]
