@@ -215,15 +215,25 @@ def build_parser() -> argparse.ArgumentParser:
                                  "configuration file's name)")
 
     plot = _command(
-        sub, "plot", "a .alta program",
+        sub, "plot", "a .alta program (or a compiled .safetensors)",
         help="draw one input's run: variables across layers, heads' attention",
-        description="Draw, for one input, every variable at every position after every layer "
-                    "(the interpreter's run), and each head's attention pattern (which "
-                    "positions each position selects) at one layer, as a PNG.")
+        description="Draw, for one input, every variable at every position after every layer, "
+                    "and each head's attention weights (query positions by key positions) at "
+                    "one layer, as a PNG; hatched rows are query positions where the head's "
+                    "output is undefined. The interpreter's heads give each of the k positions "
+                    "they select 1/k; with --backend compiled (or a checkpoint) the panels show "
+                    "the compiled Transformer's residual, decoded, and its softmax weights.")
     plot.add_argument("input", metavar="INPUT", help="the input string")
     plot.add_argument("-o", "--output", required=True, metavar="OUT.png")
     plot.add_argument("--layer", type=int, default=1,
-                      help="the layer whose attention patterns are drawn (default 1)")
+                      help="the layer whose attention weights are drawn (default 1)")
+    plot.add_argument("--vars", metavar="A,B,...",
+                      help="the variables and heads to draw, comma-separated, in that order "
+                           "(variables first, then heads); default: all of them, up to 48, "
+                           "and a note of the rest")
+    plot.add_argument("--backend", choices=("interpreter", "compiled"), default=None,
+                      help="interpreter (default for .alta files) or compiled (the Universal "
+                           "Transformer, compiled in memory; always for checkpoints)")
     return parser
 
 

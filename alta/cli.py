@@ -560,10 +560,24 @@ def _cmd_experiment(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from alta.pictures import plot_run
+    from alta.pictures import choose_panels, plot_run
 
-    plot_run(_load_program(args.file), args.input, args.output, layer=args.layer)
+    if _is_checkpoint(args.file) and args.backend == "interpreter":
+        raise AltaError.at("a compiled checkpoint is drawn from the compiled backend; give the "
+                           ".alta program to draw the interpreter's run")
+    compiled = None
+    if args.backend == "compiled" or _is_checkpoint(args.file):
+        compiled = _load_compiled(args.file)
+        program = compiled.program
+    else:
+        program = _load_program(args.file)
+    left_out = choose_panels(program, args.vars)[2]
+    plot_run(program, args.input, args.output, layer=args.layer, names=args.vars,
+             compiled=compiled)
     print(f"wrote {args.output}")
+    if left_out:
+        print(f"note: {len(left_out)} panels not drawn ({' '.join(left_out)}); choose them "
+              "with --vars", file=sys.stderr)
     return EXIT_OK
 
 

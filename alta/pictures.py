@@ -19,8 +19,13 @@ from alta.files import write_atomically
 
 def save_png(figure, path) -> Path:
     """Write `figure` as a PNG, whole or not at all."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    # A constrained layout already fits the figure; "tight" would draw it all twice.
+    fitted = isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine)
+
     def write(tmp: str) -> None:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches=None if fitted else "tight")
 
     return write_atomically(Path(path), write)
 
@@ -114,13 +119,14 @@ def _check_layer(layer: int, layers: int) -> None:
         raise AltaError.at(f"--layer {layer}: the run has {layers} layers")
 
 
-def _undefined_codes(head, selected: np.ndarray) -> np.ndarray:
-    """Per query position, from its selection (query, key): 0 where the head's output is
-    defined, 1 where it selects no position, 2 where a categorical head selects several
-    (the interpreter's rule, alta.interpreter.attend_head)."""
+def _undefined_codes(head, selected: np.ndarray, undefined: np.ndarray | None) -> np.ndarray:
+    """Per query position: 0 where the head's output is defined, 1 where it selects no
+    position, 2 where a categorical head selects several. `undefined` is the interpreter's
+    record of the layer (None for a run of no layers: then its rule, attend_head's)."""
     count = selected.sum(axis=1)
-    several = (count > 1) & (not head.numerical)
-    return np.where(count == 0, 1, np.where(several, 2, 0))
+    if undefined is None:
+        undefined = (count == 0) | ((count > 1) & (not head.numerical))
+    return np.where(undefined, np.where(count == 0, 1, 2), 0)
 
 
 def interpreter_panels(program, text: str, layer: int = 1,
@@ -139,10 +145,8 @@ def interpreter_panels(program, text: str, layer: int = 1,
     for head in program.heads:
         chosen = selection(head, before[layer - 1], result.batch.valid)[0, :n, :n]
         weights[head.name] = chosen / np.maximum(chosen.sum(axis=1, keepdims=True), 1)
-        undefined[head.name] = _undefined_codes(head, chosen)
-        if result.trace:  # the interpreter's own record agrees on where it is undefined
-            assert np.array_equal(result.trace[layer - 1].undefined[head.name][0, :n],
-                                  undefined[head.name] > 0)
+        record = result.trace[layer - 1].undefined[head.name][0, :n] if result.trace else None
+        undefined[head.name] = _undefined_codes(head, chosen, record)
     return RunPanels("interpreter", tokens, len(result.trace), states, weights, undefined)
 
 
@@ -322,8 +326,8 @@ def draw_run(program, text: str, panels: RunPanels, variables, heads, layer: int
     # Cell sizes (inches) fall with the number of positions and layers, within bounds that
     # keep a cell visible; text is then sized from its cells.
     cell = _clip(8.0 / max(n, 1), 0.12, 0.4)
-    row = _clip(5.0 / rows, 0.06, cell)
-    head_cell = _clip(6.0 / max(n, 1), 0.08, cell)
+    row = _clip(5.0 / rows, 0.06, max(cell, 0.18))
+    head_cell = _clip(4.5 / max(n, 1), 0.07, cell)
     x_ticks = _Ticks.fit(panels.tokens, 72 * cell)
     head_ticks = _Ticks.fit(panels.tokens, 72 * head_cell)
     head_y_ticks = replace(head_ticks, rotation=0, depth=max(
@@ -363,7 +367,7 @@ def draw_run(program, text: str, panels: RunPanels, variables, heads, layer: int
             ax.set_title(f"{var.name} (line {var.span.line})", fontsize=title_size)
             ax.set_ylabel("layer", fontsize=8)
             ax.yaxis.set_major_locator(MaxNLocator(
-                nbins=max(1, int(72 * rows * row / 12)), integer=True, min_n_ticks=1))
+                nbins=max(1, int(72 * rows * row / 10)), integer=True, min_n_ticks=1))
             ax.tick_params(axis="y", labelsize=8)
             x_ticks.apply(ax.xaxis, panels.tokens)
             colour_bar = figure.colorbar(bar, ax=ax, ticks=ticks, fraction=0.04, pad=0.01,
@@ -395,6 +399,7 @@ def draw_run(program, text: str, panels: RunPanels, variables, heads, layer: int
             ax.set_ylabel("query position", fontsize=8)
             head_ticks.apply(ax.xaxis, panels.tokens)
             head_y_ticks.apply(ax.yaxis, panels.tokens)
+            ax.set_anchor("W")  # a lone square panel sits left, not centred
             head_axes.append(ax)
         figure.colorbar(image, ax=head_axes, fraction=0.02, pad=0.01, shrink=0.9,
                         label="attention weight" + (" (softmax)" if source == "compiled"
