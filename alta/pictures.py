@@ -310,7 +310,9 @@ def _variable_colours(var, grid: np.ndarray):
     else:
         label = var.type.format
     bar = ScalarMappable(BoundaryNorm(np.arange(k + 1) - 0.5, k), cmap)
-    return cmap, norm, bar, list(range(k)), [label(v) for v in present], label
+    # Long names (big sets) are cut on the bar, which would otherwise widen the whole column.
+    names = [t if len(t) <= 14 else t[:13] + "\u2026" for t in map(label, present)]
+    return cmap, norm, bar, list(range(k)), names, label
 
 
 def draw_run(program, text: str, panels: RunPanels, variables, heads, layer: int,
