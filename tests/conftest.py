@@ -4,7 +4,9 @@ Helpers and constants the test modules share live in helpers.py; ROOT and PROGRA
 importable from here, as before."""
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 from helpers import PROGRAMS, ROOT, compiled_library, library_program
@@ -12,9 +14,17 @@ from helpers import PROGRAMS, ROOT, compiled_library, library_program
 __all__ = ["PROGRAMS", "ROOT"]
 
 # ALTA's caches (parser tables, JAX executables, exported runs: alta/cache.py) go to a
-# directory of this test process, never the user's; `alta` subprocesses inherit it.
-_CACHE = tempfile.TemporaryDirectory(prefix="alta-test-cache-")
-os.environ["ALTA_COMPILATION_CACHE"] = _CACHE.name
+# directory of this test run, never the user's. The xdist workers of one run share it (the
+# same models compile in each worker: one compiles, the others read), and `alta`
+# subprocesses inherit it; the run's controlling process removes it at the end.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+_CACHE = Path(tempfile.gettempdir()) / f"alta-test-cache-{_RUN}"
+os.environ["ALTA_COMPILATION_CACHE"] = str(_CACHE)
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
