@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run at most N layers (default: the program's max_layers)")
     run.add_argument("--trace", action="store_true",
                      help="print every variable and head at every position after attention "
-                          "and after the MLP of each layer (one input only; interpreter)")
+                          "and after the MLP of each layer (one input only); on the compiled "
+                          "backend (and with --mlp), decoded from the residual stream")
     run.add_argument("--backend", choices=("interpreter", "compiled"), default=None,
                      help="interpreter (default for .alta files) or compiled (the Universal "
                           "Transformer; always for .safetensors files)")
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="verify on the inputs in this file (one per line) instead")
     verify.add_argument("--dense", action="store_true",
                         help="verify the dense attention path instead of the structured one")
+    verify.add_argument("--mlp", metavar="MLP.safetensors",
+                        help="verify the Transformer with this learned MLP (from 'alta train') "
+                             "in place of the compiled one: where its run first leaves the "
+                             "interpreter's")
 
     test = _command(
         sub, "test", "a .alta program (or a compiled .safetensors)",

@@ -301,11 +301,22 @@ def _cmd_run(args) -> int:
         texts = list(texts)
         if len(texts) != 1:
             raise AltaError.at(f"--trace shows one input; got {len(texts)}")
-        from alta.interpreter import run
         from alta.reports import format_trace
 
-        program = _load_program(args.file)
-        result = run(program, texts, max_layers=args.max_layers, trace=True)
+        if compiled_backend:  # the Transformer's residual, decoded layer by layer
+            from alta.compiled import decoded_trace
+
+            compiled = _load_compiled(args.file)
+            program = compiled.program
+            result = decoded_trace(compiled, texts, args.max_layers, _compiled_model(args,
+                                                                                    compiled))
+            print("(the compiled model's residual stream, decoded; '-': its selection heads "
+                  "say undefined)" + (f" with the learned MLP {args.mlp}" if args.mlp else ""))
+        else:
+            from alta.interpreter import run
+
+            program = _load_program(args.file)
+            result = run(program, texts, max_layers=args.max_layers, trace=True)
         print(format_trace(program, result))
         return _print_outputs(program, [list(zip(texts, result.outputs, result.halted))],
                               args.max_layers)
@@ -326,9 +337,6 @@ def _run_backend(args) -> bool:
     if _is_checkpoint(args.file) and args.backend == "interpreter":
         raise AltaError.at("a compiled checkpoint runs on the compiled backend; give the .alta "
                            "program to use the interpreter")
-    if compiled_backend and args.trace:
-        raise AltaError.at("--trace shows the interpreter's trace; use 'alta verify' to "
-                           "compare the compiled model layer by layer")
     return compiled_backend
 
 
@@ -336,21 +344,14 @@ def _run_compiled(args, texts):
     """The program and the compiled model's results, window by window: (input, output,
     halted) per input; where --allow-undefined runs past an undefined read, a warning for
     each on stderr as its window is printed."""
-    from alta.compiled import ModelRunner, load_model, run_many
+    from alta.compiled import run_many
 
     compiled = _load_compiled(args.file)
     program = compiled.program
     texts = _nonempty(texts)
     if texts is None:  # no inputs (an empty --inputs file): no model to build
         return program, ()
-    if args.mlp:
-        from alta.training import load_mlp, with_learned_mlp
-
-        model = with_learned_mlp(compiled, *load_mlp(args.mlp))
-    elif args.dense:
-        model = load_model(compiled, structured=False)
-    else:  # the structured model, its runs stored in the cache for the next process
-        model = ModelRunner(compiled)
+    model = _compiled_model(args, compiled, stored=True)
     windows = run_many(compiled, texts, max_layers=args.max_layers, model=model,
                        undefined="continue" if args.allow_undefined else "error")
 
@@ -367,6 +368,21 @@ def _run_compiled(args, texts):
             yield [(o.text, o.output, o.halted or o.fault is not None) for o in window]
 
     return program, results()
+
+
+def _compiled_model(args, compiled, stored: bool = False):
+    """The Transformer a command runs: with the learned MLP of --mlp, or the dense path
+    (--dense), else the structured one; `stored`: its runs kept in the cache for the next
+    process (alta.compiled.ModelRunner)."""
+    from alta.compiled import ModelRunner, load_model
+
+    if getattr(args, "mlp", None):
+        from alta.training import load_mlp, with_learned_mlp
+
+        return with_learned_mlp(compiled, *load_mlp(args.mlp))
+    if args.dense:
+        return load_model(compiled, structured=False)
+    return ModelRunner(compiled) if stored else load_model(compiled)
 
 
 def _run_interpreter(args, texts):
@@ -397,7 +413,6 @@ def _print_outputs(program, results, max_layers: int | None) -> int:
 
 
 def _cmd_verify(args) -> int:
-    from alta.compiled import load_model
     from alta.reports import format_verify
     from alta.verify import verify
 
@@ -408,10 +423,10 @@ def _cmd_verify(args) -> int:
     if args.max_length is not None and args.max_length < 0:
         raise AltaError.at("--max-length must be non-negative")
     texts = _inputs(args, program)
-    path = "dense" if args.dense else "structured"
-    print(f"verifying {program.name} on {len(texts)} inputs ({path} attention) ...",
-          file=sys.stderr)
-    report = verify(compiled, texts, model=load_model(compiled, structured=not args.dense))
+    path = (f"the learned MLP {args.mlp}" if args.mlp else
+            "dense attention" if args.dense else "structured attention")
+    print(f"verifying {program.name} on {len(texts)} inputs ({path}) ...", file=sys.stderr)
+    report = verify(compiled, texts, model=_compiled_model(args, compiled))
     print(format_verify(report, program))
     return EXIT_OK if report.ok else EXIT_ERROR
 

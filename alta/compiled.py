@@ -417,3 +417,53 @@ def _rows(active: np.ndarray, rows: int) -> np.ndarray:
     out = np.zeros(rows, bool)
     out[:len(active)] = active
     return out
+
+
+def decoded_trace(compiled: CompiledProgram, texts, max_layers: int | None = None,
+                  model=None):
+    """The compiled model's run of `texts`, read back into the interpreter's trace
+    (`alta.interpreter.RunResult`): every variable and head output decoded from the residual
+    after every layer (`ResidualLayout.decode`), and each head marked undefined where the
+    network's own selection head (compiler/faults.py: k / (k + 1) for k selected positions)
+    says it selected none, or, categorical, several. `model` may carry a learned MLP."""
+    from alta.compiler.faults import SELECTED
+    from alta.interpreter import LayerRecord, RunResult
+
+    program = compiled.program
+    batch = encode_batch(program, texts)
+    variables = [v.name for v in program.variables]
+
+    def decoded(residual, names):
+        values = compiled.layout.decode(residual, program)
+        return {n: values[n] for n in names}, values
+
+    selection = {b.name: b.start for b in compiled.layout.blocks if b.name.endswith(SELECTED)}
+
+    def undefined(written) -> dict[str, np.ndarray]:
+        """From what this layer's attention wrote (a learned MLP may not reset the selection
+        heads' blocks, so the residual alone can hold earlier layers' writes too)."""
+        marks = {}
+        for h in program.heads:
+            dim = selection.get(h.name + SELECTED)
+            if dim is None:  # no read of it in the MLP: no selection head
+                marks[h.name] = np.zeros(batch.tokens.shape, bool)
+                continue
+            selected = written[..., dim]  # none: 0, one: 1/2, several: >= 2/3
+            marks[h.name] = (selected < 0.25) | ((selected > 7 / 12) & (not h.numerical))
+        return marks
+
+    steps = iter(trace_compiled(compiled, batch, max_layers, model))
+    first = next(steps)
+    initial, _ = decoded(first.after_mlp, variables)
+    records, final, layers = [], initial, np.zeros(len(batch.texts), np.int64)
+    running, before = first.running, first.after_mlp
+    for step in steps:
+        attended, _ = decoded(step.after_attention, variables + [h.name for h in program.heads])
+        final, _ = decoded(step.after_mlp, variables)
+        records.append(LayerRecord(step.layer, step.active, attended,
+                                   undefined(step.after_attention - before), final))
+        layers += step.active
+        running, before = step.running, step.after_mlp
+    halted = ~running if program.halt is not None else np.ones(len(batch.texts), bool)
+    outputs = tuple(decode_outputs(program, final, batch.lengths))
+    return RunResult(batch, initial, final, layers, halted, tuple(records), outputs)

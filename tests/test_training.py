@@ -11,6 +11,7 @@ from alta.checker import check_file, check_source
 from alta.compiled import run_compiled
 from alta.compiler import compile_program
 from alta.errors import AltaError
+from alta.interpreter import run
 from alta.tasks import find_task
 from alta.traces import TraceSettings, write_dataset
 from alta.training import (
@@ -49,6 +50,23 @@ def test_loss_falls_and_the_learned_mlp_generalises_in_length(parity_mlp):
     oracle = find_task(program).oracle
     right = sum(got == oracle(t) for got, t in zip(result.outputs, texts))
     assert right == len(texts), f"{right}/{len(texts)} right at 20-40 bits, trained on <= 8"
+
+
+def test_a_learned_mlp_is_traced_and_verified_layer_by_layer(parity_mlp, capsys):
+    from alta.cli import main
+
+    program, _, path, _ = parity_mlp
+    assert main(["run", str(PROGRAMS / "parity.alta"), "--mlp", str(path), "1 0 1 1",
+                 "--trace"]) == 0
+    out = capsys.readouterr().out
+    interpreted = run(program, ["1 0 1 1"], trace=True)
+    from alta.reports import format_trace
+
+    # The learned MLP reaches the compiled states on these short inputs: the same table.
+    assert format_trace(program, interpreted) in out and out.rstrip().endswith("1")
+    assert main(["verify", str(PROGRAMS / "parity.alta"), "--mlp", str(path), "--samples",
+                 "20", "--max-length", "8"]) == 0
+    assert capsys.readouterr().out.startswith("ok: interpreter and compiled model agree")
 
 
 def test_the_mlp_file_is_checked(parity_mlp, tmp_path):
