@@ -162,9 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     trace.add_argument("--vectors", action="store_true",
                        help="also write the MLP input and output residual vectors")
-    trace.add_argument("--undefined", choices=("zero", "noise"), default="zero",
-                       help="undefined head outputs in vectors: zero, or noise like what "
-                            "attention outputs there (so a trained MLP learns to ignore them)")
+    trace.add_argument("--undefined", choices=("zero", "noise"), default="noise",
+                       help="undefined head outputs in vectors: noise like what attention "
+                            "outputs there (the default, as in 'alta experiment': a trained "
+                            "MLP learns to ignore them), or zero")
     trace.add_argument("--shard-size", type=int, default=256, metavar="N",
                        help="inputs per shard (default 256)")
 

@@ -46,7 +46,7 @@ class TraceSettings:
     shard_size: int = 256
     format: str = "parquet"
     vectors: bool = False
-    undefined: str = "zero"  # how undefined head outputs appear in vectors: zero | noise
+    undefined: str = "noise"  # how undefined head outputs appear in vectors: noise | zero
 
     @property
     def shards(self) -> int:
