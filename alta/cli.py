@@ -426,7 +426,8 @@ def _cmd_verify(args) -> int:
     path = (f"the learned MLP {args.mlp}" if args.mlp else
             "dense attention" if args.dense else "structured attention")
     print(f"verifying {program.name} on {len(texts)} inputs ({path}) ...", file=sys.stderr)
-    report = verify(compiled, texts, model=_compiled_model(args, compiled))
+    report = verify(compiled, texts, model=_compiled_model(args, compiled),
+                    progress=_progress("verifying", "inputs"))
     print(format_verify(report, program))
     return EXIT_OK if report.ok else EXIT_ERROR
 

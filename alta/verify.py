@@ -94,9 +94,9 @@ class _Comparer:
 
 
 def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, model=None,
-           chunk: int = 64) -> VerifyReport:
+           chunk: int = 64, progress=None) -> VerifyReport:
     """Compare the back ends on `texts`, `chunk` inputs at a time; stop at the first
-    divergence."""
+    divergence. `progress(inputs done, inputs)` after each batch."""
     from alta.compiled import load_model
 
     texts = tuple(texts)
@@ -108,6 +108,7 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
     settings = replace(DEFAULT_BATCHES, tokens=max(DEFAULT_BATCHES.tokens, chunk),
                        most_rows=power_of_two_at_least(chunk))
     lengths = [len(encode(compiled.program, t)) for t in texts]
+    done = 0
     for plan in plan_batches(lengths, exact_length(compiled), settings):
         part = tuple(texts[i] for i in plan.indices)
         try:
@@ -115,6 +116,9 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
         except AltaRuntimeError:  # some input reads an undefined head: one at a time
             found, layers = _verify_faulty(compiled, part, max_layers, model, comparer)
         depth = max(depth, layers)
+        done += len(part)
+        if progress is not None:
+            progress(done, len(texts))
         if found:
             return VerifyReport(len(texts), depth, comparer.count, found)
     return VerifyReport(len(texts), depth, comparer.count, None)

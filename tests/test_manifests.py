@@ -88,4 +88,5 @@ def test_a_checkpoint_finds_its_task_module_from_another_directory(project, monk
     capsys.readouterr()
     assert main(["verify", "../moved/parity.safetensors", "--samples", "3",
                  "--max-length", "4"]) == 0
-    assert "sampling with parity.py" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "sampling with parity.py" in err and "verifying [" in err and "] 3/3 inputs" in err
