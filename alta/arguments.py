@@ -168,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "MLP learns to ignore them), or zero")
     trace.add_argument("--shard-size", type=int, default=256, metavar="N",
                        help="inputs per shard (default 256)")
+    trace.add_argument("--runner", choices=("local", "beam"), default="local",
+                       help="local: shard after shard in this process (default); beam: an "
+                            "Apache Beam pipeline, one element per shard (the 'beam' extra), "
+                            "on Beam's DirectRunner unless --beam-option runner=... chooses "
+                            "another; the same files either way")
+    trace.add_argument("--beam-option", dest="beam_options", action="append", default=[],
+                       metavar="KEY=VALUE",
+                       help="a Beam pipeline option, by Beam's name without the dashes (KEY "
+                            "alone for a flag); repeat for more, e.g. --beam-option "
+                            "direct_num_workers=2 --beam-option "
+                            "direct_running_mode=multi_processing")
 
     coverage = _command(
         sub, "coverage", "a .alta program",

@@ -462,14 +462,37 @@ def _cmd_trace(args) -> int:
     settings = TraceSettings(samples=args.samples, seed=args.seed, lengths=_lengths(args.lengths),
                              shard_size=args.shard_size, format=args.format,
                              vectors=args.vectors, undefined=args.undefined)
-    show = _progress(f"tracing {program.name}", "shards")
-    manifest = write_dataset(program, find_task(program), settings, args.output,
-                             lambda done, total, rows: show(done, total, f"{rows:,} rows"))
+    if args.runner == "beam":
+        manifest = _trace_with_beam(program, find_task(program), settings, args)
+    elif args.beam_options:
+        raise AltaError.at("--beam-option applies to --runner beam only")
+    else:
+        show = _progress(f"tracing {program.name}", "shards")
+        manifest = write_dataset(program, find_task(program), settings, args.output,
+                                 lambda done, total, rows: show(done, total, f"{rows:,} rows"))
     rows = sum(manifest["counts"]["rows_per_shard"].values())
     print(f"wrote {args.output}: {settings.samples} inputs, {rows:,} rows in "
           f"{settings.shards} {settings.format} shards (schema version "
           f"{manifest['schema_version']}; see manifest.json)")
     return EXIT_OK
+
+
+def _trace_with_beam(program, task, settings, args) -> dict:
+    """`alta trace --runner beam`: the same dataset from an Apache Beam pipeline."""
+    import logging
+
+    if not os.environ.get("ALTA_DEBUG"):
+        # Beam logs each worker's start-up and a failed element's traceback; the command
+        # reports a failure itself, naming the shard. (A root handler keeps the warnings
+        # Beam logs on import from configuring one that prints to stderr.)
+        logging.getLogger().addHandler(logging.NullHandler())
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    from alta.pipelines import beam_options, run_trace_pipeline, runner
+
+    options = beam_options(args.beam_options, quiet=not os.environ.get("ALTA_DEBUG"))
+    print(f"tracing {program.name}: {settings.shards} shards with Beam's {runner(options)}",
+          file=sys.stderr)
+    return run_trace_pipeline(program, task, settings, args.output, options)
 
 
 def _cmd_coverage(args) -> int:

@@ -28,15 +28,15 @@ which the tests run on both back ends (`in_file_examples`).
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from alta import ir
-from alta.errors import AltaError
+from alta.errors import AltaError, read_text
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,17 @@ def find_task(program: ir.Program) -> Task | None:
 
 
 def load_task(path: Path) -> Task:
-    spec = importlib.util.spec_from_file_location(f"alta_task_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
+    return load_task_source(read_text(path, "task module"), path)
+
+
+def load_task_source(text: str, path: Path) -> Task:
+    """The task module with source `text`, reported as `path` (which need not exist: a
+    pipeline's remote worker loads the text its driver read)."""
+    path = Path(path)
+    module = types.ModuleType(f"alta_task_{path.stem}")
+    module.__file__ = str(path)
     try:
-        spec.loader.exec_module(module)
+        exec(compile(text, str(path), "exec"), module.__dict__)
     except Exception as error:  # a user's module: report it, whatever it raised
         raise AltaError.at(f"cannot load the task module {path}: "
                            f"{type(error).__name__}: {error}") from error

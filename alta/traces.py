@@ -249,29 +249,74 @@ def write_dataset(program: ir.Program, task: Task | None, settings: TraceSetting
                   directory: Path, progress: Callable[[int, int, int], None] | None = None
                   ) -> dict:
     """Write the missing shards of a dataset (all of them, for a new directory) and return
-    the manifest. `progress(shards done, shards, rows written)` after each shard."""
+    the manifest. `progress(shards done, shards, rows written)` after each shard. The three
+    steps are separate functions so that other executors (alta/pipelines.py: Apache Beam)
+    write the very same files: `prepare_dataset`, then `trace_shard` for every shard index
+    in any order or in parallel, then `finish_dataset`."""
+    directory = Path(directory)
+    layout = build_layout(program)
+    manifest = prepare_dataset(program, task, settings, directory, layout)
+    schema = shard_schema(program, settings)
+    counts = {}
+    for shard in range(settings.shards):
+        counts[shard] = trace_shard(program, task, settings, directory, shard, layout, schema)
+        if progress:
+            progress(len(counts), settings.shards, sum(counts.values()))
+    return finish_dataset(manifest, settings, counts, directory)
+
+
+def prepare_dataset(program: ir.Program, task: Task | None, settings: TraceSettings,
+                    directory: Path, layout: ResidualLayout | None = None) -> dict:
+    """Before any shard: check the settings and that `directory` is new or holds (part of)
+    this very dataset, create DIR/data, remove what a killed run left half-written, and write
+    the manifest without counts (which `finish_dataset` adds). Returns that manifest."""
     if settings.format not in FORMATS:
         raise AltaError.at(f"unknown format {settings.format!r}; expected one of "
                            f"{', '.join(FORMATS)}")
     directory = Path(directory)
-    layout = build_layout(program)
-    manifest = manifest_for(program, task, settings, layout, directory)
-    manifest_file = directory / "manifest.json"
+    manifest = manifest_for(program, task, settings, layout or build_layout(program), directory)
     if not can_resume(program, task, settings, directory):
         raise AltaError.at(f"{directory} holds a trace dataset made with other settings "
                            f"or another program; choose a new directory")
     (directory / "data").mkdir(parents=True, exist_ok=True)
     for stale in (directory / "data").glob(".train-*.tmp"):  # from a run killed mid-shard
         stale.unlink()
-    write_json(manifest_file, manifest)
-    counts = {}
-    for shard, rows in _shards(program, task, settings, directory, layout):
-        counts[str(shard)] = rows
-        if progress:
-            progress(len(counts), settings.shards, sum(counts.values()))
-    manifest["counts"] = {"shards": settings.shards, "inputs": settings.samples,
-                          "rows_per_shard": counts}
-    write_json(manifest_file, manifest)
+    write_json(directory / "manifest.json", manifest)
+    return manifest
+
+
+def shard_schema(program: ir.Program, settings: TraceSettings):
+    """What `trace_shard` takes as `schema`: the Arrow schema for Parquet, None for JSONL."""
+    return arrow_schema(program, settings.vectors) if settings.format == "parquet" else None
+
+
+def trace_shard(program: ir.Program, task: Task | None, settings: TraceSettings,
+                directory: Path, shard: int, layout: ResidualLayout | None = None,
+                schema=None) -> int:
+    """Write shard `shard` of the dataset in `directory` (prepared by `prepare_dataset`)
+    unless it is complete already, atomically; its row count. Depends on nothing but its
+    arguments, so shards may be written in any order, by any process, more than once."""
+    path = shard_path(Path(directory), shard, settings)
+    if path.exists():
+        return _count_rows(path, settings.format)
+    inputs = shard_inputs(program, task, settings, shard)
+    columns = shard_columns(program, inputs, shard * settings.shard_size, settings, layout,
+                            shard)
+    write_shard(columns, path, settings.format, schema)
+    return len(columns["example"])
+
+
+def finish_dataset(manifest: dict, settings: TraceSettings, counts: dict[int, int],
+                   directory: Path) -> dict:
+    """After every shard: the manifest with the row count of each shard (`counts`: shard
+    index -> rows, in any order), written to DIR/manifest.json and returned."""
+    missing = sorted(set(range(settings.shards)) - set(counts))
+    if missing:
+        raise AltaError.at(f"{directory}: shards {missing} were not written")
+    manifest = {**manifest, "counts": {
+        "shards": settings.shards, "inputs": settings.samples,
+        "rows_per_shard": {str(shard): counts[shard] for shard in range(settings.shards)}}}
+    write_json(Path(directory) / "manifest.json", manifest)
     return manifest
 
 
@@ -287,20 +332,6 @@ def can_resume(program: ir.Program, task: Task | None, settings: TraceSettings,
     existing = json.loads(manifest_file.read_text())
     manifest = manifest_for(program, task, settings, build_layout(program))
     return comparable(existing) == comparable(json.loads(json.dumps(manifest)))
-
-
-def _shards(program, task, settings, directory, layout) -> Iterator[tuple[int, int]]:
-    schema = arrow_schema(program, settings.vectors) if settings.format == "parquet" else None
-    for shard in range(settings.shards):
-        path = shard_path(directory, shard, settings)
-        if path.exists():
-            yield shard, _count_rows(path, settings.format)
-            continue
-        inputs = shard_inputs(program, task, settings, shard)
-        columns = shard_columns(program, inputs, shard * settings.shard_size, settings, layout,
-                                shard)
-        write_shard(columns, path, settings.format, schema)
-        yield shard, len(columns["example"])
 
 
 def _count_rows(path: Path, format: str) -> int:
