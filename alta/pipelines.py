@@ -200,7 +200,7 @@ def run_trace_pipeline(program: ir.Program, task: Task | None, settings: TraceSe
     if "counts" not in written:
         raise AltaError.at(f"the Beam pipeline finished without writing the counts of "
                            f"{directory}/manifest.json (did the workers see {directory}?)")
-    return written
+    return {**manifest, "counts": written["counts"]}  # as write_dataset returns it
 
 
 def _pipeline_error(exc: Exception, directory: Path) -> AltaError:
