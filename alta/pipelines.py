@@ -28,6 +28,7 @@ from pathlib import Path
 
 from alta import ir
 from alta.checker import check_source
+from alta.compiler.layout import build_layout
 from alta.errors import AltaError, read_text
 from alta.tasks import Task, load_task_source
 from alta.traces import (
@@ -101,8 +102,6 @@ class _TraceShard(beam.DoFn):
         program, task = self._job.load()
         self._program, self._task = program, task
         self._schema = shard_schema(program, self._job.settings)
-        from alta.compiler.layout import build_layout
-
         self._layout = build_layout(program)
 
     def process(self, shard: int):
@@ -172,7 +171,8 @@ def beam_options(options: Sequence[str] = (), quiet: bool = False) -> PipelineOp
                            notes=("--beam-option takes Beam's option names without the "
                                   "dashes, e.g. --beam-option direct_num_workers=2",))
     workers = parsed.view_as(WorkerOptions)
-    if quiet and runner(parsed) == "DirectRunner" and workers.default_sdk_harness_log_level is None:
+    local = runner(parsed).lower() in ("direct", "directrunner")
+    if quiet and local and workers.default_sdk_harness_log_level is None:
         workers.default_sdk_harness_log_level = "CRITICAL"
     return parsed
 
@@ -211,7 +211,13 @@ def _pipeline_error(exc: Exception, directory: Path) -> AltaError:
         shard, name, cause = found.groups()
         return AltaError.at(f"the Beam pipeline failed at shard {shard} "
                             f"({directory}/data/{name}): {cause}", notes=(resume,))
-    return AltaError.at(f"the Beam pipeline failed: {_cause(exc)}"[:2000], notes=(resume,))
+    # Not a shard's own failure (a worker that cannot check the program, a runner's error):
+    # ALTA's message if there is one, else the last line of what the runner reports, which
+    # is a worker's traceback on some runners.
+    known = next((e for e in _chain(exc) if isinstance(e, AltaError)), None)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    what = _cause(known) if known else lines[-1] if lines else type(exc).__name__
+    return AltaError.at(f"the Beam pipeline failed: {what}", notes=(resume,))
 
 
 def _chain(exc: BaseException | None):
