@@ -373,15 +373,17 @@ class UniversalTransformer(nnx.Module):
 
     def layer(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One application of the shared layer: (state after attention, after the MLP)."""
-        attended, new = self._by_chunks(self._layer, self._state(x), self._chunks(valid))
+        attended, new = self._by_chunks(self._layer, self._state(x),
+                                        self._chunks(valid, x.shape[1]))
         return self._residual(attended, x.shape[0]), self._residual(new, x.shape[0])
 
     def step(self, x: jax.Array, valid: jax.Array, active: jax.Array
              ) -> tuple[jax.Array, jax.Array]:
         """One layer for the `active` sequences (B,); the others, and every padding
         position, keep their state: (state after attention, next state)."""
-        attended, new = self._by_chunks(self._step, self._state(x), self._chunks(valid),
-                                        self._chunks(active))
+        attended, new = self._by_chunks(self._step, self._state(x),
+                                        self._chunks(valid, x.shape[1]),
+                                        self._chunks(active, x.shape[1]))
         return self._residual(attended, x.shape[0]), self._residual(new, x.shape[0])
 
     def halted(self, x: jax.Array, valid: jax.Array) -> jax.Array:
@@ -410,12 +412,13 @@ class UniversalTransformer(nnx.Module):
         chunks = max(1, min(batch, -(-batch * positions // CHUNK_POSITIONS)))
         return chunks, -(-batch // chunks)
 
-    def _chunks(self, a: jax.Array) -> jax.Array:
-        """Per-sequence values (B, ...) as (chunks, per chunk, ...), padded with zeros
-        (False): a padding sequence has no valid position, so it halts before running."""
+    def _chunks(self, a: jax.Array, positions: int) -> jax.Array:
+        """Per-sequence values (B, ...) of a batch of `positions` positions as (chunks, per
+        chunk, ...), padded with zeros (False): a padding sequence has no valid position, so
+        it halts before running."""
         if not self.features_first:
             return a[None]
-        chunks, size = self._chunking(a.shape[0], a.shape[1] if a.ndim > 1 else 1)
+        chunks, size = self._chunking(a.shape[0], positions)
         return self._pad(a, chunks * size).reshape((chunks, size) + a.shape[1:])
 
     @staticmethod
@@ -508,7 +511,8 @@ class UniversalTransformer(nnx.Module):
         flags an undefined read (the flags stay in the residual for the caller to read)."""
         limit = self.config.max_layers if max_layers is None else max_layers
         batch = tokens.shape[0]
-        valid = self._chunks(jnp.arange(tokens.shape[1])[None, :] < lengths[:, None])
+        valid = self._chunks(jnp.arange(tokens.shape[1])[None, :] < lengths[:, None],
+                             tokens.shape[1])
         s = self._state(self.embed(tokens))
         running = ~self._by_chunks(lambda s, v: self._stops(s, v, stop_on_fault), s, valid)
         layers = jnp.zeros(running.shape, jnp.int32)
