@@ -84,14 +84,20 @@ def measure(name: str, batch: int, repeats: int) -> dict:
     per_layer = sum(counts.values())
     executed = iterations * per_layer + counts["halting"]
 
-    # The pieces of one layer, each jitted alone, on the state as the loop carries it.
+    # The pieces of one layer, each jitted alone, on the state as the loop carries it
+    # (features-first chunks of sequences on the structured path), chunk by chunk.
     state = model._state(final)
-    active = jnp.ones(batch, bool)
+    valid = model._chunks(valid, tokens.shape[1])
+    active = model._chunks(jnp.ones(batch, bool), tokens.shape[1])
+
+    def by_chunks(fn):
+        return nnx.jit(lambda m, s, v: m._by_chunks(lambda *a: fn(m, *a), s, v, active))
+
     pieces = {
-        "attention": nnx.jit(lambda m, s, v: m._layer(s, v)[0] - s),
-        "mlp": nnx.jit(lambda m, s, v: m._layer(s, v)[1] - m._layer(s, v)[0]),
-        "halting": nnx.jit(lambda m, s, v: m._stops(s, v, True)),
-        "step": nnx.jit(lambda m, s, v: m._step(s, v, active)[1]),
+        "attention": by_chunks(lambda m, s, v, a: m._layer(s, v)[0] - s),
+        "mlp": by_chunks(lambda m, s, v, a: m._layer(s, v)[1]),  # attention, then the MLP
+        "halting": by_chunks(lambda m, s, v, a: m._stops(s, v, True)),
+        "step": by_chunks(lambda m, s, v, a: m._step(s, v, a)[1]),
     }
     calls = {"whole": lambda: run_compiled(compiled, texts, model=model).layers,
              "model": lambda: run_model(model, tokens, lengths, limit, True)}
