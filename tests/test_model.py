@@ -106,7 +106,9 @@ def test_batches_that_span_uneven_chunks_run_and_step_as_the_dense_path():
     assert len(traced) == a.layers.max() + 1
     for s, d in traced:
         assert np.array_equal(s.active, d.active) and np.array_equal(s.running, d.running)
-        np.testing.assert_allclose(s.after_mlp, d.after_mlp, rtol=0, atol=1e-6)
+        # The trace steps at a bucket shape (more, masked, keys): float32 rounding of the
+        # sums may differ by a few ulps after several layers, never more.
+        np.testing.assert_allclose(s.after_mlp, d.after_mlp, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("gather_inputs", [0, 2])
