@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from alta.compiler.structure import ColumnBlocks, ExecutionPlan, HeadBlocks
+from alta.compiler.structure import ExecutionPlan, HeadBlocks, SparseLayer
 from alta.config import ModelConfig
 from alta.parameters import (
     AttentionParameters,
@@ -30,6 +30,7 @@ from alta.parameters import (
     parameters_from_flat,
 )
 
+CHUNK_POSITIONS = 512  # positions per chunk of sequences on the structured paths (see _chunking)
 MASKED = -1e9  # a finite mask: a row with nothing allowed averages instead of making NaNs
 
 
@@ -76,10 +77,6 @@ def _param(value) -> nnx.Param:
     return nnx.Param(jnp.asarray(value, dtype=jnp.float32))
 
 
-class Structure(nnx.Variable):
-    """Index arrays of the structured paths (fixed by the compiler, never trained)."""
-
-
 class Embedding(nnx.Module):
     def __init__(self, p: EmbeddingParameters) -> None:
         self.token = _param(p.token)
@@ -123,11 +120,12 @@ class Attention(nnx.Module):
         return [masks[offsets] for offsets in self.offsets]
 
     def __call__(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The attention output added to the residual, and the attention weights."""
+        """The attention output added to the residual (B, N, D), and the attention weights."""
         if self.query.shape[0] == 0:
             return jnp.zeros_like(x), jnp.zeros(x.shape[:1] + (0,) + x.shape[1:2] * 2, x.dtype)
         if self.blocks is not None:
-            return self._by_blocks(x, valid)
+            out, weights = self.features_first(features_first(x), valid)
+            return features_last(out), weights
         q = jnp.einsum("bnd,hdk->bhnk", x, self.query[...])
         k = jnp.einsum("bnd,hdk->bhnk", x, self.key[...])
         v = jnp.einsum("bnd,hdv->bhnv", x, self.value[...])
@@ -138,9 +136,13 @@ class Attention(nnx.Module):
         heads = jnp.einsum("bhij,bhjv->bhiv", weights, v)
         return jnp.einsum("bhiv,hvd->bid", heads, self.output[...]), weights
 
-    def _by_blocks(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def features_first(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The structured path on a residual laid out (D, B, N): each head's blocks are rows
+        (contiguous), and its output rows are placed by one concatenation, not a scatter."""
+        if self.query.shape[0] == 0:
+            return jnp.zeros_like(x), jnp.zeros(x.shape[1:2] + (0,) + x.shape[2:3] * 2, x.dtype)
         masks = self.head_masks(valid)
-        outputs, dims = [], []  # written at once: one scatter, not one update per head
+        outputs, starts = [], []
         all_weights = []
         scores_by_head, softmax_by_head = {}, {}
         for h, blocks in enumerate(self.blocks):
@@ -148,10 +150,11 @@ class Attention(nnx.Module):
                 scores = scores_by_head[blocks.scores_of]
             elif blocks.query is not None:
                 n = blocks.key_size
-                q = x[..., blocks.query:blocks.query + n] * _diagonal(self.query, h,
-                                                                        blocks.query, n)
-                k = x[..., blocks.key:blocks.key + n] * _diagonal(self.key, h, blocks.key, n)
-                scores = jnp.einsum("bik,bjk->bij", q, k) * self.scale
+                q = x[blocks.query:blocks.query + n] * _diagonal(self.query, h, blocks.query,
+                                                                 n)[:, None, None]
+                k = x[blocks.key:blocks.key + n] * _diagonal(self.key, h, blocks.key,
+                                                             n)[:, None, None]
+                scores = jnp.einsum("kbi,kbj->bij", q, k) * self.scale
                 scores = jnp.where(masks[h], scores, MASKED)
             else:
                 scores = jnp.where(masks[h], 0.0, MASKED).astype(x.dtype)
@@ -159,14 +162,13 @@ class Attention(nnx.Module):
             sink = None if self.sink is None else self.sink[...][h]
             m = blocks.value_size
             o_scale = jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
-            v_scale = _diagonal(self.value, h, blocks.value, m)
+            scale = (_diagonal(self.value, h, blocks.value, m) * o_scale)[:, None, None]
+            starts.append(blocks.output)
             if blocks.counts and blocks.scores_of in softmax_by_head:
                 # The keys' share of the attention (1 - the sink's) from the twin head's
                 # log-sum-exp: O(N) instead of another N x N softmax.
                 log_total = softmax_by_head[blocks.scores_of][1]
-                share = jax.nn.sigmoid(log_total - sink)
-                outputs.append(share * v_scale * o_scale)
-                dims.append(np.arange(blocks.output, blocks.output + 1))
+                outputs.append(jax.nn.sigmoid(log_total - sink)[None, ..., 0] * scale)
                 all_weights.append(softmax_with_sink(scores, sink))  # unused in a run: dropped
                 continue
             if blocks.weights_of is not None:
@@ -175,44 +177,101 @@ class Attention(nnx.Module):
                 softmax_by_head[h] = _softmax_parts(scores, sink)
                 weights = softmax_by_head[h][0]
             all_weights.append(weights)
-            v = x[..., blocks.value:blocks.value + m] * v_scale
-            o = jnp.einsum("bij,bjv->biv", weights, v)
-            outputs.append(o * o_scale)
-            dims.append(np.arange(blocks.output, blocks.output + m))
-        out = jnp.zeros_like(x).at[..., np.concatenate(dims)].add(
-            jnp.concatenate(outputs, axis=-1))
-        return out, jnp.stack(all_weights, axis=1)
+            v = x[blocks.value:blocks.value + m] * scale
+            outputs.append(jnp.einsum("bij,mbj->mbi", weights, v))
+        return _rows(x, starts, outputs), jnp.stack(all_weights, axis=1)
+
+    def multiply_adds(self, n: int) -> int:
+        """What `features_first` multiplies for one sequence of n positions: each score
+        computed once (n x n x key size, and the query and key scalings), each softmax's
+        weighted values (n x n x value size, and the scaling), a counting head's n."""
+        total, softmaxes = 0, set()
+        for h, blocks in enumerate(self.blocks):
+            if blocks.scores_of is None and blocks.query is not None:
+                total += n * n * blocks.key_size + 2 * n * blocks.key_size
+            if blocks.counts and blocks.scores_of in softmaxes:
+                total += n
+                continue
+            if blocks.weights_of is None:
+                softmaxes.add(h)
+            total += n * n * blocks.value_size + n * blocks.value_size
+        return total
+
+
+def _rows(x: jax.Array, starts: list[int], parts: list[jax.Array]) -> jax.Array:
+    """Zeros shaped as `x` but for the rows from each start, which hold its part: one
+    concatenation when the parts do not overlap (compiled heads write their own blocks)."""
+    order = sorted(range(len(parts)), key=starts.__getitem__)
+    pieces, row = [], 0
+    for i in order:
+        if starts[i] < row:  # overlapping outputs: add them up instead
+            out = jnp.zeros_like(x)
+            for start, part in zip(starts, parts):
+                out = out.at[start:start + part.shape[0]].add(part)
+            return out
+        if starts[i] > row:
+            pieces.append(jnp.zeros((starts[i] - row,) + x.shape[1:], x.dtype))
+        pieces.append(parts[i])
+        row = starts[i] + parts[i].shape[0]
+    if row < x.shape[0]:
+        pieces.append(jnp.zeros((x.shape[0] - row,) + x.shape[1:], x.dtype))
+    return jnp.concatenate(pieces, axis=0)
+
+
+def features_first(x: jax.Array) -> jax.Array:
+    """(B, N, D) -> (D, B, N): the structured paths' layout, in which a block of the residual
+    is contiguous rows and the MLP's gathers copy whole rows."""
+    return jnp.moveaxis(x, -1, 0)
+
+
+def features_last(x: jax.Array) -> jax.Array:
+    return jnp.moveaxis(x, 0, -1)
 
 
 class BlockSparse(nnx.Module):
-    """`x @ W` for a sparse `W` as a few dense blocks: block g multiplies the inputs
-    `rows[g]` by `W[rows[g], cols[g]]`; `order` puts the blocks' outputs back in column
-    order (the blocks are an execution plan's, compiler/structure.py)."""
+    """`W^T x` for a sparse `W` and inputs laid out features-first, (in, positions), as its
+    execution plan says (compiler/structure.py): columns that read one or two inputs as
+    scaled row gathers, the others as a few dense blocks, all indexed by constants (XLA sees
+    fixed gathers of whole rows, not index arrays)."""
 
-    def __init__(self, blocks: ColumnBlocks) -> None:
-        self.rows = nnx.List([Structure(jnp.asarray(r, jnp.int32)) for r, _ in blocks])
-        self.cols = nnx.List([Structure(jnp.asarray(c, jnp.int32)) for _, c in blocks])
-        order = np.argsort(np.concatenate([c for _, c in blocks]))
-        self.order = Structure(jnp.asarray(order, jnp.int32))
+    def __init__(self, plan: SparseLayer) -> None:
+        self.plan = plan
 
-    def __call__(self, x: jax.Array, weight: jax.Array) -> jax.Array:
-        parts = [x[..., r[...]] @ weight[r[...][:, None], c[...][None, :]]
-                 for r, c in zip(self.rows, self.cols)]
-        return jnp.concatenate(parts, axis=-1)[..., self.order[...]]
+    def __call__(self, x: jax.Array, weight: jax.Array, bias: jax.Array) -> jax.Array:
+        plan, parts = self.plan, []
+        for g in plan.gathers:
+            n, k = g.inputs.shape
+            w = weight[g.rows, g.columns[:, None]][:, :, None]  # (n, k, 1)
+            part = jnp.zeros((n,) + x.shape[1:], x.dtype) if k == 0 else x[g.inputs[:, 0]] * w[:, 0]
+            for j in range(1, k):
+                part = part + x[g.inputs[:, j]] * w[:, j]
+            parts.append(part)
+        parts += [weight[b.rows[:, None], b.columns[None, :]].T @ x[b.inputs]
+                  for b in plan.blocks]
+        y = jnp.concatenate(parts, axis=0) + bias[plan.columns][:, None]
+        return y if plan.order is None else y[plan.order]
 
 
 class Dense(nnx.Module):
     """x @ weight + bias (weight stored (in, out), as in checkpoints); with `blocks`, the
-    product runs as those dense blocks of a sparse weight."""
+    product runs sparse as that plan says."""
 
-    def __init__(self, p: DenseParameters, blocks: ColumnBlocks | None = None) -> None:
+    def __init__(self, p: DenseParameters, blocks: SparseLayer | None = None) -> None:
         self.weight, self.bias = _param(p.weight), _param(p.bias)
         self.blocks = BlockSparse(blocks) if blocks is not None else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.blocks is None:
             return x @ self.weight[...] + self.bias[...]
-        return self.blocks(x, self.weight[...]) + self.bias[...]
+        flat = x.reshape(-1, x.shape[-1]).T
+        return self.features_first(flat).T.reshape(x.shape[:-1] + (-1,))
+
+    def features_first(self, x: jax.Array) -> jax.Array:
+        """The layer on inputs laid out (in, positions); outputs (out, positions), in the
+        plan's order of units (column order unless the next sparse layer reads them)."""
+        if self.blocks is None:
+            return self.weight[...].T @ x + self.bias[...][:, None]
+        return self.blocks(x, self.weight[...], self.bias[...])
 
 
 def export_weights(module: nnx.Module, prefix: str = "") -> dict[str, np.ndarray]:
@@ -242,6 +301,17 @@ class FeedForward(nnx.List):
             if i < len(self) - 1:
                 x = act(x)
         return x
+
+    def features_first(self, x: jax.Array) -> jax.Array:
+        """The MLP on a residual laid out (D, ...): sparse layers hand their units on in
+        their plans' order (the activation is elementwise), dense ones multiply W^T x."""
+        act = activation(self.activation)
+        h = x.reshape(x.shape[0], -1)
+        for i, layer in enumerate(self):
+            h = layer.features_first(h)
+            if i < len(self) - 1:
+                h = act(h)
+        return h.reshape(x.shape)
 
 
 def random_dense(sizes: Sequence[int], rngs: nnx.Rngs) -> tuple[DenseParameters, ...]:
@@ -295,53 +365,141 @@ class UniversalTransformer(nnx.Module):
                                config.activation)
         self.halting = nnx.List([Dense(p) for p in parameters.halting]) \
             if parameters.halting else None
-        units = plan.halting if plan is not None and parameters.halting else None
-        self.halting_units = nnx.List([Structure(jnp.asarray(u, jnp.int32)) for u in units]) \
-            if units is not None else None
+        self.plan = plan  # static: its index arrays are constants of the jitted code
+        # The structured paths keep the residual features-first, (D, B, N), between layers.
+        self.features_first = plan is not None and plan.heads is not None
 
-    # -- one layer -------------------------------------------------------------------------------
+    # -- one layer (the public methods take and return residuals (B, N, D)) ------------------
 
     def layer(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One application of the shared layer: (state after attention, after the MLP)."""
-        attended = x + self.attention(x, valid)[0]
-        return attended, attended + self.mlp(attended)
+        attended, new = self._by_chunks(self._layer, self._state(x),
+                                        self._chunks(valid, x.shape[1]))
+        return self._residual(attended, x.shape[0]), self._residual(new, x.shape[0])
 
     def step(self, x: jax.Array, valid: jax.Array, active: jax.Array
              ) -> tuple[jax.Array, jax.Array]:
         """One layer for the `active` sequences (B,); the others, and every padding
         position, keep their state: (state after attention, next state)."""
-        attended, new = self.layer(x, valid)
-        return attended, jnp.where(active[:, None, None] & valid[:, :, None], new, x)
+        attended, new = self._by_chunks(self._step, self._state(x),
+                                        self._chunks(valid, x.shape[1]),
+                                        self._chunks(active, x.shape[1]))
+        return self._residual(attended, x.shape[0]), self._residual(new, x.shape[0])
 
     def halted(self, x: jax.Array, valid: jax.Array) -> jax.Array:
         """Per sequence: does the halting condition hold at every non-padding position?"""
+        return self._halted(self._whole(x), valid)
+
+    def faulted(self, x: jax.Array, valid: jax.Array) -> jax.Array:
+        """Per sequence: has the MLP set a fault flag (read an undefined head) anywhere?"""
+        return self._faulted(self._whole(x), valid)
+
+    def stops(self, x: jax.Array, valid: jax.Array, stop_on_fault=True) -> jax.Array:
+        """Per sequence: halted, or (unless faults are allowed) faulted."""
+        return self._stops(self._whole(x), valid, stop_on_fault)
+
+    # -- the same on the model's own layout of the residual: its "state" ----------------------
+    # The structured paths keep the residual features-first and in chunks of sequences,
+    # (chunks, D, sequences per chunk, N), and run each layer chunk by chunk: a chunk's
+    # intermediates (the MLP's hidden layers are ~2x D wide) stay in the cache, where the
+    # whole batch's would not. The dense path keeps (B, N, D) as one chunk.
+
+    def _chunking(self, batch: int, positions: int) -> tuple[int, int]:
+        """(chunks, sequences per chunk) for a batch: about `CHUNK_POSITIONS` positions a
+        chunk, the batch split evenly (padded with at most chunks - 1 empty sequences)."""
+        if not self.features_first:
+            return 1, batch
+        chunks = max(1, min(batch, -(-batch * positions // CHUNK_POSITIONS)))
+        return chunks, -(-batch // chunks)
+
+    def _chunks(self, a: jax.Array, positions: int) -> jax.Array:
+        """Per-sequence values (B, ...) of a batch of `positions` positions as (chunks, per
+        chunk, ...), padded with zeros (False): a padding sequence has no valid position, so
+        it halts before running."""
+        if not self.features_first:
+            return a[None]
+        chunks, size = self._chunking(a.shape[0], positions)
+        return self._pad(a, chunks * size).reshape((chunks, size) + a.shape[1:])
+
+    @staticmethod
+    def _pad(a: jax.Array, size: int) -> jax.Array:
+        return jnp.pad(a, [(0, size - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
+
+    def _state(self, x: jax.Array) -> jax.Array:
+        if not self.features_first:
+            return x[None]
+        chunks, size = self._chunking(*x.shape[:2])
+        x = self._pad(x, chunks * size).reshape((chunks, size) + x.shape[1:])
+        return jnp.moveaxis(x, -1, 1)
+
+    def _residual(self, state: jax.Array, batch: int) -> jax.Array:
+        if not self.features_first:
+            return state[0]
+        x = jnp.moveaxis(state, 1, -1)
+        return x.reshape((-1,) + x.shape[2:])[:batch]
+
+    def _whole(self, x: jax.Array) -> jax.Array:
+        """A residual (B, N, D) as one chunk's state."""
+        return features_first(x) if self.features_first else x
+
+    @staticmethod
+    def _by_chunks(fn, *chunked):
+        """`fn` on each chunk (the leading axis of every argument), one after the other."""
+        if chunked[0].shape[0] == 1:
+            return jax.tree.map(lambda y: y[None], fn(*(a[0] for a in chunked)))
+        return jax.lax.map(lambda args: fn(*args), chunked)
+
+    def _dims(self, state: jax.Array, dims) -> jax.Array:
+        """Residual dimensions `dims` (an index array or a slice) of one chunk's state as
+        (B, N, len(dims))."""
+        return features_last(state[dims]) if self.features_first else state[..., dims]
+
+    def _layer(self, s: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.features_first:
+            attended = s + self.attention.features_first(s, valid)[0]
+            return attended, attended + self.mlp.features_first(attended)
+        attended = s + self.attention(s, valid)[0]
+        return attended, attended + self.mlp(attended)
+
+    def _step(self, s: jax.Array, valid: jax.Array, active: jax.Array
+              ) -> tuple[jax.Array, jax.Array]:
+        attended, new = self._layer(s, valid)
+        keep = active[:, None] & valid
+        return attended, jnp.where(keep[None] if self.features_first else keep[..., None],
+                                   new, s)
+
+    def _advance(self, s: jax.Array, valid: jax.Array, active: jax.Array, stop_on_fault
+                 ) -> tuple[jax.Array, jax.Array]:
+        """One chunk's next state, and which of its sequences stop there."""
+        _, s = self._step(s, valid, active)
+        return s, self._stops(s, valid, stop_on_fault)
+
+    def _halted(self, s: jax.Array, valid: jax.Array) -> jax.Array:
         if self.halting is None:
-            return jnp.zeros(x.shape[0], bool)
-        if self.halting_units is None:
-            h = x
+            return jnp.zeros(valid.shape[0], bool)
+        if self.plan is None or self.plan.halting is None:
+            h = features_last(s) if self.features_first else s
             for layer in self.halting:
                 h = jnp.clip(layer(h), 0.0, 1.0)
         else:
-            units = [u[...] for u in self.halting_units]
-            h = x[..., units[0]]
+            units = self.plan.halting
+            h = self._dims(s, units[0])
             for layer, inputs, outputs in zip(self.halting, units, units[1:]):
                 weight = layer.weight[...][inputs[:, None], outputs[None, :]]
                 h = jnp.clip(h @ weight + layer.bias[...][outputs], 0.0, 1.0)
         holds = h.sum(axis=-1) > 0.5
         return jnp.all(holds | ~valid, axis=1)
 
-    def faulted(self, x: jax.Array, valid: jax.Array) -> jax.Array:
-        """Per sequence: has the MLP set a fault flag (read an undefined head) anywhere?"""
+    def _faulted(self, s: jax.Array, valid: jax.Array) -> jax.Array:
         if not self.config.fault_dims:
-            return jnp.zeros(x.shape[0], bool)
+            return jnp.zeros(valid.shape[0], bool)
         dims = np.asarray(self.config.fault_dims)
         contiguous = np.array_equal(dims, np.arange(dims[0], dims[0] + len(dims)))
-        flags = (x[..., dims[0]:dims[0] + len(dims)] if contiguous else x[..., dims]) > 0.5
-        return jnp.any(flags.any(axis=-1) & valid, axis=1)
+        flags = self._dims(s, slice(dims[0], dims[0] + len(dims)) if contiguous else dims)
+        return jnp.any((flags > 0.5).any(axis=-1) & valid, axis=1)
 
-    def stops(self, x: jax.Array, valid: jax.Array, stop_on_fault=True) -> jax.Array:
-        """Per sequence: halted, or (unless faults are allowed) faulted."""
-        return self.halted(x, valid) | (self.faulted(x, valid) & stop_on_fault)
+    def _stops(self, s: jax.Array, valid: jax.Array, stop_on_fault=True) -> jax.Array:
+        return self._halted(s, valid) | (self._faulted(s, valid) & stop_on_fault)
 
     # -- the whole run -------------------------------------------------------------------------
 
@@ -352,24 +510,52 @@ class UniversalTransformer(nnx.Module):
         A sequence stops when it halts or, unless `stop_on_fault` is false, when the MLP
         flags an undefined read (the flags stay in the residual for the caller to read)."""
         limit = self.config.max_layers if max_layers is None else max_layers
-        valid = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
-        x = self.embed(tokens)
-        running = ~self.stops(x, valid, stop_on_fault)
-        layers = jnp.zeros(tokens.shape[0], jnp.int32)
+        batch = tokens.shape[0]
+        valid = self._chunks(jnp.arange(tokens.shape[1])[None, :] < lengths[:, None],
+                             tokens.shape[1])
+        s = self._state(self.embed(tokens))
+        running = ~self._by_chunks(lambda s, v: self._stops(s, v, stop_on_fault), s, valid)
+        layers = jnp.zeros(running.shape, jnp.int32)
 
         def keep_going(carry):
             _, running, layer, _ = carry
             return jnp.any(running) & (layer < limit)
 
         def body(carry):
-            x, running, layer, layers = carry
-            _, x = self.step(x, valid, running)
+            s, running, layer, layers = carry
+            s, stops = self._by_chunks(
+                lambda s, v, r: self._advance(s, v, r, stop_on_fault), s, valid, running)
             layers = layers + running.astype(jnp.int32)
-            running = running & ~self.stops(x, valid, stop_on_fault)
-            return x, running, layer + 1, layers
+            return s, running & ~stops, layer + 1, layers
 
-        x, running, _, layers = jax.lax.while_loop(keep_going, body, (x, running, 0, layers))
-        return x, layers, ~running
+        s, running, _, layers = jax.lax.while_loop(keep_going, body, (s, running, 0, layers))
+        return (self._residual(s, batch), layers.reshape(-1)[:batch],
+                ~running.reshape(-1)[:batch])
+
+    # -- cost -----------------------------------------------------------------------------------
+
+    def multiply_adds(self, positions: int) -> dict[str, int]:
+        """Multiply-adds one layer executes for one sequence of `positions` positions, by
+        part, as the paths this model runs compute them (the benchmark's FLOP count)."""
+        n, config = positions, self.config
+        if self.attention.blocks is None:
+            k, v = config.key_width, config.value_width
+            attention = config.num_heads * (n * config.width * (2 * k + v) + n * n * (k + v)
+                                             + n * v * config.width)
+        else:
+            attention = self.attention.multiply_adds(n)
+        mlp = sum(n * (layer.blocks.plan.multiply_adds() if layer.blocks is not None
+                       else layer.weight.shape[0] * layer.weight.shape[1])
+                  for layer in self.mlp)
+        halting = 0
+        if self.halting is not None:
+            if self.plan is not None and self.plan.halting is not None:
+                units = self.plan.halting
+                halting = n * sum(len(a) * len(b) for a, b in itertools.pairwise(units))
+            else:
+                halting = n * sum(layer.weight.shape[0] * layer.weight.shape[1]
+                                  for layer in self.halting)
+        return {"attention": attention, "mlp": mlp, "halting": halting}
 
     # -- weights ---------------------------------------------------------------------------------
 

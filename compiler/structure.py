@@ -39,10 +39,50 @@ class HeadBlocks(NamedTuple):
 ColumnBlocks = tuple[tuple[np.ndarray, np.ndarray], ...]  # (input rows, output columns) each
 
 
+class Gathers(NamedTuple):
+    """Columns that read k inputs each, computed as k scaled gathers of the layer's input:
+    column `columns[i]` is sum_j input[inputs[i, j]] * W[rows[i, j], columns[i]]."""
+
+    inputs: np.ndarray  # (n, k): where the rows are in the input as this layer receives it
+    rows: np.ndarray  # (n, k): the weight rows (units of the previous layer)
+    columns: np.ndarray  # (n,)
+
+
+class Block(NamedTuple):
+    """A dense block: input[inputs] @ W[rows][:, columns]."""
+
+    inputs: np.ndarray
+    rows: np.ndarray
+    columns: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SparseLayer:
+    """How a sparse MLP layer runs: its gathers' outputs, then its blocks', concatenated, are
+    its columns in the order `columns`. A hidden layer's units may be in any order, as the
+    activation is elementwise: a sparse layer followed by another hands its output on in
+    that order (the next one's `inputs` say where each row went), and only a layer whose
+    output must be in column order (the last, or one a dense layer reads) reorders it."""
+
+    gathers: tuple[Gathers, ...]
+    blocks: tuple[Block, ...]
+    order: np.ndarray | None  # the gather back to column order; None: left as computed
+
+    @property
+    def columns(self) -> np.ndarray:
+        parts = [g.columns for g in self.gathers] + [b.columns for b in self.blocks]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def multiply_adds(self) -> int:
+        """Per position: one per gathered input, and each block's rows x columns."""
+        return (sum(g.inputs.size for g in self.gathers)
+                + sum(b.inputs.size * b.columns.size for b in self.blocks))
+
+
 @dataclass(frozen=True, eq=False)
 class ExecutionPlan:
     heads: tuple[HeadBlocks, ...] | None  # None: attention runs on the dense weights
-    mlp: tuple[ColumnBlocks | None, ...]  # per MLP layer; None: that layer runs dense
+    mlp: tuple[SparseLayer | None, ...]  # per MLP layer; None: that layer runs dense
     halting: tuple[np.ndarray, ...] | None  # residual dims, then each halting layer's units
     # that reach the output; None: the whole readout runs
 
@@ -57,15 +97,15 @@ def model_heads(program: ir.Program, parameters: Parameters) -> tuple[ir.Head, .
 
 def plan_execution(program: ir.Program, layout: ResidualLayout, parameters: Parameters,
                    mlp_density: float = 0.1, mlp_min_size: int = 50_000,
-                   overhead: int = 128) -> ExecutionPlan:
+                   overhead: int = 128, gather_inputs: int = 2) -> ExecutionPlan:
     """The structured form of every part of the model that has one.
 
-    An MLP layer runs as column blocks when it has at least `mlp_min_size` weights, at most
-    `mlp_density` of them nonzero (small matrices multiply faster than they split);
-    `overhead` is what one more block product costs, in multiply-adds per position."""
+    An MLP layer runs sparse when it has at least `mlp_min_size` weights, at most
+    `mlp_density` of them nonzero (small matrices multiply faster than they split): its
+    columns that read at most `gather_inputs` inputs as gathers, the others as column
+    blocks; `overhead` is what one more block product costs, in multiply-adds per position."""
     heads = _head_blocks(program, layout, parameters)
-    mlp = tuple(_mlp_blocks(layer, mlp_density, mlp_min_size, overhead)
-                for layer in parameters.mlp)
+    mlp = mlp_plan(parameters.mlp, mlp_density, mlp_min_size, overhead, gather_inputs)
     halting = halting_units(parameters.halting) if parameters.halting else None
     return ExecutionPlan(heads, mlp, halting)
 
@@ -145,12 +185,49 @@ def _counts(layout: ResidualLayout, parameters: Parameters, h: int, blocks: Head
                 and attention.output[h, 0, blocks.output] == 1.0)
 
 
-def _mlp_blocks(layer: DenseParameters, density: float, min_size: int,
-                overhead: int) -> ColumnBlocks | None:
-    nonzero = np.asarray(layer.weight) != 0
-    if nonzero.size < min_size or nonzero.mean() > density:
-        return None
-    return column_blocks(nonzero, overhead)
+def mlp_plan(layers: tuple[DenseParameters, ...], density: float = 0.1,
+             min_size: int = 50_000, overhead: int = 128, gather_inputs: int = 2
+             ) -> tuple[SparseLayer | None, ...]:
+    """Per MLP layer, how it runs sparse (None: dense). Gathers cost about as much per input
+    as a block costs per multiply-add times its rows, so only columns that read very few
+    inputs (a compiled MLP's expansion layers read one or two each) are gathered."""
+    nonzeros = [np.asarray(layer.weight) != 0 for layer in layers]
+    sparse = [w.size >= min_size and w.mean() <= density for w in nonzeros]
+    plans: list[SparseLayer | None] = []
+    position = None  # where each unit of the previous layer's output is (None: in order)
+    for i, nonzero in enumerate(nonzeros):
+        if not sparse[i]:
+            plans.append(None)
+            position = None
+            continue
+        def where(rows, position=position):
+            return rows if position is None else position[rows]
+
+        counts = nonzero.sum(axis=0)
+        gathers = []
+        for k in range(gather_inputs + 1):
+            columns = np.flatnonzero(counts == k)
+            if columns.size:
+                rows = np.array([np.flatnonzero(nonzero[:, c]) for c in columns],
+                                np.int64).reshape(columns.size, k)
+                by_input = np.lexsort(rows.T[::-1]) if k else np.arange(columns.size)
+                rows, columns = rows[by_input], columns[by_input]  # reads in input order
+                gathers.append(Gathers(where(rows), rows, columns))
+        rest = np.flatnonzero(counts > gather_inputs)
+        blocks = tuple(Block(where(rows), rows, rest[cols])
+                       for rows, cols in column_blocks(nonzero[:, rest], overhead)) \
+            if rest.size else ()
+        layer = SparseLayer(tuple(gathers), blocks, None)
+        columns = layer.columns
+        if i + 1 < len(nonzeros) and sparse[i + 1]:
+            position = np.argsort(columns)  # unit c is at position[c] of the output
+        else:
+            order = np.argsort(columns)
+            layer = SparseLayer(layer.gathers, layer.blocks,
+                                None if np.array_equal(columns, np.arange(columns.size)) else order)
+            position = None
+        plans.append(layer)
+    return tuple(plans)
 
 
 def column_blocks(nonzero: np.ndarray, overhead: int) -> ColumnBlocks:

@@ -1,6 +1,8 @@
 """The structured paths (attention by blocks, MLP layers as dense blocks, the halting units
 that matter) compute the dense path's numbers, to float32 rounding."""
 
+import itertools
+
 import numpy as np
 import pytest
 from helpers import PROGRAMS, compiled_library
@@ -80,3 +82,67 @@ def test_halting_units_reach_the_output():
     compiled = compile_program(check_file(PROGRAMS / "parity.alta"))
     units = halting_units(compiled.parameters.halting)
     assert len(units[-1]) == 1 and 0 < len(units[0]) < compiled.layout.width
+
+
+def test_batches_that_span_uneven_chunks_run_and_step_as_the_dense_path():
+    """37 additions of 49 positions: several chunks of sequences, the last padded with
+    empty ones; the whole run and the layer-by-layer trace agree with the dense model."""
+    from alta.compiled import trace_compiled
+    from alta.framing import encode_batch
+    from alta.model import CHUNK_POSITIONS
+
+    compiled = compiled_library("addition")
+    texts = find_task(compiled.program).inputs(37, seed=11)
+    structured, dense = load_model(compiled), load_model(compiled, False)
+    chunks, size = structured._chunking(37, 49)
+    assert chunks > 1 and chunks * size > 37 and CHUNK_POSITIONS < 37 * 49
+    a = run_compiled(compiled, texts, model=structured)
+    b = run_compiled(compiled, texts, model=dense)
+    np.testing.assert_allclose(a.residual, b.residual, rtol=0, atol=1e-6)
+    assert a.outputs == b.outputs and np.array_equal(a.layers, b.layers)
+    batch = encode_batch(compiled.program, texts)
+    traced = list(zip(trace_compiled(compiled, batch, model=structured),
+                      trace_compiled(compiled, batch, model=dense), strict=True))
+    assert len(traced) == a.layers.max() + 1
+    for s, d in traced:
+        assert np.array_equal(s.active, d.active) and np.array_equal(s.running, d.running)
+        # The trace steps at a bucket shape (more, masked, keys): float32 rounding of the
+        # sums may differ by a few ulps after several layers, never more.
+        np.testing.assert_allclose(s.after_mlp, d.after_mlp, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("gather_inputs", [0, 2])
+def test_sparse_layers_in_plan_order_multiply_as_the_dense_weights(gather_inputs):
+    """Chains of sparse and dense layers, hidden units handed on in each plan's order,
+    against the plain products of the same random weights."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from alta.compiler.structure import mlp_plan
+    from alta.model import Dense, FeedForward
+    from alta.parameters import DenseParameters
+
+    rng = np.random.default_rng(gather_inputs)
+    sizes, layers = (40, 70, 90, 30, 40), []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        density = 0.5 if i == 2 else 0.04  # the third layer stays dense
+        w = (rng.random((a, b)) < density) * rng.normal(size=(a, b))
+        w[:, 3] = 0  # a column that reads nothing
+        layers.append(DenseParameters(w.astype(np.float32),
+                                      rng.normal(size=b).astype(np.float32)))
+    plan = mlp_plan(tuple(layers), density=0.1, min_size=0, gather_inputs=gather_inputs)
+    assert [p is None for p in plan] == [False, False, True, False]
+    for p, layer in zip(plan, layers):
+        if p is not None:
+            assert sorted(p.columns) == list(range(layer.weight.shape[1]))
+            for g in p.gathers:
+                for rows, c in zip(g.rows, g.columns):
+                    assert list(rows) == list(np.flatnonzero(layer.weight[:, c]))
+    x = rng.random((50, sizes[0])).astype(np.float32)
+    sparse = FeedForward([Dense(p, b) for p, b in zip(layers, plan)], "clipped_relu")
+    dense = FeedForward([Dense(p) for p in layers], "clipped_relu")
+    expected = np.asarray(dense(jnp.asarray(x)))
+    features_first = nnx.jit(lambda f, x: f.features_first(x))(sparse, jnp.asarray(x.T))
+    np.testing.assert_allclose(np.asarray(features_first).T, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(nnx.jit(lambda f, x: f(x))(sparse, jnp.asarray(x))),
+                               expected, rtol=0, atol=1e-5)

@@ -1,0 +1,154 @@
+"""Steady-state speed of compiled models against this machine's float32 matrix-multiply peak.
+
+For each program and batch size: inputs per second through `run_compiled` (median of
+`--repeats` runs, after a warm-up run that compiles), the multiply-adds executed per input
+(counted from the execution plan and the shapes that run: `UniversalTransformer.
+multiply_adds`, per layer times the layers the batch's loop runs, plus the halting check of
+the initial state), the FLOP/s that makes (2 per multiply-add) as a fraction of the peak
+(a jitted 2048 x 2048 `jnp.dot`, median, measured in the same run before and after), and
+where the time of one layer goes: attention, MLP, halting check and the whole masked step,
+each jitted on its own on the batch's final state, the while loop's own share (one loop
+iteration minus step and check), and what `run_compiled` spends outside the model
+(framing, decoding). The machine is shared: compare ratios measured in one run.
+
+    python benchmarks/steady_state.py [--repeats 5] [--batches 1 64 256] [PROGRAM ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.compiled_models import benchmark_inputs  # noqa: E402
+
+
+def median_seconds(fn, repeats: int) -> float:
+    return interleaved({"fn": fn}, repeats)["fn"]
+
+
+def interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, timed in rounds (one call of each per round), so
+    that a busy spell of the shared machine weighs on all of them alike."""
+    import jax
+
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # compiles
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
+def matmul_peak(repeats: int, size: int = 2048) -> float:
+    """FLOP/s of a jitted float32 (size x size) @ (size x size), median of `repeats`."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((size, size), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    return 2 * size ** 3 / median_seconds(lambda: dot(a, a), repeats)
+
+
+def measure(name: str, batch: int, repeats: int) -> dict:
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+
+    from alta.checker import check_file
+    from alta.compiled import load_model, run_compiled
+    from alta.compiler import compile_program
+    from alta.framing import encode_batch
+    from alta.model import run_model
+
+    program = check_file(ROOT / "programs" / f"{name}.alta")
+    compiled = compile_program(program)
+    model = load_model(compiled)
+    texts = benchmark_inputs(program, batch, 50)
+    encoded = encode_batch(program, texts)
+    tokens, lengths = jnp.asarray(encoded.tokens), jnp.asarray(encoded.lengths)
+    valid = jnp.asarray(encoded.valid)
+    limit = program.max_layers
+
+    final, layers, _ = run_model(model, tokens, lengths, limit, True)
+    iterations = int(np.asarray(layers).max())
+    counts = model.multiply_adds(tokens.shape[1])
+    per_layer = sum(counts.values())
+    executed = iterations * per_layer + counts["halting"]
+
+    # The pieces of one layer, each jitted alone, on the state as the loop carries it
+    # (features-first chunks of sequences on the structured path), chunk by chunk.
+    state = model._state(final)
+    valid = model._chunks(valid, tokens.shape[1])
+    active = model._chunks(jnp.ones(batch, bool), tokens.shape[1])
+
+    def by_chunks(fn):
+        return nnx.jit(lambda m, s, v: m._by_chunks(lambda *a: fn(m, *a), s, v, active))
+
+    pieces = {
+        "attention": by_chunks(lambda m, s, v, a: m._layer(s, v)[0] - s),
+        "mlp": by_chunks(lambda m, s, v, a: m._layer(s, v)[1]),  # attention, then the MLP
+        "halting": by_chunks(lambda m, s, v, a: m._stops(s, v, True)),
+        "step": by_chunks(lambda m, s, v, a: m._step(s, v, a)[1]),
+    }
+    calls = {"whole": lambda: run_compiled(compiled, texts, model=model).layers,
+             "model": lambda: run_model(model, tokens, lengths, limit, True)}
+    calls.update({key: lambda f=f: f(model, state, valid) for key, f in pieces.items()})
+    seconds = interleaved(calls, repeats)
+    whole, in_model = seconds.pop("whole"), seconds.pop("model")
+    seconds["mlp"] = max(seconds["mlp"] - seconds["attention"], 0.0)  # it ran both
+    iteration = in_model / max(iterations, 1)
+    seconds["loop"] = iteration - seconds["step"] - seconds["halting"]
+    return {"program": name, "batch": batch, "positions": int(tokens.shape[1]),
+            "iterations": iterations, "inputs_per_s": batch / whole,
+            "model_inputs_per_s": batch / in_model, "macs_per_input": executed,
+            "macs": counts, "iteration_ms": iteration * 1e3,
+            "piece_ms": {k: v * 1e3 for k, v in seconds.items()},
+            "outside_ms": (whole - in_model) * 1e3}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("programs", nargs="*", default=["addition", "scan"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    peaks = [matmul_peak(args.repeats)]
+    rows = [measure(name, batch, args.repeats) for name in args.programs
+            for batch in args.batches]
+    peaks.append(matmul_peak(args.repeats))
+    peak = statistics.median(peaks)
+    print(f"float32 matmul peak (jitted 2048^2 jnp.dot, median, before/after): "
+          f"{peaks[0] / 1e9:.1f} / {peaks[1] / 1e9:.1f} GFLOP/s")
+    print(f"medians of {args.repeats} runs; CPU, float32, jitted, structured paths\n")
+    print(f"{'program':<10} {'batch':>5} {'N':>4} {'layers':>6} {'inputs/s':>9} "
+          f"{'model only':>10} {'MMAC/input':>10} {'GFLOP/s':>8} {'of peak':>7}")
+    for r in rows:
+        flops = 2 * r["macs_per_input"] * r["inputs_per_s"]
+        print(f"{r['program']:<10} {r['batch']:>5} {r['positions']:>4} {r['iterations']:>6} "
+              f"{r['inputs_per_s']:>9.1f} {r['model_inputs_per_s']:>10.1f} "
+              f"{r['macs_per_input'] / 1e6:>10.2f} {flops / 1e9:>8.2f} "
+              f"{flops / peak:>7.1%}")
+    print("\nper layer and sequence, multiply-adds: attention / MLP / halting; one loop "
+          "iteration in ms: attention, MLP, halting, step (attention + MLP + masking), "
+          "while-loop rest; outside the model per run")
+    for r in rows:
+        m, t = r["macs"], r["piece_ms"]
+        print(f"{r['program']:<10} {r['batch']:>5}  MAC {m['attention']:>9,} / "
+              f"{m['mlp']:>10,} / {m['halting']:>6,}   iteration {r['iteration_ms']:7.2f} "
+              f"= attention {t['attention']:6.2f} + MLP {t['mlp']:6.2f} (step "
+              f"{t['step']:6.2f}) + halting {t['halting']:5.2f} + loop {t['loop']:6.2f}"
+              f";  outside {r['outside_ms']:6.1f}")
+
+
+if __name__ == "__main__":
+    main()
