@@ -70,7 +70,7 @@ def _load_program(path: str):
 
     if _is_checkpoint(path):
         raise AltaError.at(f"{path} is a compiled checkpoint, and this command needs the .alta "
-                           "program (run, verify and inspect also take checkpoints)")
+                           "program (run, verify, test, inspect and plot take checkpoints)")
     program = check_file(path)
     for w in program.warnings:
         print(w.format(), file=sys.stderr)

@@ -76,8 +76,7 @@ def test_bad_input_is_a_message_not_a_traceback(args, message):
 
 
 @pytest.mark.parametrize("command", [
-    ("check",), ("trace", "-o", "out"), ("plot", "1", "-o", "x.png"),
-    ("coverage", "--samples", "3"), ("experiment",)])
+    ("check",), ("trace", "-o", "out"), ("coverage", "--samples", "3"), ("experiment",)])
 def test_a_file_of_the_wrong_kind_is_named_as_such(command, tmp_path, capsys):
     from alta.cli import main
 
