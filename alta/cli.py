@@ -16,6 +16,7 @@ import sys
 
 from alta.arguments import build_parser
 from alta.errors import AltaError, Diagnostic, read_text, undefined_read
+from alta.progress import progress_bar
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -220,26 +221,6 @@ def _program_of_dataset(manifest: dict, directory):
     return program
 
 
-def _progress(label: str, unit: str):
-    """A progress bar on stderr, `show(done, total, note)`, redrawn in place on a terminal
-    (a line per update otherwise, so logs stay readable)."""
-    tty = sys.stderr.isatty()
-    shown = set()
-
-    def show(done: int, total: int, note: str = "") -> None:
-        tenth = 10 * done // total
-        if not tty and tenth in shown:  # in a log: a line per tenth of the way
-            return
-        shown.add(tenth)
-        width = 24
-        filled = width * done // total
-        start, end = ("\r", "\n" if done == total else "") if tty else ("", "\n")
-        print(f"{start}{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}"
-              f"{', ' + note if note else ''}", end=end, file=sys.stderr, flush=True)
-
-    return show
-
-
 # ---- check, compile, inspect -------------------------------------------------------------------
 
 def _cmd_check(args) -> int:
@@ -427,7 +408,7 @@ def _cmd_verify(args) -> int:
             "dense attention" if args.dense else "structured attention")
     print(f"verifying {program.name} on {len(texts)} inputs ({path}) ...", file=sys.stderr)
     report = verify(compiled, texts, model=_compiled_model(args, compiled),
-                    progress=_progress("verifying", "inputs"))
+                    progress=progress_bar("verifying", "inputs"))
     print(format_verify(report, program))
     return EXIT_OK if report.ok else EXIT_ERROR
 
@@ -467,7 +448,7 @@ def _cmd_trace(args) -> int:
     elif args.beam_options:
         raise AltaError.at("--beam-option applies to --runner beam only")
     else:
-        show = _progress(f"tracing {program.name}", "shards")
+        show = progress_bar(f"tracing {program.name}", "shards")
         manifest = write_dataset(program, find_task(program), settings, args.output,
                                  lambda done, total, rows: show(done, total, f"{rows:,} rows"))
     rows = sum(manifest["counts"]["rows_per_shard"].values())
@@ -481,15 +462,16 @@ def _trace_with_beam(program, task, settings, args) -> dict:
     """`alta trace --runner beam`: the same dataset from an Apache Beam pipeline."""
     import logging
 
-    if not os.environ.get("ALTA_DEBUG"):
+    quiet = not os.environ.get("ALTA_DEBUG")
+    if quiet:
         # Beam logs each worker's start-up and a failed element's traceback; the command
-        # reports a failure itself, naming the shard. (A root handler keeps the warnings
-        # Beam logs on import from configuring one that prints to stderr.)
+        # reports a failure itself, naming the shard. (A root handler, set before Beam is
+        # imported, keeps Beam's import-time warnings from installing one on stderr.)
         logging.getLogger().addHandler(logging.NullHandler())
         logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
     from alta.pipelines import beam_options, run_trace_pipeline, runner
 
-    options = beam_options(args.beam_options, quiet=not os.environ.get("ALTA_DEBUG"))
+    options = beam_options(args.beam_options, quiet=quiet)
     print(f"tracing {program.name}: {settings.shards} shards with Beam's {runner(options)}",
           file=sys.stderr)
     return run_trace_pipeline(program, task, settings, args.output, options)
@@ -537,7 +519,7 @@ def _cmd_train(args) -> int:
     _check_writable(args.output, args.plot)
     print(f"training on {len(x):,} vectors of {x.shape[1]} dimensions from {args.dataset}",
           file=sys.stderr)
-    show = _progress("training", "steps")
+    show = progress_bar("training", "steps")
     model, curve = train_mlp(x, y, settings,
                              lambda i, loss: show(i, settings.steps, f"loss {loss:.3g}"))
     accuracy = _state_accuracy(program, manifest, model, x, y)
@@ -591,7 +573,7 @@ def _cmd_experiment(args) -> int:
     directory = Path(args.output or Path("runs") / Path(args.config).stem)
     results = run_experiment(config, directory,
                              lambda message: print(message, file=sys.stderr, flush=True),
-                             _progress)
+                             progress_bar)
     print(format_results(results, config))
     print(f"wrote {directory}: results.csv, accuracy.png"
           f"{', loss.png' if results.curves else ''}")
