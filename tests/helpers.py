@@ -58,6 +58,24 @@ def alta(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+MODEL_PACKAGES = ("jax", "jaxlib", "flax", "optax")
+
+
+def run_without_importing(commands, packages=MODEL_PACKAGES) -> subprocess.CompletedProcess:
+    """`alta` commands (argv lists) run in one fresh process, each exiting 0, none of them
+    importing any module of `packages`; the finished process (its stdout holds their
+    output)."""
+    code = ("import sys; from alta.cli import main\n"
+            f"for argv in {[[str(a) for a in c] for c in commands]!r}:\n"
+            "    assert main(argv) == 0, argv\n"
+            f"    loaded = [m for m in sys.modules if m.split('.')[0] in {tuple(packages)!r}]\n"
+            "    assert not loaded, (argv, loaded[:3])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 # ---- program text ---------------------------------------------------------------------------
 
 def prog(text: str) -> str:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PROGRAMS, alta, check
+from helpers import PROGRAMS, alta, check, run_without_importing
 from program_generator import generate_faulty
 from test_faults import CASES, OR_READS
 
@@ -237,11 +237,4 @@ def test_commands_without_a_model_never_import_jax(tmp_path):
                 ["trace", parity, "--samples", "4", "--format", "jsonl", "--vectors",
                  "-o", tmp_path / "traces"],
                 ["coverage", parity, "--samples", "4"]]
-    code = ("import sys; from alta.cli import main\n"
-            f"for argv in {[[str(a) for a in c] for c in commands]!r}:\n"
-            "    assert main(argv) == 0, argv\n"
-            "    loaded = [m for m in sys.modules if m.split('.')[0] in ('jax', 'flax')]\n"
-            "    assert not loaded, (argv, loaded[:3])\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_without_importing(commands)

@@ -5,11 +5,10 @@ process and with worker processes. Beam starts slowly, so the tests run few pipe
 import importlib
 import pickle
 import shutil
-import subprocess
 import sys
 
 import pytest
-from helpers import PROGRAMS, alta
+from helpers import PROGRAMS, alta, run_without_importing
 
 from alta.checker import check_file
 from alta.errors import AltaError
@@ -143,12 +142,8 @@ def test_the_command(tmp_path):
 def test_beam_options_without_beam_and_without_the_extra(tmp_path, monkeypatch):
     """The local paths never import Apache Beam; --beam-option needs --runner beam; and
     without Beam installed, --runner beam says how to install it."""
-    script = ("import sys\nfrom alta.cli import main\n"
-              f"code = main(['trace', {str(PROGRAMS / 'parity.alta')!r}, '--samples', '5', "
-              f"'-o', {str(tmp_path / 'local')!r}])\n"
-              "assert code == 0 and 'apache_beam' not in sys.modules, code\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run_without_importing([["trace", PROGRAMS / "parity.alta", "--samples", "5", "-o",
+                            tmp_path / "local"]], packages=("apache_beam",))
     done = alta("trace", PROGRAMS / "parity.alta", "-o", tmp_path / "y", "--beam-option",
                 "direct_num_workers=2")
     assert done.returncode == 1 and "--beam-option applies to --runner beam" in done.stderr
