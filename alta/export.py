@@ -27,12 +27,14 @@ MODULE = Path(__file__).with_name("pytorch.py")
 MODEL_FILE, MODULE_FILE, README_FILE = "model.safetensors", "alta_pytorch.py", "README.md"
 
 
-def _require_torch():
-    try:
-        import torch  # noqa: F401
-    except ModuleNotFoundError:
-        raise AltaError.at('exporting to PyTorch needs torch, part of the \'export\' extra: '
-                           'pip install -e ".[export]"') from None
+def require_extra(*modules: str) -> None:
+    """A clear error naming the 'export' extra where one of `modules` is not installed."""
+    for module in modules:
+        try:
+            __import__(module)
+        except ModuleNotFoundError:
+            raise AltaError.at(f"exporting needs {module}, part of the 'export' extra: "
+                               'pip install -e ".[export]"') from None
 
 
 def _compiled(checkpoint) -> CompiledProgram:
@@ -43,12 +45,13 @@ def _compiled(checkpoint) -> CompiledProgram:
     return load_checkpoint(checkpoint)
 
 
-def exported_model(checkpoint, mlp: str | Path | None = None
+def exported_model(checkpoint, mlp: str | Path | None = None, directory: Path | None = None
                    ) -> tuple[CompiledProgram, dict, dict[str, np.ndarray]]:
     """What an export holds: the compiled program, the manifest (the checkpoint's, its
     config and an "export" entry saying which MLP) and the tensors by name. With `mlp` (a
     file from `alta train`), the learned MLP takes the compiled one's place, as
-    `alta run --mlp` runs it (alta.training)."""
+    `alta run --mlp` runs it (alta.training). `directory`: where the manifest is written
+    (source paths are also recorded relative to it)."""
     from alta.checkpoint import manifest_for
 
     compiled = _compiled(checkpoint)
@@ -63,7 +66,7 @@ def exported_model(checkpoint, mlp: str | Path | None = None
                                                       "activation", "training")
                    if key in mlp_manifest}
         learned["file"] = Path(mlp).name
-    manifest = manifest_for(replace(compiled, parameters=parameters, config=config))
+    manifest = manifest_for(replace(compiled, parameters=parameters, config=config), directory)
     manifest["export"] = {"module": MODULE_FILE, "mlp": "compiled" if learned is None
                           else {"learned": learned}}
     tensors = {name: np.ascontiguousarray(value, dtype=np.float32)
@@ -75,11 +78,11 @@ def export_torch(checkpoint, directory: str | Path, mlp: str | Path | None = Non
     """Write the PyTorch export of a compiled checkpoint (a path, or a `CompiledProgram`)
     into `directory` (created if missing): model.safetensors, alta_pytorch.py, README.md.
     No pickle: weights and manifest are safetensors, the module is source code."""
-    _require_torch()
+    require_extra("torch")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise AltaError.at(f"cannot export into {directory}: it is a file, not a directory")
-    compiled, manifest, tensors = exported_model(checkpoint, mlp)
+    compiled, manifest, tensors = exported_model(checkpoint, mlp, directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -94,7 +97,7 @@ def export_torch(checkpoint, directory: str | Path, mlp: str | Path | None = Non
 
 def torch_model(checkpoint, mlp: str | Path | None = None, device=None, sparse: bool = True):
     """The PyTorch module (alta/pytorch.py) of a compiled checkpoint, built in memory."""
-    _require_torch()
+    require_extra("torch")
     from alta.pytorch import UniversalTransformer
 
     _, manifest, tensors = exported_model(checkpoint, mlp)
@@ -106,7 +109,7 @@ def torch_model(checkpoint, mlp: str | Path | None = None, device=None, sparse: 
 def load_torch(directory: str | Path, device=None):
     """An exported directory (or its model.safetensors): the compiled program its manifest
     holds, and its PyTorch module."""
-    _require_torch()
+    require_extra("torch")
     from alta.checkpoint import load_checkpoint
     from alta.pytorch import UniversalTransformer
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -387,7 +388,9 @@ class _Linear:
             self.rows = nonzero.to(torch.uint8).argmax(dim=1)  # 0 where a row has none
             self.scale = wt.gather(1, self.rows[:, None])  # ... and its weight is 0 there
         else:
-            self.wt = wt.to_sparse_csr()
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": it works
+                warnings.filterwarnings("ignore", "Sparse CSR", UserWarning)
+                self.wt = wt.to_sparse_csr()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         y = x[self.rows].mul_(self.scale) if self.rows is not None else self.wt @ x
