@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  alta test programs/parity.alta\n"
                "  alta inspect programs/parity.alta\n"
                "  alta trace programs/addition.alta --samples 2000 --lengths 1..8 -o traces/\n"
-               "  alta coverage programs/addition.alta --dataset traces/",
+               "  alta coverage programs/addition.alta --dataset traces/\n"
+               "  alta export parity.safetensors --to torch -o parity_torch/",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"alta {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -251,6 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--backend", choices=("interpreter", "compiled"), default=None,
                       help="interpreter (default for .alta files) or compiled (the Universal "
                            "Transformer, compiled in memory; always for checkpoints)")
+
+    export = _command(
+        sub, "export", "a compiled .safetensors checkpoint",
+        help="write a compiled model for PyTorch or TransformerLens",
+        description="Write a compiled checkpoint as a model of another framework, into the "
+                    "directory DIR. '--to torch': model.safetensors (weights and manifest), "
+                    "alta_pytorch.py (a plain torch.nn.Module that needs no ALTA) and a "
+                    "README.md on running it. '--to transformer-lens': the program unrolled for "
+                    "--layers N layers into a TransformerLens HookedTransformer. Needs the "
+                    "'export' extra (pip install -e \".[export]\").")
+    export.add_argument("--to", required=True, choices=("torch", "transformer-lens"),
+                        help="the framework")
+    export.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="the directory to write (created if missing)")
+    export.add_argument("--mlp", metavar="LEARNED.safetensors",
+                        help="a learned MLP (from 'alta train') in place of the compiled one")
+    export.add_argument("--layers", type=int, metavar="N",
+                        help="transformer-lens: how many ALTA layers to unroll")
     return parser
 
 

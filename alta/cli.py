@@ -602,6 +602,32 @@ def _cmd_plot(args) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args) -> int:
+    from alta.export import export_torch, require_extra
+
+    if not _is_checkpoint(args.file):
+        raise AltaError.at(f"{args.file}: give a compiled .safetensors checkpoint (alta "
+                           "compile writes one)")
+    if args.to == "torch":
+        if args.layers is not None:
+            raise AltaError.at("--layers is for --to transformer-lens (the PyTorch model "
+                               "loops until it halts, as the compiled one does)")
+        directory = export_torch(args.file, args.output, mlp=args.mlp)
+    else:
+        if args.layers is None or args.layers < 1:
+            raise AltaError.at("--to transformer-lens needs --layers N (N >= 1: the ALTA "
+                               "layers to unroll)")
+        try:
+            from alta.lens import export_transformer_lens
+        except ImportError:
+            raise AltaError.at("transformer-lens export is not available in this version of "
+                               "ALTA") from None
+        require_extra("torch", "transformer_lens")
+        directory = export_transformer_lens(args.file, args.output, args.layers, mlp=args.mlp)
+    print(f"wrote {directory}: {args.file} for {args.to}")
+    return EXIT_OK
+
+
 _HANDLERS = {
     "check": _cmd_check,
     "run": _cmd_run,
@@ -614,6 +640,7 @@ _HANDLERS = {
     "train": _cmd_train,
     "experiment": _cmd_experiment,
     "plot": _cmd_plot,
+    "export": _cmd_export,
 }
 
 

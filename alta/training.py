@@ -228,6 +228,12 @@ def learned_layers(compiled, manifest: dict, weights: dict[str, np.ndarray]
     return _widened(dense_from_flat(weights, _sizes(manifest)), full)
 
 
+def learned_config(compiled, manifest: dict):
+    """The compiled model's config with a learned MLP's widths and activation."""
+    return replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
+                   activation=manifest["activation"])
+
+
 def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     """The compiled Universal Transformer with the learned MLP in place of the compiled one
     (embeddings, attention and halting stay compiled)."""
@@ -236,8 +242,7 @@ def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
     model = load_model(compiled)
     layers = learned_layers(compiled, manifest, weights)
     model.mlp = FeedForward([Dense(p) for p in layers], manifest["activation"])
-    model.config = replace(compiled.config, mlp_widths=tuple(manifest["hidden"]),
-                           activation=manifest["activation"])
+    model.config = learned_config(compiled, manifest)
     return model
 
 
