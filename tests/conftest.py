@@ -37,3 +37,19 @@ def program():
 def compiled():
     """programs/NAME.alta, compiled once per session (per worker): `compiled(NAME)`."""
     return compiled_library
+
+
+@pytest.fixture(autouse=True)
+def _release_one_off_models(request):
+    """After a test that builds models no other test uses (generated programs, unrolled
+    exports), drop their compiled executables and arrays: a worker runs hundreds of them,
+    and two workers' accumulated memory can exhaust a small CI machine."""
+    yield
+    if "random" in request.node.name or request.module.__name__ in (
+            "test_export_lens", "test_export_torch"):
+        import gc
+        import sys
+
+        if "jax" in sys.modules:
+            sys.modules["jax"].clear_caches()
+        gc.collect()
