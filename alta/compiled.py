@@ -221,7 +221,7 @@ def exact_length(compiled: CompiledProgram) -> int:
     return min(cap, positions) if positions else cap
 
 
-def _check_length(compiled: CompiledProgram, longest: int) -> None:
+def check_length(compiled: CompiledProgram, longest: int) -> None:
     if longest > compiled.report.guaranteed_length:
         raise AltaError.at(f"an input needs {longest} positions, but the compiled model of "
                            f"{compiled.program.name} is exact only up to "
@@ -262,7 +262,7 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     positions), by default the batch's bucket shape."""
     program = compiled.program
     batch = batch if batch is not None else encode_batch(program, texts)
-    _check_length(compiled, int(batch.lengths.max(initial=0)))
+    check_length(compiled, int(batch.lengths.max(initial=0)))
     model = model or load_model(compiled)
     limit = program.max_layers if max_layers is None else max_layers
     n, width = len(batch.texts), batch.tokens.shape[1]
@@ -276,13 +276,21 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
 
         residual, layers, stopped = run_model(model, jnp.asarray(tokens), jnp.asarray(lengths),
                                               limit, undefined != "continue")
-    residual = np.asarray(residual)[:n, :width]
-    layers, stopped = np.asarray(layers)[:n], np.asarray(stopped)[:n]
+    return read_run(compiled, batch, np.asarray(residual)[:n, :width], np.asarray(layers)[:n],
+                    np.asarray(stopped)[:n], undefined)
+
+
+def read_run(compiled: CompiledProgram, batch: Batch, residual: np.ndarray,
+             layers: np.ndarray, stopped: np.ndarray, undefined: str = "error") -> CompiledRun:
+    """A finished run read back, whichever framework ran it: faults, halting and outputs
+    decoded from the final residual; with `undefined="error"` a fault raises the
+    interpreter's error for the batch."""
+    program = compiled.program
     faults = read_faults(compiled, residual, batch.valid, layers)
-    result_halted = stopped if program.halt is not None else np.ones(n, bool)
+    halted = stopped if program.halt is not None else np.ones(len(batch.texts), bool)
     values = compiled.layout.decode(residual, program)
     outputs = tuple(decode_outputs(program, values, batch.lengths))
-    result = CompiledRun(batch, residual, layers, result_halted, outputs, faults)
+    result = CompiledRun(batch, residual, layers, halted, outputs, faults)
     if faults and undefined == "error":
         raise fault_error(compiled, batch, result.first_fault)
     return result
@@ -332,7 +340,7 @@ def run_many(compiled: CompiledProgram, texts: Iterable[str], max_layers: int | 
     for window in windows(texts, settings.window):
         framed = [encode(program, text) for text in window]
         lengths = [len(ids) for ids in framed]
-        _check_length(compiled, max(lengths, default=0))
+        check_length(compiled, max(lengths, default=0))
         outcomes: list[Outcome | None] = [None] * len(window)
         for plan in plan_batches(lengths, exact_length(compiled), settings):
             batch = framed_batch([window[i] for i in plan.indices],
@@ -391,7 +399,7 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
 
     from alta.model import check_halted, embed_and_check, run_step
 
-    _check_length(compiled, int(batch.lengths.max(initial=0)))
+    check_length(compiled, int(batch.lengths.max(initial=0)))
     model = model or load_model(compiled)
     limit = compiled.program.max_layers if max_layers is None else max_layers
     # Run at the bucket shape (a few compiled steps for any batch), report at the batch's.

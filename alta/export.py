@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from alta.compiled import CompiledRun, fault_error, read_faults
+from alta.compiled import CompiledRun, check_length, read_run
 from alta.compiler import CompiledProgram
 from alta.errors import AltaError
 from alta.files import write_atomically, write_tensors
-from alta.framing import decode_outputs, encode, encode_batch
+from alta.framing import encode, encode_batch
 from alta.tasks import in_file_examples
 
 MODULE = Path(__file__).with_name("pytorch.py")
@@ -130,24 +130,12 @@ def run_torch(compiled: CompiledProgram, texts, model=None, max_layers: int | No
     faults turned into the interpreter's errors (`undefined` as for `run_compiled`)."""
     program = compiled.program
     batch = encode_batch(program, texts)
-    longest = int(batch.lengths.max(initial=0))
-    if longest > compiled.report.guaranteed_length:
-        raise AltaError.at(f"an input needs {longest} positions, but the compiled model of "
-                           f"{program.name} is exact only up to "
-                           f"{compiled.report.guaranteed_length}")
+    check_length(compiled, int(batch.lengths.max(initial=0)))
     model = model if model is not None else torch_model(compiled)
     limit = program.max_layers if max_layers is None else max_layers
     run = model(batch.tokens, batch.lengths, limit, undefined != "continue")
-    residual, layers = run.residual.cpu().numpy(), run.layers.cpu().numpy()
-    faults = read_faults(compiled, residual, batch.valid, layers)
-    halted = run.halted.cpu().numpy() if program.halt is not None else \
-        np.ones(len(batch.texts), bool)
-    values = compiled.layout.decode(residual, program)
-    outputs = tuple(decode_outputs(program, values, batch.lengths))
-    result = CompiledRun(batch, residual, layers, halted, outputs, faults)
-    if faults and undefined == "error":
-        raise fault_error(compiled, batch, result.first_fault)
-    return result
+    return read_run(compiled, batch, run.residual.cpu().numpy(), run.layers.cpu().numpy(),
+                    run.halted.cpu().numpy(), undefined)
 
 
 def _readme(compiled: CompiledProgram, manifest: dict) -> str:
