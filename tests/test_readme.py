@@ -21,6 +21,9 @@ one wrote, such as a checkpoint), holding its saved programs and links to the ch
 them run unchanged and write nothing into it. Commands run through `alta.cli.main` in this
 process (the `alta` executable's entry point), saving the start-up of a process per command.
 
+What the README's samples write (a checkpoint) must be ignored by the checkout's .gitignore,
+since a user runs them there.
+
 Normalised, because it varies between runs: a progress bar (`label [###...] k/n unit`) is
 redrawn in place on a terminal, so only its last state is compared. Nothing else is: the
 sampled inputs are seeded, and the chosen commands print no timings or absolute paths.
@@ -35,6 +38,8 @@ import contextlib
 import io
 import re
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +149,7 @@ def test_the_conventions_are_used():
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_sample_commands_print_what_the_document_shows(document, tmp_path, monkeypatch):
     monkeypatch.chdir(workspace(document, tmp_path))
+    before = set(tmp_path.iterdir())
     for block in _samples(document):
         for command in commands(block):
             argv = shlex.split(command.text, comments=True)
@@ -151,6 +157,18 @@ def test_sample_commands_print_what_the_document_shows(document, tmp_path, monke
             _, printed = run_alta(argv[1:])
             assert normalise(printed).rstrip("\n") == command.expected.rstrip("\n"), (
                 f"{document}:{command.line}: `{command.text}` printed something else")
+    if document == "README.md":  # what its commands write in a checkout is git-ignored
+        assert_ignored(sorted(p.name + "/" * p.is_dir() for p in set(tmp_path.iterdir()) - before))
+
+
+def assert_ignored(names: list[str]) -> None:
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    assert names, "the README's samples wrote nothing: nothing to check"
+    done = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", *names],
+                          capture_output=True, text=True)
+    ignored = set(done.stdout.split())
+    assert ignored == set(names), f"not git-ignored: {sorted(set(names) - ignored)}"
 
 
 def _program_blocks() -> list:
@@ -170,3 +188,21 @@ def test_language_reference_programs_check(block, tmp_path, monkeypatch):
         assert status == 1 and ": error: " in printed, f"docs/language.md:{block.line}"
     else:
         assert status == 0, f"docs/language.md:{block.line}:\n{printed}"
+
+
+def test_links_stay_inside_the_repository():
+    """The README and docs/ link only to files of the checkout, to their own headings (as
+    GitHub names them) or to web pages."""
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for document in documents:
+        text = document.read_text()
+        headings = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
+                    for h in re.findall(r"^#+ (.*)$", text, re.MULTILINE)}
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            if target.startswith("#"):
+                assert target[1:] in headings, f"{document.name}: no heading {target}"
+                continue
+            path = (document.parent / target.split("#")[0]).resolve()
+            assert path.is_relative_to(ROOT) and path.exists(), f"{document.name}: {target}"
