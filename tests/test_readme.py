@@ -47,6 +47,8 @@ import pytest
 from helpers import ROOT
 
 from alta.cli import main
+from alta.environment import BUILTINS, INPUT_NAMES
+from alta.syntax import keywords
 
 DOCUMENTS = ("README.md", "docs/language.md")
 _FENCE = re.compile(r"^(?:<!-- (?P<marker>[^>]*?) -->\n)?```(?P<info>[^\n]*)\n(?P<body>.*?)^```$",
@@ -206,3 +208,20 @@ def test_links_stay_inside_the_repository():
                 continue
             path = (document.parent / target.split("#")[0]).resolve()
             assert path.is_relative_to(ROOT) and path.exists(), f"{document.name}: {target}"
+
+
+def test_the_reference_lists_the_reserved_names():
+    """docs/language.md names exactly the grammar's words, the input and the built-ins."""
+    text = (ROOT / "docs/language.md").read_text()
+    words = re.search(r"The grammar's words are reserved: `([^`]*)`", text)
+    assert words and set(words[1].split()) == keywords()
+    others = re.search(r"`token` and `position` \(the input\) and `([^`]*)`", text)
+    assert others and tuple(others[1].split()) == BUILTINS and INPUT_NAMES == ("token", "position")
+
+
+def test_the_reference_shows_the_library_parity():
+    """docs/language.md's first program is programs/parity.alta without its comment lines."""
+    library = (ROOT / "programs/parity.alta").read_text().splitlines()
+    code = "\n".join(line for line in library if not line.startswith("#")).lstrip("\n")
+    shown = [b for b in blocks("docs/language.md") if b.marker == "example: parity.alta"]
+    assert [b.body for b in shown] == [code + "\n"]
