@@ -4,8 +4,8 @@ against independent Python oracles.
 Every test builds a small ALTA program, runs it with `alta.interpreter.run` on many
 generated inputs (fixed seeds, so failures reproduce) and compares what it computes with
 plain Python computing the same thing directly: Python's own operators, `sorted`, dict
-look-ups, hand-written attention loops. docs/design.md's "Semantics" section (and the
-README's) is the specification the oracles follow.
+look-ups, hand-written attention loops. docs/language.md (its "Semantics" section above all)
+is the specification the oracles follow.
 """
 
 from __future__ import annotations
@@ -751,7 +751,7 @@ def test_heads_read_the_state_at_the_start_of_the_layer():
 
 
 def test_snapping_ties_go_to_the_larger_declared_value():
-    """README: 'Ties when snapping numbers go to the larger declared value.'"""
+    """docs/language.md, "Semantics": ties when snapping go to the larger declared value."""
     src = header("y", name="ties") + prog("""
         var b: num {0, 1} = token % 2
         head share: num {0, 0.5, 1} = b
