@@ -163,9 +163,9 @@ class Model:
 
     def _network(self):
         if self._model is None:  # built once: its jitted runs are reused across calls
-            from alta.compiled import load_model
+            from alta.compiled import ModelRunner
 
-            self._model = load_model(self.compiled)
+            self._model = ModelRunner(self.compiled)
         return self._model
 
     def run(self, texts: str | Iterable[str], *, max_layers: int | None = None) -> Run:

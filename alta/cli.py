@@ -363,7 +363,7 @@ def _compiled_model(args, compiled, stored: bool = False):
         return with_learned_mlp(compiled, *load_mlp(args.mlp))
     if args.dense:
         return load_model(compiled, structured=False)
-    return ModelRunner(compiled) if stored else load_model(compiled)
+    return ModelRunner(compiled, keep=stored)
 
 
 def _run_interpreter(args, texts):

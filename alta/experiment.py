@@ -369,9 +369,9 @@ def loss_bar(study: Study, label: str, steps: int) -> Callable[[int, float], Non
 # ---- the methods: each trains what it needs and gives its outputs and loss curves ----------------
 
 def compiled_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
-    from alta.compiled import load_model, run_many
+    from alta.compiled import ModelRunner, run_many
 
-    model = load_model(study.compiled)
+    model = ModelRunner(study.compiled, keep=False)
     return lambda ex: [o.output for window in run_many(study.compiled, ex.texts, model=model)
                        for o in window], {}
 

@@ -141,9 +141,9 @@ def _interpreted(program: ir.Program, texts: list[str]):
 def _compiled_runner(compiled):
     if compiled is None:
         raise ValueError("the compiled back end needs the compiled program")
-    from alta.compiled import load_model, run_many
+    from alta.compiled import ModelRunner, run_many
 
-    model = load_model(compiled)
+    model = ModelRunner(compiled, keep=False)
 
     def run(program: ir.Program, texts: list[str]):
         return _collected([(o.text, o.output, o.halted) for o in window]

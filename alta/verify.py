@@ -97,10 +97,10 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
            chunk: int = 64, progress=None) -> VerifyReport:
     """Compare the back ends on `texts`, `chunk` inputs at a time; stop at the first
     divergence. `progress(inputs done, inputs)` after each batch."""
-    from alta.compiled import load_model
+    from alta.compiled import ModelRunner
 
     texts = tuple(texts)
-    model = model or load_model(compiled)
+    model = model or ModelRunner(compiled, keep=False)
     comparer = _Comparer(compiled.program)
     depth = 0
     # Similar lengths together (a batch runs until its longest input halts), at a few
