@@ -19,7 +19,7 @@ from test_faults import CASES, OR_READS
 from alta import batching
 from alta.batching import BatchSettings, plan_batches, position_bucket, windows
 from alta.cache import cache_root
-from alta.compiled import load_model, run_compiled, run_many
+from alta.compiled import ModelRunner, run_compiled, run_many
 from alta.compiler import compile_program
 from alta.errors import AltaRuntimeError
 from alta.interpreter import run
@@ -151,7 +151,7 @@ def _errors(program, compiled, model, texts):
 def test_the_error_of_many_inputs_is_the_one_batch_error():
     program = check(OR_READS)
     compiled = compile_program(program)
-    model = load_model(compiled)
+    model = ModelRunner(compiled, keep=False)  # each batch shape on its own path
     rng = random.Random(1)
     seen = set()
     for _ in range(12):
@@ -169,7 +169,7 @@ def test_random_faulty_programs_report_the_one_batch_error_however_batched(seed)
     win, as in one batch."""
     generated, program = generate_faulty(seed)
     compiled = compile_program(program)
-    model = load_model(compiled)
+    model = ModelRunner(compiled, keep=False)  # each batch shape on its own path
     rng = random.Random(seed)
     inputs = list(generated.inputs)
     for _ in range(3):
@@ -217,11 +217,40 @@ def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
     cached = sorted(p.name for p in (xdg / "alta" / "jax").iterdir())
     assert any(name.endswith("-cache") for name in cached), cached
+    runs = sorted((xdg / "alta" / "runs").iterdir())
+    assert [p.suffix for p in runs] == [".xla"], runs  # the run of the one shape it needed
+    stamps = [p.stat().st_mtime_ns for p in runs]
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
     assert sorted(p.name for p in (xdg / "alta" / "jax").iterdir()) == cached  # no new entry
+    assert [p.stat().st_mtime_ns for p in sorted((xdg / "alta" / "runs").iterdir())] == stamps
     off = tmp_path / "off"
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(off), ALTA_COMPILATION_CACHE="0")
     assert not off.exists()
+
+
+def test_stored_runs_are_reused_and_damaged_ones_compiled_again(tmp_path, compiled):
+    """Runs kept by one ModelRunner serve the next (the outputs the interpreter gives, at a
+    dense and a structured shape); a damaged entry is compiled again and replaced."""
+    parity = compiled("parity")
+    rng = random.Random(5)
+    texts = [" ".join(rng.choice("01") for _ in range(rng.randint(1, 30))) for _ in range(33)]
+    want = run(parity.program, texts).outputs
+    settings = BatchSettings(tokens=512, most_rows=16, window=64)  # rows 16, 16 and 1
+
+    def outputs():
+        runner = ModelRunner(parity, {"ALTA_COMPILATION_CACHE": str(tmp_path)})
+        got = tuple(o.output for window in run_many(parity, texts, model=runner,
+                                                    settings=settings) for o in window)
+        assert got == want
+        return sorted((tmp_path / "runs").glob("*.xla"))
+
+    stored = outputs()
+    assert {p.name.split("-")[1][0] for p in stored} == {"s", "d"}, stored  # both paths ran
+    before = {p: p.stat().st_mtime_ns for p in stored}
+    assert outputs() == stored and {p: p.stat().st_mtime_ns for p in stored} == before
+    for p in stored:
+        p.write_bytes(b"damaged")
+    assert outputs() == stored and all(p.read_bytes() != b"damaged" for p in stored)
 
 
 # ---- start-up: commands that need no JAX ----------------------------------------------------
