@@ -9,6 +9,7 @@ detector's flags into the interpreter's errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -114,13 +115,15 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
 
 class ModelRunner:
     """The compiled model's whole run (`UniversalTransformer.__call__`), compiled once per
-    padded shape, with the path that suits the shape (`structured_for`). The executable is
-    kept in ALTA's cache (alta.cache, `runs`), serialised by XLA: a later process loads it
-    and calls it with the checkpoint's weights, without importing Flax, building the model,
-    tracing or lowering it (about 0.4 s less than reading JAX's own compilation cache). The
-    key covers the weights (the execution plan follows their zeros), the model's code and
-    the JAX version. Without a cache, or where a stored entry cannot be read, it compiles.
-    Holds what it loaded for this process only."""
+    padded shape, with the path that suits the shape (`structured_for`). The run is exported
+    with `jax.export` into ALTA's cache (alta.cache, `runs`): a later process calls the
+    stored run with the checkpoint's weights, without importing Flax, building the model or
+    tracing it (with JAX's compilation cache it then compiles nothing either). (XLA's own
+    serialised executables would also skip lowering, but on CPU one re-serialised after a
+    compilation-cache hit fails to run: a missing fusion function.) The key covers the
+    weights (the execution plan follows their zeros), the model's code and the JAX version.
+    Without a cache, or where a stored entry cannot be read, it exports again. Holds what
+    it loaded for this process only."""
 
     def __init__(self, compiled: CompiledProgram, environ: Mapping[str, str] = os.environ,
                  keep: bool = True):
@@ -153,23 +156,30 @@ class ModelRunner:
         return self._weights
 
     def _executable(self, shape: tuple[int, int], stop: bool):
+        import jax
+        from jax import export
+
         structured = structured_for(shape)
         path = None
         if self.directory is not None:
             path = self.directory / (f"{_run_key(self.compiled, self.compiled.weights)}-"
                                      f"{'sd'[not structured]}{shape[0]}x{shape[1]}-{int(stop)}"
-                                     ".xla")
-            stored = _load_executable(path)
-            if stored is not None:
-                return stored
-        executable = self._compile(shape, stop, structured)
+                                     ".jax-export")
+            with contextlib.suppress(Exception):  # none there, stale or damaged: export
+                return jax.jit(export.deserialize(bytearray(path.read_bytes())).call)
+        exported = self._export(shape, stop, structured)
         if path is not None:
-            _store_executable(path, executable)
-        return executable
+            from alta.files import write_atomically
 
-    def _compile(self, shape: tuple[int, int], stop: bool, structured: bool):
-        """The run jitted as a function of the weights (a dict by checkpoint name), so that
-        the executable holds no weights and a stored one serves any process."""
+            # Without flatbuffers (serialisation) or a writable cache, this run still runs.
+            with contextlib.suppress(ImportError, OSError):
+                data = exported.serialize()
+                write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+        return jax.jit(exported.call)  # Exported.call traces on every call: jit it once
+
+    def _export(self, shape: tuple[int, int], stop: bool, structured: bool):
+        """The run exported as a function of the weights (a dict by checkpoint name), so
+        that it holds no weights and a stored one serves any process."""
         import jax
         from flax import nnx
 
@@ -186,9 +196,9 @@ class ModelRunner:
             return nnx.merge(graph, state, rest)(tokens, lengths, limit, stop)
 
         specs = {n: jax.ShapeDtypeStruct(w.shape, np.float32) for n, w in weights.items()}
-        return jax.jit(run).lower(specs, jax.ShapeDtypeStruct(shape, np.int32),
-                                  jax.ShapeDtypeStruct(shape[:1], np.int32),
-                                  jax.ShapeDtypeStruct((), np.int32)).compile()
+        return jax.export.export(jax.jit(run))(
+            specs, jax.ShapeDtypeStruct(shape, np.int32),
+            jax.ShapeDtypeStruct(shape[:1], np.int32), jax.ShapeDtypeStruct((), np.int32))
 
 
 def flax_model(compiled: CompiledProgram, model, shape: tuple[int, int]):
@@ -197,37 +207,6 @@ def flax_model(compiled: CompiledProgram, model, shape: tuple[int, int]):
     if isinstance(model, ModelRunner):
         return model.model(structured_for(shape))
     return model if model is not None else load_model(compiled, structured_for(shape))
-
-
-def _load_executable(path: Path):
-    """A stored executable, or None (none there, or stale or damaged: compile again)."""
-    if not path.is_file():
-        return None
-    try:
-        import pickle
-
-        from jax.experimental.serialize_executable import deserialize_and_load
-
-        # ALTA's cache is trusted as JAX's is (alta.cache); JAX serialises this way.
-        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
-        return deserialize_and_load(payload, in_tree, out_tree)
-    except Exception:
-        return None
-
-
-def _store_executable(path: Path, executable) -> None:
-    """Keep a compiled run for later processes; a run that cannot be kept still runs."""
-    import pickle
-
-    from alta.files import write_atomically
-
-    try:
-        from jax.experimental.serialize_executable import serialize
-
-        data = pickle.dumps(serialize(executable))
-        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
-    except (OSError, TypeError, ValueError, pickle.PicklingError):
-        pass
 
 
 def _run_key(compiled: CompiledProgram, weights: dict) -> str:

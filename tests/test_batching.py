@@ -218,7 +218,7 @@ def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
     cached = sorted(p.name for p in (xdg / "alta" / "jax").iterdir())
     assert any(name.endswith("-cache") for name in cached), cached
     runs = sorted((xdg / "alta" / "runs").iterdir())
-    assert [p.suffix for p in runs] == [".xla"], runs  # the run of the one shape it needed
+    assert [p.suffix for p in runs] == [".jax-export"], runs  # the run of the one shape it needed
     stamps = [p.stat().st_mtime_ns for p in runs]
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
     assert sorted(p.name for p in (xdg / "alta" / "jax").iterdir()) == cached  # no new entry
@@ -242,7 +242,7 @@ def test_stored_runs_are_reused_and_damaged_ones_compiled_again(tmp_path, compil
         got = tuple(o.output for window in run_many(parity, texts, model=runner,
                                                     settings=settings) for o in window)
         assert got == want
-        return sorted((tmp_path / "runs").glob("*.xla"))
+        return sorted((tmp_path / "runs").glob("*.jax-export"))
 
     stored = outputs()
     assert {p.name.split("-")[1][0] for p in stored} == {"s", "d"}, stored  # both paths ran
