@@ -392,9 +392,10 @@ def _fault_error(compiled: CompiledProgram, fault: Fault, text: str) -> AltaRunt
 
 
 def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | None = None,
-                   model=None) -> Iterator[CompiledLayer]:
+                   model=None, shape: tuple[int, int] | None = None) -> Iterator[CompiledLayer]:
     """The initial state, then every layer's residuals, one layer at a time (nothing is kept,
-    so long runs of wide models fit in memory)."""
+    so long runs of wide models fit in memory); run padded to `shape` (rows, positions), by
+    default the batch's bucket shape."""
     import jax.numpy as jnp
 
     from alta.model import check_halted, embed_and_check, run_step
@@ -404,7 +405,7 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     limit = compiled.program.max_layers if max_layers is None else max_layers
     # Run at the bucket shape (a few compiled steps for any batch), report at the batch's.
     n, width = batch.tokens.shape
-    tokens, lengths = _padded(batch, *bucket_shape(compiled, batch))
+    tokens, lengths = _padded(batch, *(shape or bucket_shape(compiled, batch)))
     valid = jnp.asarray(np.arange(tokens.shape[1])[None, :] < lengths[:, None])
     x, stopped = embed_and_check(model, jnp.asarray(tokens), valid)
     running = ~np.asarray(stopped)[:n]
