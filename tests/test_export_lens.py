@@ -166,13 +166,18 @@ def test_lengths_beyond_n_ctx_are_a_clear_error(compiled):
         unroll(model, 1, (model.parameters.mlp, "gelu"))
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch):
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's block, as written, prints what the README says it prints."""
     text = (ROOT / "README.md").read_text()
     found = re.search(r"<!-- lens-example -->\s*```python\n(.*?)```", text, re.DOTALL)
     assert found, "README.md lacks the TransformerLens example"
     monkeypatch.chdir(tmp_path)
     (tmp_path / "programs").symlink_to(ROOT / "programs")
     exec(compile(found.group(1), "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6 + 2 and lines[-2:] == ["('1',) 1", "0"]
+    assert [line.split()[0] for line in lines[:6]] == [str(n) for n in range(1, 7)]
+    assert [line.endswith("ran") for line in lines[:6]] == [True] * 4 + [False] * 2
 
 
 def test_learned_mlp_exports_agree_with_the_flax_model(parity_mlp, compiled, tmp_path):
