@@ -1,7 +1,8 @@
 """The TransformerLens export (alta/unrolled.py, alta/lens.py) against the interpreter: outputs,
 every variable after every ALTA layer (past halting too), every defined head after attention,
-and which sequences each layer ran on; frozen states after halting; export and reload; the
-length limit; the README's worked example."""
+and which sequences each layer ran on; frozen states after halting; export and reload (and
+the cache filter for decoding); the length limit; the README's worked example; a trained MLP
+exported to PyTorch and TransformerLens against the Flax model with it."""
 
 import re
 
