@@ -414,16 +414,17 @@ def _fault_error(compiled: CompiledProgram, fault: Fault, text: str) -> AltaRunt
 
 
 def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | None = None,
-                   model=None) -> Iterator[CompiledLayer]:
+                   model=None, shape: tuple[int, int] | None = None) -> Iterator[CompiledLayer]:
     """The initial state, then every layer's residuals, one layer at a time (nothing is kept,
-    so long runs of wide models fit in memory)."""
+    so long runs of wide models fit in memory); run padded to `shape` (rows, positions), by
+    default the batch's bucket shape."""
     import jax.numpy as jnp
 
     from alta.model import check_halted, embed_and_check, run_step
 
     check_length(compiled, int(batch.lengths.max(initial=0)))
     # Run at the bucket shape (a few compiled steps for any batch), report at the batch's.
-    shape = bucket_shape(compiled, batch)
+    shape = shape or bucket_shape(compiled, batch)
     model = flax_model(compiled, model, shape)
     limit = compiled.program.max_layers if max_layers is None else max_layers
     n, width = batch.tokens.shape

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alta.compiled import CompiledRun, check_length, read_run
+from alta.compiled import CompiledLayer, CompiledRun, check_length, read_run
 from alta.compiler import CompiledProgram
 from alta.errors import AltaError
 from alta.files import write_atomically, write_tensors
@@ -136,6 +136,18 @@ def run_torch(compiled: CompiledProgram, texts, model=None, max_layers: int | No
     run = model(batch.tokens, batch.lengths, limit, undefined != "continue")
     return read_run(compiled, batch, run.residual.cpu().numpy(), run.layers.cpu().numpy(),
                     run.halted.cpu().numpy(), undefined)
+
+
+def trace_torch(compiled: CompiledProgram, batch, max_layers: int | None = None, model=None):
+    """`trace_compiled` with the PyTorch module (default: `torch_model(compiled)`): the
+    initial state, then every layer's residuals of a framed batch, as numpy
+    `CompiledLayer`s (so `alta.verify` compares them with the interpreter's trace)."""
+    check_length(compiled, int(batch.lengths.max(initial=0)))
+    model = model if model is not None else torch_model(compiled)
+    for step in model.trace(batch.tokens, batch.lengths, max_layers):
+        yield CompiledLayer(step.layer, step.active.cpu().numpy(),
+                            None if step.attended is None else step.attended.cpu().numpy(),
+                            step.state.cpu().numpy(), step.running.cpu().numpy())
 
 
 def _readme(compiled: CompiledProgram, manifest: dict) -> str:

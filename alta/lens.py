@@ -141,15 +141,30 @@ def lens_tokens(compiled, texts, model):
     return torch.as_tensor(tokens)
 
 
+def decoded_hooks(model, layers: int):
+    """A `names_filter` for `run_with_cache` that keeps only the residuals `decode_cache`
+    reads: per ALTA layer, its first block's resid_mid (after attention), its last block's
+    resid_mid (STOP) and resid_post (after the MLP); and block 0's resid_pre."""
+    B = model.cfg.n_layers // layers
+    names = {"blocks.0.hook_resid_pre"}
+    for layer in range(layers):
+        first, last = layer * B, layer * B + B - 1
+        names |= {f"blocks.{first}.hook_resid_mid", f"blocks.{last}.hook_resid_mid",
+                  f"blocks.{last}.hook_resid_post"}
+    return names.__contains__
+
+
 def decode_cache(cache, compiled, tokens, layers: int) -> UnrolledTrace:
-    """A `run_with_cache` cache of `tokens` -> the program's variables and heads at every
-    ALTA layer and position, which sequences each layer ran on, and the outputs."""
+    """A `run_with_cache` cache of `tokens` (whole, or filtered by `decoded_hooks`) -> the
+    program's variables and heads at every ALTA layer and position, which sequences each
+    layer ran on, and the outputs."""
     tokens = np.asarray(tokens)
     lengths = (tokens != len(compiled.program.vocab)).sum(axis=1)
-    n = sum(name.endswith("hook_resid_post") for name in cache.cache_dict)
+    n = 1 + max(int(name.split(".")[1]) for name in cache.cache_dict
+                if name.endswith("hook_resid_post"))
 
     def get(name):
-        return cache[name].detach().cpu().numpy()
+        return cache[name].detach().cpu().numpy() if name in cache.cache_dict else None
 
     mids = [get(f"blocks.{i}.hook_resid_mid") for i in range(n)]
     posts = [get(f"blocks.{i}.hook_resid_post") for i in range(n)]

@@ -267,7 +267,8 @@ def unroll(compiled, layers: int, mlp: tuple[tuple[DenseParameters, ...], str] |
             # Head resets write only head dimensions: they stay on for stopped sequences,
             # whose attention still wrote the heads this layer.
             resets = np.all(following.weight[:, np.setdiff1d(np.arange(D), head_dims)] == 0,
-                            axis=1) if mlp is None else np.zeros(len(following.bias), bool)
+                            axis=1) if mlp is None else np.zeros(np.shape(following.weight)[0],
+                                                                 bool)
             _stage(units[block], layer, inputs, bounds, activation,
                    out=("linear", following.weight, np.arange(D)), gate=gate, ungated=resets)
             _bias_unit(units[block], following.bias, np.arange(D), gate)
@@ -469,6 +470,12 @@ def _program_attention(compiled, a: dict, dims: _Dims, n_ctx: int) -> dict:
         a["W_O"][h, :value_width, :D] = att.output[h]
         if att.sink is not None:
             a["sinks"][h] = att.sink[h]
+            if offsets is not None and att.sink[h] <= NO_SINK:
+                # Where no offset is in range the compiled scores are all -1e9 and tie with
+                # this sink (each position and the sink get 1 / (N + 1)); here they are
+                # -MASK + the Q.K score, so the sink goes to -MASK, the same tie for a head
+                # whose Q.K is 0. Wherever some key is allowed it takes exp(-MASK) = 0.
+                a["sinks"][h] = -MASK
     return a
 
 

@@ -93,14 +93,28 @@ class _Comparer:
         return None
 
 
-def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, model=None,
-           chunk: int = 64, progress=None) -> VerifyReport:
-    """Compare the back ends on `texts`, `chunk` inputs at a time; stop at the first
-    divergence. `progress(inputs done, inputs)` after each batch."""
-    from alta.compiled import ModelRunner
+def _framework(name: str):
+    """(build the model, trace a batch, run input strings) of the compiled model in the
+    Flax ("flax") or the exported PyTorch ("torch", alta.export) implementation."""
+    if name == "torch":
+        from alta.export import run_torch, torch_model, trace_torch
 
+        return torch_model, trace_torch, run_torch
+    from alta.compiled import ModelRunner, run_compiled
+
+    # Flax: each batch shape on the path that suits it (alta.compiled.structured_for).
+    return (lambda compiled: ModelRunner(compiled, keep=False)), trace_compiled, run_compiled
+
+
+def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, model=None,
+           chunk: int = 64, progress=None, framework: str = "flax") -> VerifyReport:
+    """Compare the interpreter with the compiled model on `texts`, `chunk` inputs at a
+    time; stop at the first divergence. `progress(inputs done, inputs)` after each batch.
+    `framework`: the compiled model's Flax implementation ("flax", `model` a Flax model) or
+    its PyTorch export ("torch", `model` an alta.pytorch module)."""
+    build, trace, run_texts = _framework(framework)
     texts = tuple(texts)
-    model = model or ModelRunner(compiled, keep=False)
+    model = model if model is not None else build(compiled)
     comparer = _Comparer(compiled.program)
     depth = 0
     # Similar lengths together (a batch runs until its longest input halts), at a few
@@ -112,9 +126,10 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
     for plan in plan_batches(lengths, exact_length(compiled), settings):
         part = tuple(texts[i] for i in plan.indices)
         try:
-            found, layers = _verify_batch(compiled, part, max_layers, model, comparer)
+            found, layers = _verify_batch(compiled, part, max_layers, model, comparer, trace)
         except AltaRuntimeError:  # some input reads an undefined head: one at a time
-            found, layers = _verify_faulty(compiled, part, max_layers, model, comparer)
+            found, layers = _verify_faulty(compiled, part, max_layers, model, comparer, trace,
+                                           run_texts)
         depth = max(depth, layers)
         done += len(part)
         if progress is not None:
@@ -125,17 +140,18 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
 
 
 def _verify_faulty(compiled: CompiledProgram, texts: tuple[str, ...], max_layers, model,
-                   comparer) -> tuple[Divergence | None, int]:
+                   comparer, trace, run_texts) -> tuple[Divergence | None, int]:
     """Inputs of a batch the interpreter stops on: each alone, either compared as usual, or
     the compiled model must stop with the interpreter's error for it."""
-    from alta.compiled import fault_error, run_compiled
+    from alta.compiled import fault_error
 
     depth = 0
     for text in texts:
         try:
-            found, layers = _verify_batch(compiled, (text,), max_layers, model, comparer)
+            found, layers = _verify_batch(compiled, (text,), max_layers, model, comparer, trace)
         except AltaRuntimeError as err:
-            run = run_compiled(compiled, [text], max_layers, model, undefined="stop")
+            run = run_texts(compiled, [text], max_layers=max_layers, model=model,
+                            undefined="stop")
             got = fault_error(compiled, run.batch, run.faults[0]).first if run.faults else None
             comparer.count += 1
             if got is None or (got.message, got.span) != (err.first.message, err.first.span):
@@ -150,7 +166,7 @@ def _verify_faulty(compiled: CompiledProgram, texts: tuple[str, ...], max_layers
 
 
 def _verify_batch(compiled: CompiledProgram, texts: tuple[str, ...], max_layers, model,
-                  comparer) -> tuple[Divergence | None, int]:
+                  comparer, trace) -> tuple[Divergence | None, int]:
     program = compiled.program
     batch = encode_batch(program, texts)
     interpreted = run_batch(program, batch, max_layers, trace=True)
@@ -159,7 +175,7 @@ def _verify_batch(compiled: CompiledProgram, texts: tuple[str, ...], max_layers,
     expected = iter(interpreted.trace)
     comparer.texts = texts
     last = None
-    for got in trace_compiled(compiled, batch, max_layers, model):
+    for got in trace(compiled, batch, max_layers, model):
         last = got
         if got.layer == 0:
             found = comparer.compare(variables, interpreted.initial,

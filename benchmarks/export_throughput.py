@@ -7,7 +7,8 @@ same way, on the same inputs (each task module's benchmark input, or its sampler
 are timed alternately so that machine noise hits both alike; medians of the repeats, after
 one untimed run of each (JAX compiles then). The ratio is PyTorch / Flax.
 
-    python benchmarks/export_throughput.py [--repeats 5] [--batches 1,64] [PROGRAM ...]
+    python benchmarks/export_throughput.py [--repeats 5] [--batches 1,64] [--threads N]
+        [PROGRAM ...]
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ def main() -> None:
     parser.add_argument("programs", nargs="*", default=["addition", "scan"])
     parser.add_argument("--batches", default="1,64", help="batch sizes (default 1,64)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default torch's); on a shared machine 1 can be "
+                             "many times faster: threads that wait on each other stall")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
     print(f"CPU, float32, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
           f"medians of {args.repeats} alternating runs; inputs/s")

@@ -53,3 +53,23 @@ def _release_one_off_models(request):
         if "jax" in sys.modules:
             sys.modules["jax"].clear_caches()
         gc.collect()
+
+
+@pytest.fixture(scope="session")
+def parity_mlp(tmp_path_factory):
+    """An MLP trained on traces of parity inputs of up to 8 bits (`alta trace --vectors`,
+    `alta train`): (program, traces directory, MLP file, loss curve)."""
+    from alta.tasks import find_task
+    from alta.traces import TraceSettings, write_dataset
+    from alta.training import TrainSettings, load_vectors, save_mlp, train_mlp
+
+    directory = tmp_path_factory.mktemp("traces")
+    program = library_program("parity")
+    write_dataset(program, find_task(program), TraceSettings(
+        samples=200, lengths=(0, 8), vectors=True, undefined="noise"), directory)
+    manifest, x, y = load_vectors(directory)
+    # Input noise teaches it to pull slightly-off states back, which long inputs need.
+    settings = TrainSettings(hidden=(64, 64), steps=1500, seed=1, input_noise=0.1)
+    model, curve = train_mlp(x, y, settings)
+    path = save_mlp(model, settings, manifest, curve, 1.0, directory / "mlp.safetensors")
+    return program, directory, path, curve

@@ -13,30 +13,12 @@ from alta.compiler import compile_program
 from alta.errors import AltaError
 from alta.interpreter import run
 from alta.tasks import find_task
-from alta.traces import TraceSettings, write_dataset
 from alta.training import (
     TrainSettings,
     load_mlp,
-    load_vectors,
-    save_mlp,
     train_mlp,
     with_learned_mlp,
 )
-
-
-@pytest.fixture(scope="module")
-def parity_mlp(tmp_path_factory):
-    """An MLP trained on traces of parity inputs of up to 8 bits."""
-    directory = tmp_path_factory.mktemp("traces")
-    program = check_file(PROGRAMS / "parity.alta")
-    write_dataset(program, find_task(program), TraceSettings(
-        samples=200, lengths=(0, 8), vectors=True, undefined="noise"), directory)
-    manifest, x, y = load_vectors(directory)
-    # Input noise teaches it to pull slightly-off states back, which long inputs need.
-    settings = TrainSettings(hidden=(64, 64), steps=1500, seed=1, input_noise=0.1)
-    model, curve = train_mlp(x, y, settings)
-    path = save_mlp(model, settings, manifest, curve, 1.0, directory / "mlp.safetensors")
-    return program, directory, path, curve
 
 
 def test_loss_falls_and_the_learned_mlp_generalises_in_length(parity_mlp):
