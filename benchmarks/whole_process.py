@@ -119,9 +119,11 @@ def main() -> None:
 
         commands = scan.all_commands()
         sizes = [1000] if args.no_scan_all else [1000, len(commands)]
-        for count in sizes:
+        for i, count in enumerate(sizes):
             path = tmp / f"scan-{count}.txt"
             path.write_text("".join(c + "\n" for c in commands[:count]))
+            if i == 0:  # fills the warm cache with the batch shapes SCAN's lengths need
+                timed(["run", str(models["scan"]), "--inputs", str(path)], warm)
             wall, rss, out = timed(["run", str(models["scan"]), "--inputs", str(path)], warm)
             check_lines(out, [scan.oracle(c) for c in commands[:count]], f"SCAN {count}")
             print(f"SCAN, {count:,} commands, warm: {wall:.1f} s "
