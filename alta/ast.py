@@ -223,7 +223,7 @@ class InputDecl(Node):
 @dataclass(frozen=True)
 class OutputDecl(Node):
     variable: Name
-    at: OutputAt | int  # an int: a position index
+    at: OutputAt | int | Name  # an int or a constant's name: a position index
     where: Expr | None
     default: Expr | None
 
@@ -243,6 +243,15 @@ class SettingDecl(Node):
 class ConstDecl(Node):
     name: Name
     value: Expr
+
+
+@dataclass(frozen=True)
+class ParamDecl(Node):
+    """`param NAME = DEFAULT [in ALLOWED]`: a constant that the user may override."""
+
+    name: Name
+    value: Expr
+    allowed: Expr | None
 
 
 @dataclass(frozen=True)
@@ -282,7 +291,7 @@ class FuncDecl(Node):
 
 
 Decl = (ProgramDecl | VocabDecl | InputDecl | OutputDecl | HaltDecl | SettingDecl |
-        ConstDecl | EnumDecl | VarDecl | HeadDecl | MlpDecl | FuncDecl)
+        ConstDecl | ParamDecl | EnumDecl | VarDecl | HeadDecl | MlpDecl | FuncDecl)
 
 
 @dataclass(frozen=True)

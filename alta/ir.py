@@ -305,6 +305,7 @@ class Program:
     max_length: int | None
     output: Output
     warnings: tuple[Diagnostic, ...] = ()
+    params: tuple[tuple[str, object], ...] = ()  # every parameter's value, as declared
     variable_index: dict = field(init=False, repr=False, compare=False)
     head_index: dict = field(init=False, repr=False, compare=False)
 

@@ -10,6 +10,11 @@ one per program) that defines
     benchmark(rng: random.Random) -> str           # optional: the input benchmarks time
     size_of(text: str) -> int                      # optional: an input's size in UNIT
 
+A program with parameters (`param N = 60`) has one task module for every setting of them:
+while the module runs, its global `PARAMS` is a dict of the parameters' values (name ->
+value, defaults included; empty for a program without parameters), so that it can read
+them at the top (`SIZE = PARAMS["MAX_LENGTH"]`) or in its functions.
+
 `size` is in the task's own unit (digits per operand for addition, words for SCAN), so that
 `alta verify --max-length` means something natural for each task. `size_of` measures an
 input in that unit (default: its number of words or characters); `alta experiment` uses it
@@ -65,19 +70,21 @@ def find_task(program: ir.Program) -> Task | None:
     path = task_path(program)
     if not path.is_file():
         return None
-    return load_task(path)
+    return load_task(path, dict(program.params))
 
 
-def load_task(path: Path) -> Task:
-    return load_task_source(read_text(path, "task module"), path)
+def load_task(path: Path, params: dict | None = None) -> Task:
+    return load_task_source(read_text(path, "task module"), path, params)
 
 
-def load_task_source(text: str, path: Path) -> Task:
+def load_task_source(text: str, path: Path, params: dict | None = None) -> Task:
     """The task module with source `text`, reported as `path` (which need not exist: a
-    pipeline's remote worker loads the text its driver read)."""
+    pipeline's remote worker loads the text its driver read), for the program's parameter
+    values `params` (its global PARAMS)."""
     path = Path(path)
     module = types.ModuleType(f"alta_task_{path.stem}")
     module.__file__ = str(path)
+    module.PARAMS = dict(params or {})
     try:
         exec(compile(text, str(path), "exec"), module.__dict__)
     except Exception as error:  # a user's module: report it, whatever it raised
