@@ -27,6 +27,7 @@ evidence, not a tautology.
 A program also states a few worked examples in its own comments, one per line:
 
     # example: "789+456" -> 1245
+    # example (KINDS=1): "([])" -> 0        (only where the parameter KINDS is 1)
 
 which the tests run on both back ends (`in_file_examples`).
 """
@@ -101,10 +102,29 @@ def load_task_source(text: str, path: Path, params: dict | None = None) -> Task:
                 size_of=getattr(module, "size_of", None))
 
 
-_EXAMPLE = re.compile(r'^\s*#\s*example:\s*"(?P<input>[^"]*)"\s*->\s*(?P<output>.*?)\s*$')
+_EXAMPLE = re.compile(r'^\s*#\s*example\s*(?:\((?P<when>[^)]*)\))?:\s*"(?P<input>[^"]*)"\s*->'
+                      r'\s*(?P<output>.*?)\s*$')
 
 
 def in_file_examples(program: ir.Program) -> list[tuple[str, str]]:
-    """The `# example: "INPUT" -> OUTPUT` comment lines of the program's source."""
-    return [(m["input"], m["output"]) for line in program.source.text.splitlines()
-            if (m := _EXAMPLE.match(line))]
+    """The `# example: "INPUT" -> OUTPUT` comment lines of the program's source; a line
+    `# example (P=V, Q=W): ...` only where its parameters have those values."""
+    return [(text, output) for _, text, output in numbered_examples(program)]
+
+
+def numbered_examples(program: ir.Program) -> list[tuple[int, str, str]]:
+    """`in_file_examples`, each with its (1-based) line number first."""
+    return [(number, m["input"], m["output"])
+            for number, line in enumerate(program.source.text.splitlines(), 1)
+            if (m := _EXAMPLE.match(line)) and _holds(m["when"], program)]
+
+
+def _holds(when: str | None, program: ir.Program) -> bool:
+    """Whether the parameter values `when` ("P=V, Q=W", as --set writes them) are the
+    program's."""
+    if when is None:
+        return True
+    from alta.files import show_params
+
+    values = show_params(dict(program.params)).split()
+    return all(item.replace(" ", "") in values for item in when.split(","))

@@ -62,7 +62,7 @@ def sorted_keys(text: str) -> str:
     return " ".join(str(k) for k in sorted(int(w) for w in text.split()))
 
 
-# ---- brackets: dyck1, dyck2 ---------------------------------------------------------------------
+# ---- brackets: dyck ----------------------------------------------------------------------------
 
 
 def balanced(rng: random.Random, pairs: int, kinds: tuple[str, ...]) -> list[str]:
