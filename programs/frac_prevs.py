@@ -4,7 +4,7 @@ fraction of the words so far that are "x", printed like ALTA prints a num value 
 import random
 from fractions import Fraction
 
-SIZE = 60
+SIZE = min(60, PARAMS["MAX_LENGTH"])  # noqa: F821 (PARAMS: the program's parameters)
 UNIT = "tokens"
 
 
