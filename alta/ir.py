@@ -72,7 +72,7 @@ class Numerical:
         return semantics.snap_scalar(float(value), self.values)
 
     def format(self, value) -> str:
-        return f"{float(value):g}"
+        return semantics.format_number(value)
 
 
 @dataclass(frozen=True)
