@@ -112,12 +112,22 @@ class Collection(Node):
 
 
 @dataclass(frozen=True)
-class Comprehension(Node):
-    kind: Literal["list", "set"]
-    element: Expr
+class CompFor(Node):
+    """One `for TARGETS in ITERABLE [if CONDITION]` clause of a comprehension."""
+
     targets: tuple[Name, ...]
     iterable: Expr
     condition: Expr | None
+
+
+@dataclass(frozen=True)
+class Comprehension(Node):
+    """`[ELEMENT for ... in ... if ... for ... in ...]`: the clauses nest as in Python, the
+    first outermost, each seeing the targets of those before it."""
+
+    kind: Literal["list", "set"]
+    element: Expr
+    clauses: tuple[CompFor, ...]
 
 
 Expr = (IntLit | FloatLit | StrLit | BoolLit | Name | Unary | Binary | Compare | BoolOp |

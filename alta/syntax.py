@@ -532,10 +532,13 @@ class _ToAst(Transformer):
     def set_lit(self, meta, c):
         return ast.Collection(_span(meta), "set", tuple(x for x in c if x is not None))
 
+    def comp_for(self, meta, c):
+        *targets, iterable, condition = c
+        return ast.CompFor(_span(meta), tuple(_name(t) for t in targets), iterable, condition)
+
     def _comp(self, meta, c, kind):
-        element, *targets, iterable, condition = c
-        targets = tuple(_name(t) for t in targets)
-        return ast.Comprehension(_span(meta), kind, element, targets, iterable, condition)
+        element, *clauses = c
+        return ast.Comprehension(_span(meta), kind, element, tuple(clauses))
 
     def list_comp(self, meta, c):
         return self._comp(meta, c, "list")
