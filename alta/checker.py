@@ -410,12 +410,24 @@ def _check_type(t: ast.TypeExpr, ctx: Context) -> ir.ValueType:
         case ast.CatType(size=ast.Name(id=enum)) if enum in env.enums:
             return ir.Categorical(len(env.enums[enum]), env.enums[enum])
         case ast.CatType():
-            return ir.Categorical(_positive_int(t.size, "a categorical range", ctx))
+            return _categorical_type(t, ctx)
         case ast.NumType():
             return _numerical_type(t, ctx)
         case ast.SetType():
             return _set_type(t, ctx)
     raise AssertionError(t)
+
+
+def _categorical_type(t: ast.CatType, ctx: Context) -> ir.Categorical:
+    """`cat N` (values 0..N-1) or `cat a..b` (a to b, which may be negative)."""
+    value = const_eval(t.size, ctx.env.globals, ctx)
+    if isinstance(value, tuple):
+        if not value or value != tuple(range(value[0], value[0] + len(value))) or any(
+                isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ctx.error(f"a categorical range a..b needs integers a <= b, got "
+                            f"{show(value)}", t.size.span)
+        return ir.Categorical(len(value), low=value[0])
+    return ir.Categorical(_positive_int(t.size, "a categorical range", ctx))
 
 
 def _numerical_type(t: ast.NumType, ctx: Context) -> ir.Numerical:
@@ -512,10 +524,10 @@ def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
         elif not isinstance(query.type, ir.SetValued):
             raise ctx.error(f"'key in query' needs a set-valued query; '{query.name}' is "
                             f"{query.type.describe()}", d.query.span)
-        if query.type.size != key.type.size:
+        if (query.type.size, _low(query.type)) != (key.type.size, _low(key.type)):
             raise ctx.error(f"query/key range mismatch: query '{query.name}' ranges over "
-                            f"{query.type.size} values, key '{key.name}' over "
-                            f"{key.type.size}", d.query.span)
+                            f"{_range_words(query.type)}, key '{key.name}' over "
+                            f"{_range_words(key.type)}", d.query.span)
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
     return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name,
                    key and key.name, query and query.name, d.op, offsets, d.span)
@@ -538,7 +550,8 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
         if d.type is None:
             return value.type
         declared = _check_type(d.type, ctx)
-        if not isinstance(declared, ir.Categorical) or declared.size != value.type.size:
+        if not isinstance(declared, ir.Categorical) or (declared.size, declared.low) != (
+                value.type.size, value.type.low):
             raise ctx.error(
                 f"categorical head output range ({declared.describe()}) differs from its "
                 f"value's range ('{value.name}' is {value.type.describe()})", d.type.span)
@@ -554,6 +567,16 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
     raise ctx.error(f"numerical head '{d.name.id}' averages over several positions: "
                     f"declare its output values, e.g. 'head {d.name.id}: num "
                     "{0, 0.5, 1} = ...'", d.name.span)
+
+
+def _low(type_: ir.ValueType) -> int:
+    return type_.low if isinstance(type_, ir.Categorical) else 0
+
+
+def _range_words(type_: ir.ValueType) -> str:
+    """How many values a key or query ranges over (and from where, if not 0)."""
+    low = _low(type_)
+    return f"{type_.size} values" + (f" ({low}..{low + type_.size - 1})" if low else "")
 
 
 def _head_operand(name: ast.Name, role: str, ctx: Context) -> ir.Variable:

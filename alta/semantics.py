@@ -215,9 +215,10 @@ def too_close(values: Sequence[float]) -> tuple[float, float] | None:
 
 # ---- categorical values ------------------------------------------------------------------------
 
-def category_fits(x, size: int):
-    """Whether an integer is a value of `cat size` (scalar or array)."""
-    return (x >= 0) & (x < size)
+def category_fits(x, size: int, low: int = 0):
+    """Whether an integer is a value of `cat size` (low 0) or `cat low..low + size - 1`
+    (scalar or array)."""
+    return (x >= low) & (x < low + size)
 
 
 # ---- showing values ----------------------------------------------------------------------------
