@@ -97,9 +97,11 @@ def source_fields(program, directory: Path | None = None) -> dict:
     and (where the file exists) absolute and relative to `directory`, the manifest's own
     folder, so that it is found from any working directory and after the folder moves
     together with the program; the source's hash, and the source itself unless it is huge;
-    the values of its parameters (`param`), which the source alone does not fix."""
+    the values of its parameters (`param`), which the source alone does not fix, if any."""
     path = Path(program.source.path)
-    fields = {"source_path": str(path), "params": dict(program.params)}
+    fields = {"source_path": str(path)}
+    if program.params:  # (absent without parameters: such manifests are as they were)
+        fields["params"] = dict(program.params)
     if path.is_file():
         fields["source_path_absolute"] = str(path.resolve())
         if directory is not None:

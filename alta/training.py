@@ -30,13 +30,7 @@ from flax import nnx
 
 from alta.compiler.layout import build_layout
 from alta.errors import AltaError
-from alta.files import (
-    check_provenance,
-    manifest_params,
-    read_tensors,
-    source_fields,
-    write_tensors,
-)
+from alta.files import check_provenance, read_tensors, source_fields, write_tensors
 from alta.model import Dense, FeedForward, activation, random_dense
 from alta.parameters import DenseParameters, dense_from_flat
 
@@ -172,7 +166,8 @@ def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "program": dataset["program"], "source_sha256": dataset["source_sha256"],
-        "params": manifest_params(dataset), "width": int(model[0].weight.shape[0]),
+        **({"params": dataset["params"]} if "params" in dataset else {}),
+        "width": int(model[0].weight.shape[0]),
         "hidden": list(settings.hidden), "activation": settings.activation,
         "training": asdict(settings), "dataset": dataset["settings"],
         "loss_curve": curve, "train_state_accuracy": accuracy,

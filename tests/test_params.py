@@ -193,7 +193,8 @@ def dyck_one(tmp_path_factory):
     return path
 
 
-def test_a_checkpoint_keeps_the_values_it_was_compiled_with(dyck_one, tmp_path):
+def test_a_checkpoint_keeps_the_values_it_was_compiled_with(dyck_one, tmp_path, compiled):
+    assert "params" not in manifest_for(compiled("parity"))  # as before parameters existed
     compiled = load_checkpoint(dyck_one)
     assert dict(compiled.program.params) == {"KINDS": 1, "MAX_LENGTH": 8}
     assert compiled.program.max_length == 9  # (its layout is checked against this program)
