@@ -20,7 +20,7 @@ print as tables and render as HTML tables in Jupyter.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,21 +29,28 @@ from alta import ir
 __all__ = ["Model", "Program", "Run", "load"]
 
 
-def load(source: str | Path) -> Program | Model:
+def load(source: str | Path, params: Mapping[str, object] | None = None) -> Program | Model:
     """A `.alta` file or ALTA source text as a checked `Program`, or a compiled
-    `.safetensors` checkpoint as a `Model`. Errors are `alta.errors.AltaError`, located."""
+    `.safetensors` checkpoint as a `Model`. `params` sets the program's parameters
+    (`alta.load("programs/dyck.alta", params={"KINDS": 1})`, as `--set KINDS=1` does); a
+    checkpoint keeps the values it was compiled with (`Program.params`). Errors are
+    `alta.errors.AltaError`, located."""
     text = str(source)
     if "\n" in text or text.lstrip().startswith("program "):
         from alta.checker import check_source
 
-        return Program(check_source(text, "<string>"))
+        return Program(check_source(text, "<string>", params))
     if text.endswith(".safetensors"):
         from alta.checkpoint import load_checkpoint
+        from alta.errors import AltaError
 
+        if params:
+            raise AltaError.at(f"{text} is compiled: its parameters are fixed (load the "
+                               ".alta program with params= and compile it)")
         return Model(load_checkpoint(text))
     from alta.checker import check_file
 
-    return Program(check_file(text))
+    return Program(check_file(text, params))
 
 
 def _texts(texts: str | Iterable[str]) -> tuple[str, ...]:
@@ -109,6 +116,11 @@ class Program:
     @property
     def name(self) -> str:
         return self.ir.name
+
+    @property
+    def params(self) -> dict[str, object]:
+        """Its parameters' values (name -> value, in declaration order)."""
+        return dict(self.ir.params)
 
     def run(self, texts: str | Iterable[str], *, max_layers: int | None = None,
             trace: bool = False) -> Run:

@@ -273,11 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SETTABLE = ("check", "run", "compile", "verify", "test", "inspect", "trace", "coverage", "plot")
+
+
 def _command(sub, name: str, first: str | tuple[str, str, str], **options):
     """The parser of sub-command `name`; `first` is its positional argument:
     (dest, metavar, help), or only the help of a FILE."""
     parser = sub.add_parser(name, **options)
     dest, metavar, help_ = ("file", "FILE", first) if isinstance(first, str) else first
     parser.add_argument(dest, metavar=metavar, help=help_)
+    if name in _SETTABLE:
+        parser.add_argument("--set", dest="sets", action="append", default=[],
+                            metavar="NAME=VALUE",
+                            help="set the program's parameter NAME (declared 'param NAME = "
+                                 "DEFAULT') to VALUE; repeat for more (a checkpoint keeps "
+                                 "the values it was compiled with)")
     parser.set_defaults(command=name)
     return parser

@@ -112,12 +112,22 @@ class Collection(Node):
 
 
 @dataclass(frozen=True)
-class Comprehension(Node):
-    kind: Literal["list", "set"]
-    element: Expr
+class CompFor(Node):
+    """One `for TARGETS in ITERABLE [if CONDITION]` clause of a comprehension."""
+
     targets: tuple[Name, ...]
     iterable: Expr
     condition: Expr | None
+
+
+@dataclass(frozen=True)
+class Comprehension(Node):
+    """`[ELEMENT for ... in ... if ... for ... in ...]`: the clauses nest as in Python, the
+    first outermost, each seeing the targets of those before it."""
+
+    kind: Literal["list", "set"]
+    element: Expr
+    clauses: tuple[CompFor, ...]
 
 
 Expr = (IntLit | FloatLit | StrLit | BoolLit | Name | Unary | Binary | Compare | BoolOp |
@@ -223,7 +233,7 @@ class InputDecl(Node):
 @dataclass(frozen=True)
 class OutputDecl(Node):
     variable: Name
-    at: OutputAt | int  # an int: a position index
+    at: OutputAt | int | Name  # an int or a constant's name: a position index
     where: Expr | None
     default: Expr | None
 
@@ -243,6 +253,15 @@ class SettingDecl(Node):
 class ConstDecl(Node):
     name: Name
     value: Expr
+
+
+@dataclass(frozen=True)
+class ParamDecl(Node):
+    """`param NAME = DEFAULT [in ALLOWED]`: a constant that the user may override."""
+
+    name: Name
+    value: Expr
+    allowed: Expr | None
 
 
 @dataclass(frozen=True)
@@ -282,7 +301,7 @@ class FuncDecl(Node):
 
 
 Decl = (ProgramDecl | VocabDecl | InputDecl | OutputDecl | HaltDecl | SettingDecl |
-        ConstDecl | EnumDecl | VarDecl | HeadDecl | MlpDecl | FuncDecl)
+        ConstDecl | ParamDecl | EnumDecl | VarDecl | HeadDecl | MlpDecl | FuncDecl)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ alta.lowering.
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import math
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from alta.environment import (
     Env,
     no_head_here,
 )
-from alta.errors import Source, Span, read_text
+from alta.errors import AltaError, Source, Span, read_text
 from alta.lowering import MAX_UNROLL, check_labels, const_eval, lower_block, lower_expr
 from alta.operations import (
     check_constant_write,
@@ -48,21 +51,26 @@ __all__ = ["BUILTINS", "DEFAULT_MAX_LAYERS", "INPUT_NAMES", "MAX_UNROLL", "check
 DEFAULT_MAX_LAYERS = 1000
 
 
-def check_file(path: str | Path) -> ir.Program:
-    """Read, parse and check one `.alta` file."""
-    return check_source(read_text(path), str(path))
+Params = Mapping[str, object]  # parameter name -> value (a Python value, or text to parse)
 
 
-def check_source(text: str, path: str = "<string>") -> ir.Program:
-    """Parse and check ALTA source text."""
+def check_file(path: str | Path, params: Params | None = None) -> ir.Program:
+    """Read, parse and check one `.alta` file; `params` overrides its `param` defaults."""
+    return check_source(read_text(path), str(path), params)
+
+
+def check_source(text: str, path: str = "<string>", params: Params | None = None) -> ir.Program:
+    """Parse and check ALTA source text; `params` overrides its `param` defaults (values
+    are Python values or text as `--set NAME=VALUE` gives it: `100`, `0.5`, `true`)."""
     module = parse(text, path)
     source = Source(text if text.endswith("\n") else text + "\n", path)
-    return _check(module, source, Path(path).stem)
+    return _check(module, source, Path(path).stem, dict(params or {}))
 
 
 # ---- the whole program ------------------------------------------------------------------
 
-def _check(module: ast.Module, source: Source, default_name: str) -> ir.Program:
+def _check(module: ast.Module, source: Source, default_name: str,
+           params: dict[str, object]) -> ir.Program:
     """The checker's stages, in the order names become available to later ones."""
     decls: dict[type, list] = {}
     for d in module.decls:
@@ -72,7 +80,7 @@ def _check(module: ast.Module, source: Source, default_name: str) -> ir.Program:
     ctx = Context(env, Effects(), "const")
     programs = _single(decls, ast.ProgramDecl, "program", ctx)
     ctx = replace(ctx, env=_check_vocab(_single(decls, ast.VocabDecl, "vocab", ctx), ctx))
-    ctx = replace(ctx, env=_check_compile_time_names(module.decls, ctx))
+    ctx = replace(ctx, env=_check_compile_time_names(module.decls, params, ctx))
     settings = _check_settings(decls.get(ast.SettingDecl, []), ctx)
     framing = _check_framing(_single(decls, ast.InputDecl, "input", ctx), ctx)
     ctx = replace(ctx, env=_check_state(decls.get(ast.VarDecl, []),
@@ -89,7 +97,9 @@ def _check(module: ast.Module, source: Source, default_name: str) -> ir.Program:
         heads=tuple(env.heads.values()), mlp=mlp, halt=halt,
         max_layers=settings.get("max_layers", DEFAULT_MAX_LAYERS),
         max_length=settings.get("max_length"), output=output,
-        warnings=tuple(ctx.effects.warnings))
+        warnings=tuple(ctx.effects.warnings),
+        params=tuple((d.name.id, env.globals.lookup(d.name.id).value)
+                     for d in decls.get(ast.ParamDecl, [])))
 
 
 def _single(by_kind: dict[type, list], cls: type, keyword: str, ctx: Context) -> list:
@@ -112,11 +122,12 @@ def _declare(declared: dict[str, Span], name: ast.Name, what: str, ctx: Context)
     declared[name.id] = name.span
 
 
-def _check_compile_time_names(decls, ctx: Context) -> Env:
-    """Enums, constants and helpers. Their names are declared first, in source order (so
-    a duplicate is reported where it comes second); enums and helpers may then be used
-    anywhere, whatever the order, while a constant may only use constants declared
-    before it (constants are evaluated in source order, and this rules out cycles)."""
+def _check_compile_time_names(decls, params: dict[str, object], ctx: Context) -> Env:
+    """Enums, constants, parameters and helpers. Their names are declared first, in source
+    order (so a duplicate is reported where it comes second); enums and helpers may then be
+    used anywhere, whatever the order, while a constant (or parameter) may only use
+    constants declared before it (they are evaluated in source order, and this rules out
+    cycles). `params` overrides parameters' defaults."""
     declared, pending, functions = dict(ctx.env.declared), {}, {}
     for d in decls:
         match d:
@@ -124,8 +135,9 @@ def _check_compile_time_names(decls, ctx: Context) -> Env:
                 _declare(declared, d.name, "enum", ctx)
                 for member in d.members:
                     _declare(declared, member, "enum member", ctx)
-            case ast.ConstDecl():
-                _declare(declared, d.name, "constant", ctx)
+            case ast.ConstDecl() | ast.ParamDecl():
+                _declare(declared, d.name, "constant" if isinstance(d, ast.ConstDecl)
+                         else "parameter", ctx)
                 pending[d.name.id] = d.name.span
             case ast.FuncDecl():
                 _declare(declared, d.name, "function", ctx)
@@ -140,14 +152,96 @@ def _check_compile_time_names(decls, ctx: Context) -> Env:
             globals_ = globals_.bind(member, ConstBinding(i, "int"))
     env = replace(ctx.env, declared=declared, functions=functions, enums=enums,
                   enum_of_member=enum_of_member, globals=globals_)
+    _check_param_names([d for d in decls if isinstance(d, ast.ParamDecl)], params, ctx)
     for d in decls:
-        if isinstance(d, ast.ConstDecl):
+        if isinstance(d, (ast.ConstDecl, ast.ParamDecl)):
             env = replace(env, pending_constants=dict(pending))
-            value = const_eval(d.value, env.globals, replace(ctx, env=env))
+            value = (const_eval(d.value, env.globals, replace(ctx, env=env))
+                     if isinstance(d, ast.ConstDecl) else
+                     _param_value(d, params, replace(ctx, env=env)))
             binding = ConstBinding(value, kind_of_value(value))
             del pending[d.name.id]
             env = replace(env, globals=env.globals.bind(d.name.id, binding))
     return replace(env, pending_constants={})
+
+
+def _check_param_names(decls: list[ast.ParamDecl], params: dict[str, object],
+                       ctx: Context) -> None:
+    """Every parameter to be set is one the program declares."""
+    names = [d.name.id for d in decls]
+    for name in params:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            raise AltaError.at(
+                f"{ctx.env.source.path} has no parameter '{name}' to set",
+                notes=((f"did you mean '{close[0]}'?",) if close else ()) +
+                      (f"its parameters: {', '.join(names)}" if names else
+                       "it declares no parameters ('param NAME = VALUE')",))
+
+
+_PARAM_KINDS = {"int": "an integer", "float": "a number", "bool": "a boolean"}
+
+
+def _param_value(d: ast.ParamDecl, params: dict[str, object], ctx: Context):
+    """A parameter's value: its default, or the value `params` sets, of the default's kind
+    and among the values its `in ...` allows."""
+    default = const_eval(d.value, ctx.env.globals, ctx)
+    kind = kind_of_value(default)
+    if kind not in _PARAM_KINDS or (kind == "float" and not math.isfinite(default)):
+        raise ctx.error(f"a parameter's value must be an integer, a number or a boolean, got "
+                        f"{show(default)}", d.value.span)
+    allowed = None
+    if d.allowed is not None:
+        allowed = const_eval(d.allowed, ctx.env.globals, ctx)
+        if not isinstance(allowed, (tuple, frozenset)) or not allowed:
+            raise ctx.error("a parameter's allowed values must be a range or a set, e.g. "
+                            "'in 1..100' or 'in {8, 16, 32}'", d.allowed.span)
+    if allowed is not None and not _among(default, allowed):
+        raise ctx.error(f"the default {show(default)} is not among the values 'in "
+                        f"{_text(d.allowed, ctx)}' allows", d.value.span)
+    if d.name.id not in params:
+        return default
+    raw = params[d.name.id]
+    value = _param_literal(raw) if isinstance(raw, str) else raw
+    if kind == "float" and kind_of_value(value) == "int":
+        value = float(value)
+    if kind_of_value(value) != kind or (kind == "float" and not math.isfinite(value)):
+        shown = repr(raw) if isinstance(raw, str) else show(raw)
+        raise ctx.error(f"parameter '{d.name.id}' is {_PARAM_KINDS[kind]} (its default is "
+                        f"{show(default)}): cannot set it to {shown}", d.name.span)
+    if allowed is not None and not _among(value, allowed):
+        raise ctx.error(f"parameter '{d.name.id}' is set to {show(value)}, which is not among "
+                        f"the values 'in {_text(d.allowed, ctx)}' allows", d.allowed.span)
+    return value
+
+
+def _among(value, allowed) -> bool:
+    """`value in allowed`, with booleans and numbers kept apart (True is not 1 here)."""
+    return any(type(v) is type(value) and v == value for v in allowed) or (
+        isinstance(value, float) and any(kind_of_value(v) == "int" and v == value
+                                         for v in allowed))
+
+
+def _param_literal(text: str):
+    """The value `--set NAME=TEXT` means: an integer, a number or true/false (else the
+    text itself, which no parameter accepts)."""
+    text = text.strip()
+    if text in ("true", "false"):
+        return text == "true"
+    for parse_as in (int, float):
+        try:
+            return parse_as(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _text(expr: ast.Expr, ctx: Context) -> str:
+    """The source text of a one-line expression."""
+    span = expr.span
+    if span.line != span.end_line:
+        return "..."
+    return ctx.env.source.line(span.line)[span.column - 1:span.end_column - 1]
 
 
 def _check_settings(decls: list[ast.SettingDecl], ctx: Context) -> dict[str, int]:
@@ -248,7 +342,24 @@ def _check_output(decls: list[ast.OutputDecl], ctx: Context) -> ir.Output:
             raise ctx.error(f"output default {show(default)} is not a value of "
                             f"'{var.name}' ({var.type.describe()})", d.default.span)
     ctx.effects.reads.add(var.name)
-    return ir.Output(var.name, d.at, where, default, d.span)
+    return ir.Output(var.name, _output_at(d.at, ctx), where, default, d.span)
+
+
+def _output_at(at: ast.Name | int | str, ctx: Context) -> int | str:
+    """`at first`, `at last`, or the position index: a number or a constant's name."""
+    if not isinstance(at, ast.Name):
+        return at
+    if ctx.env.globals.lookup(at.id) is None:
+        known = ["first", "last", *(n for n in ctx.env.declared if ctx.env.globals.lookup(n))]
+        close = difflib.get_close_matches(at.id, known, n=1)
+        raise ctx.error(f"'output ... at' takes first, last, an integer or a constant; "
+                        f"'{at.id}' is not a constant", at.span,
+                        (f"did you mean '{close[0]}'?",) if close else ())
+    value = const_eval(at, ctx.env.globals, ctx)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ctx.error(f"'output ... at' needs first, last or a non-negative integer; "
+                        f"'{at.id}' is {show(value)}", at.span)
+    return value
 
 
 # ---- variables, heads ---------------------------------------------------------------------
@@ -299,12 +410,24 @@ def _check_type(t: ast.TypeExpr, ctx: Context) -> ir.ValueType:
         case ast.CatType(size=ast.Name(id=enum)) if enum in env.enums:
             return ir.Categorical(len(env.enums[enum]), env.enums[enum])
         case ast.CatType():
-            return ir.Categorical(_positive_int(t.size, "a categorical range", ctx))
+            return _categorical_type(t, ctx)
         case ast.NumType():
             return _numerical_type(t, ctx)
         case ast.SetType():
             return _set_type(t, ctx)
     raise AssertionError(t)
+
+
+def _categorical_type(t: ast.CatType, ctx: Context) -> ir.Categorical:
+    """`cat N` (values 0..N-1) or `cat a..b` (a to b, which may be negative)."""
+    value = const_eval(t.size, ctx.env.globals, ctx)
+    if isinstance(value, tuple):
+        if not value or value != tuple(range(value[0], value[0] + len(value))) or any(
+                isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ctx.error(f"a categorical range a..b needs integers a <= b, got "
+                            f"{show(value)}", t.size.span)
+        return ir.Categorical(len(value), low=value[0])
+    return ir.Categorical(_positive_int(t.size, "a categorical range", ctx))
 
 
 def _numerical_type(t: ast.NumType, ctx: Context) -> ir.Numerical:
@@ -401,10 +524,10 @@ def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
         elif not isinstance(query.type, ir.SetValued):
             raise ctx.error(f"'key in query' needs a set-valued query; '{query.name}' is "
                             f"{query.type.describe()}", d.query.span)
-        if query.type.size != key.type.size:
+        if (query.type.size, _low(query.type)) != (key.type.size, _low(key.type)):
             raise ctx.error(f"query/key range mismatch: query '{query.name}' ranges over "
-                            f"{query.type.size} values, key '{key.name}' over "
-                            f"{key.type.size}", d.query.span)
+                            f"{_range_words(query.type)}, key '{key.name}' over "
+                            f"{_range_words(key.type)}", d.query.span)
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
     return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name,
                    key and key.name, query and query.name, d.op, offsets, d.span)
@@ -427,7 +550,8 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
         if d.type is None:
             return value.type
         declared = _check_type(d.type, ctx)
-        if not isinstance(declared, ir.Categorical) or declared.size != value.type.size:
+        if not isinstance(declared, ir.Categorical) or (declared.size, declared.low) != (
+                value.type.size, value.type.low):
             raise ctx.error(
                 f"categorical head output range ({declared.describe()}) differs from its "
                 f"value's range ('{value.name}' is {value.type.describe()})", d.type.span)
@@ -443,6 +567,16 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
     raise ctx.error(f"numerical head '{d.name.id}' averages over several positions: "
                     f"declare its output values, e.g. 'head {d.name.id}: num "
                     "{0, 0.5, 1} = ...'", d.name.span)
+
+
+def _low(type_: ir.ValueType) -> int:
+    return type_.low if isinstance(type_, ir.Categorical) else 0
+
+
+def _range_words(type_: ir.ValueType) -> str:
+    """How many values a key or query ranges over (and from where, if not 0)."""
+    low = _low(type_)
+    return f"{type_.size} values" + (f" ({low}..{low + type_.size - 1})" if low else "")
 
 
 def _head_operand(name: ast.Name, role: str, ctx: Context) -> ir.Variable:

@@ -1,7 +1,8 @@
 """Compiled checkpoints: one `.safetensors` file, weights plus a JSON manifest.
 
 The manifest (in the safetensors header metadata, key "alta") says what the weights are:
-format and version, program name, the program's source and its hash (so the model runs with
+format and version, program name, the program's source and its hash and the values of
+its parameters (so the model runs with
 no source file at hand, framing and output read-back included), vocabulary and framing, the
 residual layout, halting, the model config and the compiler's report. Loading checks all of
 it against the tensors and fails with a clear message on a corrupt, truncated or mismatched
@@ -18,7 +19,14 @@ import numpy as np
 
 from alta.config import ModelConfig
 from alta.errors import AltaError
-from alta.files import find_source, read_tensors, source_fields, source_hash, write_tensors
+from alta.files import (
+    find_source,
+    manifest_params,
+    read_tensors,
+    source_fields,
+    source_hash,
+    write_tensors,
+)
 from alta.parameters import Parameters, parameters_from_flat
 
 FORMAT = "alta-compiled-transformer"
@@ -104,7 +112,8 @@ def load_checkpoint(path: str | Path):
     # The embedded source is the program; its file, where found, is where its task module is.
     found = find_source(manifest, path.parent)
     program = check_source(manifest["source"],
-                           str(found) if found else manifest.get("source_path", str(path)))
+                           str(found) if found else manifest.get("source_path", str(path)),
+                           manifest_params(manifest))
     layout = ResidualLayout.from_json(manifest["layout"])
     plan = plan_faults(program)
     if layout != build_layout(plan.program, appended=plan.synthetic):

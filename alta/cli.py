@@ -65,36 +65,68 @@ def _is_checkpoint(path: str) -> bool:
     return path.endswith(".safetensors")
 
 
-def _load_program(path: str):
-    """A checked program (its warnings on stderr)."""
+def _params(args) -> dict[str, str]:
+    """The parameter values of --set NAME=VALUE options (the checker converts and checks
+    them against the program's `param` declarations)."""
+    params: dict[str, str] = {}
+    for option in getattr(args, "sets", None) or ():
+        name, sep, value = option.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier() or not value.strip():
+            raise AltaError.at(f"--set expects NAME=VALUE (e.g. --set MAX_LENGTH=100), got "
+                               f"{option!r}")
+        if name in params:
+            raise AltaError.at(f"--set {name} is given twice")
+        params[name] = value
+    return params
+
+
+def _titled(program) -> str:
+    """The program's name, with its parameters' values if it has any."""
+    from alta.files import show_params
+
+    params = f" ({show_params(dict(program.params))})" if program.params else ""
+    return program.name + params
+
+
+def _load_program(path: str, params: dict | None = None):
+    """A checked program, its parameters set to `params` (its warnings on stderr)."""
     from alta.checker import check_file
 
     if _is_checkpoint(path):
         raise AltaError.at(f"{path} is a compiled checkpoint, and this command needs the .alta "
                            "program (run, verify, test, inspect and plot take checkpoints)")
-    program = check_file(path)
+    program = check_file(path, params)
     for w in program.warnings:
         print(w.format(), file=sys.stderr)
     return program
 
 
-def _compile(path: str, max_length: int | None = None):
+def _compile(path: str, max_length: int | None = None, params: dict | None = None):
     """A .alta program compiled in memory (its warnings and the compiler's on stderr)."""
     from alta.compiler import compile_program
 
-    compiled = compile_program(_load_program(path), max_length=max_length)
+    compiled = compile_program(_load_program(path, params), max_length=max_length)
     for w in compiled.report.warnings:
         print(f"{path}: warning: {w}", file=sys.stderr)
     return compiled
 
 
-def _load_compiled(path: str, max_length: int | None = None):
-    """A compiled program from a checkpoint, or compiled in memory from a .alta file."""
+def _load_compiled(path: str, max_length: int | None = None, params: dict | None = None):
+    """A compiled program from a checkpoint (with the parameter values it was compiled
+    with), or compiled in memory from a .alta file."""
     if _is_checkpoint(path):
         from alta.checkpoint import load_checkpoint
+        from alta.files import show_params
 
-        return load_checkpoint(path)
-    return _compile(path, max_length)
+        compiled = load_checkpoint(path)
+        if params:
+            raise AltaError.at(f"--set applies to .alta programs: {path} was compiled with "
+                               f"parameters {show_params(dict(compiled.program.params))}, "
+                               "which are part of its weights (compile the program again "
+                               "with --set)")
+        return compiled
+    return _compile(path, max_length, params)
 
 
 def _inputs(args, program=None) -> list[str]:
@@ -206,15 +238,16 @@ def _program_of_dataset(manifest: dict, directory):
     from pathlib import Path
 
     from alta.checker import check_source
-    from alta.files import check_provenance, find_source, source_hash
+    from alta.files import check_provenance, find_source, manifest_params, source_hash
 
     found = find_source(manifest, Path(directory))
     if "source" in manifest and source_hash(manifest["source"]) == manifest["source_sha256"]:
-        return check_source(manifest["source"], str(found or manifest["source_path"]))
+        return check_source(manifest["source"], str(found or manifest["source_path"]),
+                            manifest_params(manifest))
     if found is None:
         raise AltaError.at(f"cannot find the program {directory} was traced from: no file at "
                            f"{manifest['source_path']!r} or where its manifest records it")
-    program = _load_program(str(found))
+    program = _load_program(str(found), manifest_params(manifest))
     check_provenance(manifest, program, "the dataset was traced",
                      changed=f"{found} has changed since the dataset was traced; trace it "
                              "again")
@@ -230,7 +263,7 @@ def _cmd_check(args) -> int:
     # The compiler needs numpy only: checking never imports JAX.
     from alta.reports import format_check
 
-    compiled = _compile(args.file)
+    compiled = _compile(args.file, params=_params(args))
     if not args.quiet:
         print(format_check(compiled.program, compiled.report))
     return EXIT_OK
@@ -244,9 +277,9 @@ def _cmd_compile(args) -> int:
         raise AltaError.at(f"{args.file} is already compiled; give a .alta program")
     if not args.output.endswith(".safetensors"):
         raise AltaError.at(f"the output should be a .safetensors file, got {args.output}")
-    compiled = _load_compiled(args.file, args.max_length)
+    compiled = _load_compiled(args.file, args.max_length, _params(args))
     save_checkpoint(compiled, args.output)
-    print(f"compiled {compiled.program.name} -> {args.output}")
+    print(f"compiled {_titled(compiled.program)} -> {args.output}")
     print(format_report(compiled.report))
     return EXIT_OK
 
@@ -255,7 +288,7 @@ def _cmd_inspect(args) -> int:
     from alta.compiler.rules import compile_rules
     from alta.reports import format_inspect
 
-    compiled = _load_compiled(args.file)
+    compiled = _load_compiled(args.file, params=_params(args))
     rules = compiled.rules or compile_rules(compiled.program)
     print(format_inspect(compiled, rules, args.rules, _fault_rules(compiled, rules)))
     return EXIT_OK
@@ -287,7 +320,7 @@ def _cmd_run(args) -> int:
         if compiled_backend:  # the Transformer's residual, decoded layer by layer
             from alta.compiled import decoded_trace
 
-            compiled = _load_compiled(args.file)
+            compiled = _load_compiled(args.file, params=_params(args))
             program = compiled.program
             result = decoded_trace(compiled, texts, args.max_layers, _compiled_model(args,
                                                                                     compiled))
@@ -296,7 +329,7 @@ def _cmd_run(args) -> int:
         else:
             from alta.interpreter import run
 
-            program = _load_program(args.file)
+            program = _load_program(args.file, _params(args))
             result = run(program, texts, max_layers=args.max_layers, trace=True)
         print(format_trace(program, result))
         return _print_outputs(program, [list(zip(texts, result.outputs, result.halted))],
@@ -327,7 +360,7 @@ def _run_compiled(args, texts):
     each on stderr as its window is printed."""
     from alta.compiled import run_many
 
-    compiled = _load_compiled(args.file)
+    compiled = _load_compiled(args.file, params=_params(args))
     program = compiled.program
     texts = _nonempty(texts)
     if texts is None:  # no inputs (an empty --inputs file): no model to build
@@ -370,7 +403,7 @@ def _run_interpreter(args, texts):
     """The program and the interpreter's results, window by window."""
     from alta.interpreter import run_many
 
-    program = _load_program(args.file)
+    program = _load_program(args.file, _params(args))
     return program, run_many(program, texts, max_layers=args.max_layers)
 
 
@@ -399,14 +432,14 @@ def _cmd_verify(args) -> int:
 
     if args.samples < 1:
         raise AltaError.at("--samples must be at least 1")
-    compiled = _load_compiled(args.file)
+    compiled = _load_compiled(args.file, params=_params(args))
     program = compiled.program
     if args.max_length is not None and args.max_length < 0:
         raise AltaError.at("--max-length must be non-negative")
     texts = _inputs(args, program)
     path = (f"the learned MLP {args.mlp}" if args.mlp else
             "dense attention" if args.dense else "structured attention")
-    print(f"verifying {program.name} on {len(texts)} inputs ({path}) ...", file=sys.stderr)
+    print(f"verifying {_titled(program)} on {len(texts)} inputs ({path}) ...", file=sys.stderr)
     report = verify(compiled, texts, model=_compiled_model(args, compiled),
                     progress=progress_bar("verifying", "inputs"))
     print(format_verify(report, program))
@@ -423,8 +456,8 @@ def _cmd_test(args) -> int:
     if args.max_length is not None and args.max_length < 0:
         raise AltaError.at("--max-length must be non-negative")
     backends = BACKENDS if args.backend == "both" else (args.backend,)
-    compiled = _load_compiled(args.file) if "compiled" in backends else None
-    program = compiled.program if compiled is not None else _load_program(args.file)
+    compiled = _load_compiled(args.file, params=_params(args)) if "compiled" in backends else None
+    program = compiled.program if compiled is not None else _load_program(args.file, _params(args))
     test = test_program(program, find_task(program), compiled, samples=args.samples,
                         size=args.max_length, seed=args.seed, backends=backends)
     print(format_test(test))
@@ -439,7 +472,7 @@ def _cmd_trace(args) -> int:
 
     if args.samples < 1 or args.shard_size < 1:
         raise AltaError.at("--samples and --shard-size must be at least 1")
-    program = _load_program(args.file)
+    program = _load_program(args.file, _params(args))
     settings = TraceSettings(samples=args.samples, seed=args.seed, lengths=_lengths(args.lengths),
                              shard_size=args.shard_size, format=args.format,
                              vectors=args.vectors, undefined=args.undefined)
@@ -481,7 +514,7 @@ def _cmd_coverage(args) -> int:
     from alta.compiler.rules import compile_rules
     from alta.reports import format_coverage
 
-    program = _load_program(args.file)
+    program = _load_program(args.file, _params(args))
     rules = compile_rules(program).mlp
     coverage, what = (_dataset_coverage if args.dataset else _sampled_coverage)(args, program,
                                                                                 rules)
@@ -588,10 +621,10 @@ def _cmd_plot(args) -> int:
                            ".alta program to draw the interpreter's run")
     compiled = None
     if args.backend == "compiled" or _is_checkpoint(args.file):
-        compiled = _load_compiled(args.file)
+        compiled = _load_compiled(args.file, params=_params(args))
         program = compiled.program
     else:
-        program = _load_program(args.file)
+        program = _load_program(args.file, _params(args))
     left_out = choose_panels(program, args.vars)[2]
     plot_run(program, args.input, args.output, layer=args.layer, names=args.vars,
              compiled=compiled)

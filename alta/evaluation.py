@@ -201,8 +201,8 @@ class Evaluator:
         """Writing a value outside a variable's declared range is an error."""
         type_ = self.program.type_of(name)
         if isinstance(type_, ir.Categorical):
-            bad = ~semantics.category_fits(value, type_.size)
-            what = f"outside 0..{type_.size - 1}"
+            bad = ~semantics.category_fits(value, type_.size, type_.low)
+            what = f"outside {type_.low}..{type_.low + type_.size - 1}"
         elif isinstance(type_, ir.Numerical):
             bad = ~semantics.is_declared(value, type_.values)
             what = "not one of its declared values"

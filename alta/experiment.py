@@ -76,10 +76,12 @@ class ExperimentConfig:
     trace: TrainSettings = field(default_factory=lambda: TrainSettings(
         hidden=(64, 64), steps=3000, input_noise=0.1))
     end_to_end: EndToEndSettings = field(default_factory=EndToEndSettings)
+    params: tuple[tuple[str, object], ...] = ()  # the program's parameters ([params] table)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["program"] = str(self.program)
+        data["params"] = dict(self.params)
         return data
 
 
@@ -133,7 +135,10 @@ def load_config(path: Path) -> ExperimentConfig:
         test_lengths=_typed(data.pop("test_lengths"), tuple, where, "test_lengths", int))
     trace = data.pop("trace", {})
     end_to_end = data.pop("end_to_end", {})
-    config = _fill(config, data, where)
+    params = data.pop("params", {})
+    if not isinstance(params, dict):
+        raise AltaError.at(f"{where}: 'params' must be a table of the program's parameters")
+    config = replace(_fill(config, data, where), params=tuple(params.items()))
     config = replace(config, trace=_fill(config.trace, trace, f"{where} [trace]"),
                      end_to_end=_fill(config.end_to_end, end_to_end, f"{where} [end_to_end]"))
     _check(config, where)
@@ -146,7 +151,7 @@ def _fill(base, data, where: str):
         raise AltaError.at(f"{where}: expected a table of settings")
     known = [f.name for f in fields(base) if f.name not in ("program", "train_lengths",
                                                             "test_lengths", "trace",
-                                                            "end_to_end")]
+                                                            "end_to_end", "params")]
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise AltaError.at(f"{where}: unknown setting '{unknown[0]}'",
@@ -292,7 +297,7 @@ def study_program(config: ExperimentConfig) -> tuple[ir.Program, Task]:
     from alta.checker import check_file
     from alta.tasks import find_task
 
-    program = check_file(config.program)
+    program = check_file(config.program, dict(config.params))
     task = find_task(program)
     if task is None:
         raise AltaError.at(f"{config.program}: an experiment needs the program's task module "

@@ -96,9 +96,12 @@ def source_fields(program, directory: Path | None = None) -> dict:
     """What a manifest records of the program it was made from: the source path as given,
     and (where the file exists) absolute and relative to `directory`, the manifest's own
     folder, so that it is found from any working directory and after the folder moves
-    together with the program; the source's hash, and the source itself unless it is huge."""
+    together with the program; the source's hash, and the source itself unless it is huge;
+    the values of its parameters (`param`), which the source alone does not fix, if any."""
     path = Path(program.source.path)
     fields = {"source_path": str(path)}
+    if program.params:  # (absent without parameters: such manifests are as they were)
+        fields["params"] = dict(program.params)
     if path.is_file():
         fields["source_path_absolute"] = str(path.resolve())
         if directory is not None:
@@ -130,11 +133,28 @@ def find_source(manifest: dict, directory: Path) -> Path | None:
     return existing[0] if existing else None
 
 
+def manifest_params(manifest: dict) -> dict:
+    """The parameter values a manifest records (none before parameters existed)."""
+    return dict(manifest.get("params") or {})
+
+
+def show_params(params: dict) -> str:
+    """Parameter values as `--set` takes them: `KINDS=1 MAX_LENGTH=100` ("none" if none)."""
+    from alta.semantics import show
+
+    return " ".join(f"{name}={show(value)}" for name, value in params.items()) or "none"
+
+
 def check_provenance(manifest: dict, program, made: str, changed: str | None = None) -> None:
     """Fail unless `manifest` records the hash of `program`'s source (its `source_sha256`):
     the file was made from this very program. The error says "MADE from another program"
-    or "... another version of NAME", or `changed` where given (the source was edited)."""
+    or "... another version of NAME", or `changed` where given (the source was edited), or
+    "MADE with parameters ..." where the parameters' values differ."""
     if manifest["source_sha256"] == source_hash(program.source.text):
+        recorded, given = manifest_params(manifest), dict(program.params)
+        if recorded != given:
+            raise AltaError.at(f"{made} with parameters {show_params(recorded)}, not "
+                               f"{show_params(given)}")
         return
     if manifest.get("program") != program.name:
         raise AltaError.at(f"{made} from another program, {manifest.get('program')!r}, not "

@@ -31,24 +31,32 @@ Op = TypeVar("Op", ArithmeticOp, ComparisonOp, LogicalOp)
 
 @dataclass(frozen=True)
 class Categorical:
-    """Values 0 .. size-1, optionally named (enum members or vocabulary tokens)."""
+    """Values low .. low + size - 1 (`cat N`: 0 .. N-1; `cat -8..8`: low -8), optionally
+    named (enum members or vocabulary tokens, low 0)."""
 
     size: int
     labels: tuple[str, ...] | None = None
+    low: int = 0
+
+    @property
+    def values(self) -> range:
+        return range(self.low, self.low + self.size)
 
     def describe(self) -> str:
         if self.labels is not None:
             shown = " ".join(self.labels[:6]) + (" ..." if self.size > 6 else "")
             return f"cat {self.size} ({shown})"
+        if self.low:
+            return f"cat {self.low}..{self.low + self.size - 1}"
         return f"cat {self.size}"
 
     def contains(self, value) -> bool:
-        return isinstance(value, (int, bool)) and bool(semantics.category_fits(int(value),
-                                                                               self.size))
+        return isinstance(value, (int, bool)) and bool(semantics.category_fits(
+            int(value), self.size, self.low))
 
     def format(self, value) -> str:
         value = int(value)
-        return self.labels[value] if self.labels is not None else str(value)
+        return self.labels[value - self.low] if self.labels is not None else str(value)
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class Numerical:
         return semantics.snap_scalar(float(value), self.values)
 
     def format(self, value) -> str:
-        return f"{float(value):g}"
+        return semantics.format_number(value)
 
 
 @dataclass(frozen=True)
@@ -305,6 +313,7 @@ class Program:
     max_length: int | None
     output: Output
     warnings: tuple[Diagnostic, ...] = ()
+    params: tuple[tuple[str, object], ...] = ()  # every parameter's value, as declared
     variable_index: dict = field(init=False, repr=False, compare=False)
     head_index: dict = field(init=False, repr=False, compare=False)
 

@@ -403,15 +403,24 @@ def _lower_collection(e: ast.Collection, scope: Scope, ctx: Context) -> ir.Expr:
 
 
 def _lower_comprehension(e: ast.Comprehension, scope: Scope, ctx: Context) -> ir.Expr:
-    values = []
-    for item in _constant_items(e.iterable, scope, ctx, "a comprehension"):
-        inner = _bind_targets(e.targets, item, scope.child(), e.iterable.span, ctx)
-        if e.condition is not None and not const_eval(e.condition, inner, ctx):
-            continue
-        values.append(const_eval(e.element, inner, ctx))
+    values = [const_eval(e.element, inner, ctx)
+              for inner in _comprehension_scopes(e.clauses, scope, ctx)]
     if e.kind == "set":
         return constant_set(values, e.span, ctx)
     return ir.Const(e.span, "table", tuple(values))
+
+
+def _comprehension_scopes(clauses: tuple[ast.CompFor, ...], scope: Scope, ctx: Context):
+    """The scopes the element is evaluated in, in order: one per combination of items of
+    the clauses (the first outermost) that passes every clause's condition."""
+    if not clauses:
+        yield scope
+        return
+    first, rest = clauses[0], clauses[1:]
+    for item in _constant_items(first.iterable, scope, ctx, "a comprehension"):
+        inner = _bind_targets(first.targets, item, scope.child(), first.iterable.span, ctx)
+        if first.condition is None or const_eval(first.condition, inner, ctx):
+            yield from _comprehension_scopes(rest, inner, ctx)
 
 
 # ---- calls: helpers are inlined (built-ins are alta.operations') ---------------------------

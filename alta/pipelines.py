@@ -61,6 +61,7 @@ class TraceJob:
     settings: TraceSettings
     directory: str
     manifest: dict  # as the driver wrote it (source paths as the driver sees them)
+    params: tuple[tuple[str, object], ...] = ()  # the program's parameter values
 
     @classmethod
     def of(cls, program: ir.Program, task: Task | None, settings: TraceSettings,
@@ -68,13 +69,14 @@ class TraceJob:
         return cls(program.source.text, program.source.path,
                    None if task is None else read_text(task.path, "task module"),
                    None if task is None else str(task.path), settings, str(directory),
-                   manifest)
+                   manifest, program.params)
 
     def load(self) -> tuple[ir.Program, Task | None]:
         """The program and task, checked and loaded again from their text."""
-        program = check_source(self.program_source, self.program_path)
+        program = check_source(self.program_source, self.program_path, dict(self.params))
         task = (None if self.task_source is None
-                else load_task_source(self.task_source, Path(self.task_path)))
+                else load_task_source(self.task_source, Path(self.task_path),
+                                      dict(self.params)))
         return program, task
 
 

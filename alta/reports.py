@@ -10,6 +10,7 @@ imports JAX (checking and interpreting never do).
 from __future__ import annotations
 
 from alta import ir
+from alta.files import show_params
 
 # ---- programs ------------------------------------------------------------------------------
 
@@ -30,6 +31,8 @@ def summarize(program: ir.Program) -> str:
     lines = [f"program {program.name}  ({program.source.path}): ok",
              f"  vocab      {len(program.vocab)} tokens: {' '.join(program.vocab)}",
              f"  input      {' '.join(framing_words())}"]
+    if program.params:
+        lines.append(f"  params     {show_params(dict(program.params))}")
     if program.max_length is not None:
         lines.append(f"  max_length {program.max_length}")
     width = max([len(v.name) for v in program.variables] +

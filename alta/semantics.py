@@ -215,12 +215,24 @@ def too_close(values: Sequence[float]) -> tuple[float, float] | None:
 
 # ---- categorical values ------------------------------------------------------------------------
 
-def category_fits(x, size: int):
-    """Whether an integer is a value of `cat size` (scalar or array)."""
-    return (x >= 0) & (x < size)
+def category_fits(x, size: int, low: int = 0):
+    """Whether an integer is a value of `cat size` (low 0) or `cat low..low + size - 1`
+    (scalar or array)."""
+    return (x >= low) & (x < low + size)
 
 
 # ---- showing values ----------------------------------------------------------------------------
+
+def format_number(value: float) -> str:
+    """How ALTA prints a number: the fewest significant digits that read back as the same
+    float32 (the compiled model's precision, so both back ends print the same), written
+    out as Python writes floats (scientific below 1e-4 and from 1e16 up) without a
+    trailing ".0": 1/3 -> 0.33333334, 7/24 -> 0.29166666, 1.0 -> 1, 1e-5 -> 1e-05."""
+    number = np.float32(value)
+    if number == 0 or 1e-4 <= abs(number) < 1e16:
+        return np.format_float_positional(number, unique=True, trim="-")
+    return np.format_float_scientific(number, unique=True, trim="-", exp_digits=2)
+
 
 def show(value) -> str:
     """A compile-time value as ALTA source would write it."""

@@ -131,7 +131,7 @@ _TERMINAL_WORDS = {
 }
 
 _DECL_KEYWORDS = ("program", "vocab", "input", "output", "halt", "max_layers", "max_length",
-                  "const", "enum", "var", "head", "mlp", "def")
+                  "const", "param", "enum", "var", "head", "mlp", "def")
 
 
 def _describe_terminal(name: str) -> str | None:
@@ -337,6 +337,8 @@ class _ToAst(Transformer):
 
     def output_at(self, meta, c):
         tok = c[0]
+        if tok.type == "NAME":
+            return _name(tok)
         return int(tok) if tok.type == "INT" else str(tok)
 
     def output_where(self, meta, c):
@@ -355,6 +357,9 @@ class _ToAst(Transformer):
 
     def const_decl(self, meta, c):
         return ast.ConstDecl(_span(meta), _name(c[0]), c[1])
+
+    def param_decl(self, meta, c):
+        return ast.ParamDecl(_span(meta), _name(c[0]), c[1], c[2])
 
     def enum_decl(self, meta, c):
         return ast.EnumDecl(_span(meta), _name(c[0]), tuple(_name(t) for t in c[1:]))
@@ -527,10 +532,13 @@ class _ToAst(Transformer):
     def set_lit(self, meta, c):
         return ast.Collection(_span(meta), "set", tuple(x for x in c if x is not None))
 
+    def comp_for(self, meta, c):
+        *targets, iterable, condition = c
+        return ast.CompFor(_span(meta), tuple(_name(t) for t in targets), iterable, condition)
+
     def _comp(self, meta, c, kind):
-        element, *targets, iterable, condition = c
-        targets = tuple(_name(t) for t in targets)
-        return ast.Comprehension(_span(meta), kind, element, targets, iterable, condition)
+        element, *clauses = c
+        return ast.Comprehension(_span(meta), kind, element, tuple(clauses))
 
     def list_comp(self, meta, c):
         return self._comp(meta, c, "list")

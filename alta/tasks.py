@@ -10,6 +10,11 @@ one per program) that defines
     benchmark(rng: random.Random) -> str           # optional: the input benchmarks time
     size_of(text: str) -> int                      # optional: an input's size in UNIT
 
+A program with parameters (`param N = 60`) has one task module for every setting of them:
+while the module runs, its global `PARAMS` is a dict of the parameters' values (name ->
+value, defaults included; empty for a program without parameters), so that it can read
+them at the top (`SIZE = PARAMS["MAX_LENGTH"]`) or in its functions.
+
 `size` is in the task's own unit (digits per operand for addition, words for SCAN), so that
 `alta verify --max-length` means something natural for each task. `size_of` measures an
 input in that unit (default: its number of words or characters); `alta experiment` uses it
@@ -22,6 +27,7 @@ evidence, not a tautology.
 A program also states a few worked examples in its own comments, one per line:
 
     # example: "789+456" -> 1245
+    # example (KINDS=1): "([])" -> 0        (only where the parameter KINDS is 1)
 
 which the tests run on both back ends (`in_file_examples`).
 """
@@ -65,19 +71,21 @@ def find_task(program: ir.Program) -> Task | None:
     path = task_path(program)
     if not path.is_file():
         return None
-    return load_task(path)
+    return load_task(path, dict(program.params))
 
 
-def load_task(path: Path) -> Task:
-    return load_task_source(read_text(path, "task module"), path)
+def load_task(path: Path, params: dict | None = None) -> Task:
+    return load_task_source(read_text(path, "task module"), path, params)
 
 
-def load_task_source(text: str, path: Path) -> Task:
+def load_task_source(text: str, path: Path, params: dict | None = None) -> Task:
     """The task module with source `text`, reported as `path` (which need not exist: a
-    pipeline's remote worker loads the text its driver read)."""
+    pipeline's remote worker loads the text its driver read), for the program's parameter
+    values `params` (its global PARAMS)."""
     path = Path(path)
     module = types.ModuleType(f"alta_task_{path.stem}")
     module.__file__ = str(path)
+    module.PARAMS = dict(params or {})
     try:
         exec(compile(text, str(path), "exec"), module.__dict__)
     except Exception as error:  # a user's module: report it, whatever it raised
@@ -94,10 +102,29 @@ def load_task_source(text: str, path: Path) -> Task:
                 size_of=getattr(module, "size_of", None))
 
 
-_EXAMPLE = re.compile(r'^\s*#\s*example:\s*"(?P<input>[^"]*)"\s*->\s*(?P<output>.*?)\s*$')
+_EXAMPLE = re.compile(r'^\s*#\s*example\s*(?:\((?P<when>[^)]*)\))?:\s*"(?P<input>[^"]*)"\s*->'
+                      r'\s*(?P<output>.*?)\s*$')
 
 
 def in_file_examples(program: ir.Program) -> list[tuple[str, str]]:
-    """The `# example: "INPUT" -> OUTPUT` comment lines of the program's source."""
-    return [(m["input"], m["output"]) for line in program.source.text.splitlines()
-            if (m := _EXAMPLE.match(line))]
+    """The `# example: "INPUT" -> OUTPUT` comment lines of the program's source; a line
+    `# example (P=V, Q=W): ...` only where its parameters have those values."""
+    return [(text, output) for _, text, output in numbered_examples(program)]
+
+
+def numbered_examples(program: ir.Program) -> list[tuple[int, str, str]]:
+    """`in_file_examples`, each with its (1-based) line number first."""
+    return [(number, m["input"], m["output"])
+            for number, line in enumerate(program.source.text.splitlines(), 1)
+            if (m := _EXAMPLE.match(line)) and _holds(m["when"], program)]
+
+
+def _holds(when: str | None, program: ir.Program) -> bool:
+    """Whether the parameter values `when` ("P=V, Q=W", as --set writes them) are the
+    program's."""
+    if when is None:
+        return True
+    from alta.files import show_params
+
+    values = show_params(dict(program.params)).split()
+    return all(item.replace(" ", "") in values for item in when.split(","))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from alta import ir
 from alta.errors import AltaError
-from alta.tasks import Task, in_file_examples
+from alta.tasks import Task, numbered_examples
 
 BACKENDS = ("interpreter", "compiled")
 
@@ -60,13 +60,8 @@ class ProgramTest:
 
 def example_cases(program: ir.Program) -> tuple[Case, ...]:
     """The program's `# example:` lines, with the line each is on."""
-    lines = program.source.text.splitlines()
-    cases, line = [], 0
-    for text, expected in in_file_examples(program):
-        line = next(i for i in range(line, len(lines)) if f'"{text}"' in lines[i] and
-                    "example:" in lines[i]) + 1
-        cases.append(Case(text, expected, f"example, line {line}"))
-    return tuple(cases)
+    return tuple(Case(text, expected, f"example, line {line}")
+                 for line, text, expected in numbered_examples(program))
 
 
 def oracle_cases(task: Task, samples: int, size: int, seed: int) -> tuple[Case, ...]:

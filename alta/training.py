@@ -166,6 +166,7 @@ def save_mlp(model: FeedForward, settings: TrainSettings, dataset: dict,
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "program": dataset["program"], "source_sha256": dataset["source_sha256"],
+        **({"params": dataset["params"]} if "params" in dataset else {}),
         "width": int(model[0].weight.shape[0]),
         "hidden": list(settings.hidden), "activation": settings.activation,
         "training": asdict(settings), "dataset": dataset["settings"],
@@ -344,7 +345,8 @@ def train_end_to_end(compiled, examples: Examples, settings: EndToEndSettings,
         def loss_fn(model):
             x = _unrolled(model, tokens, lengths, depths, steps)
             logits = x[..., block.start:block.stop]
-            losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                                     targets - block.low)
             return jnp.sum(losses * selected) / jnp.maximum(jnp.sum(selected), 1)
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
@@ -371,7 +373,7 @@ def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
     block = compiled.layout.block(program.output.variable)
     x = _jitted_unrolled()(model, *(jnp.asarray(a) for a in (
         examples.tokens, examples.lengths, examples.depths, int(examples.depths.max()))))
-    predicted = np.asarray(jnp.argmax(x[..., block.start:block.stop], axis=-1))
+    predicted = np.asarray(jnp.argmax(x[..., block.start:block.stop], axis=-1)) + block.low
     values = dict(examples.final)
     values[program.output.variable] = predicted
     return decode_outputs(program, values, examples.lengths)

@@ -31,6 +31,7 @@ class Block:
     is_head: bool
     line: int
     labels: tuple[str, ...]  # what each dimension means ("3", "I_JUMP", "value", "has 2")
+    low: int = 0  # a categorical block: the value of its first dimension (`cat -8..8`: -8)
 
     @property
     def stop(self) -> int:
@@ -54,7 +55,7 @@ class ResidualLayout:
     def dim(self, name: str, value=None) -> int:
         """The dimension of a categorical value or set element, or a numerical scalar."""
         b = self.block(name)
-        return b.start if b.kind == "numerical" else b.start + int(value)
+        return b.start if b.kind == "numerical" else b.start + int(value) - b.low
 
     def describe(self, d: int) -> tuple[str, str, int]:
         """(name, meaning, source line) of dimension d."""
@@ -94,7 +95,7 @@ class ResidualLayout:
         for b in self.blocks:
             x = residual[..., b.start:b.stop]
             if b.kind == "categorical":
-                values[b.name] = np.argmax(x, axis=-1).astype(np.int64)
+                values[b.name] = np.argmax(x, axis=-1).astype(np.int64) + b.low
             elif b.kind == "numerical":
                 raw = x[..., 0].astype(np.float64)
                 known = b.name in program.variable_index  # not a head, nor the compiler's own
@@ -109,13 +110,14 @@ class ResidualLayout:
 
     def to_json(self) -> list[dict]:
         return [{"name": b.name, "kind": b.kind, "start": b.start, "size": b.size,
-                 "head": b.is_head, "line": b.line, "labels": list(b.labels)}
+                 "head": b.is_head, "line": b.line, "labels": list(b.labels),
+                 **({"low": b.low} if b.low else {})}
                 for b in self.blocks]
 
     @classmethod
     def from_json(cls, data: list[dict]) -> ResidualLayout:
         return cls(tuple(Block(d["name"], d["kind"], d["start"], d["size"], d["head"], d["line"],
-                               tuple(d["labels"])) for d in data))
+                               tuple(d["labels"]), d.get("low", 0)) for d in data))
 
 
 def build_layout(program: ir.Program, appended: tuple[str, ...] = ()) -> ResidualLayout:
@@ -127,13 +129,14 @@ def build_layout(program: ir.Program, appended: tuple[str, ...] = ()) -> Residua
               [(h.name, h.type, True, h.span.line) for h in program.heads]
     entries.sort(key=lambda entry: entry[0] in appended)
     for name, type_, is_head, line in entries:
+        low = 0
         if isinstance(type_, ir.Categorical):
-            kind, labels = "categorical", tuple(type_.format(v) for v in range(type_.size))
+            kind, labels, low = "categorical", tuple(map(type_.format, type_.values)), type_.low
         elif isinstance(type_, ir.Numerical):
             kind, labels = "numerical", ("value",)
         else:
             kind, labels = "set", tuple(f"has {v}" for v in range(type_.size))
-        blocks.append(Block(name, kind, start, len(labels), is_head, line, labels))
+        blocks.append(Block(name, kind, start, len(labels), is_head, line, labels, low))
         start += len(labels)
     return ResidualLayout(tuple(blocks))
 
@@ -143,7 +146,7 @@ def _encode_block(block: Block, x: np.ndarray) -> np.ndarray:
     rows = len(x)
     if block.kind == "categorical":
         out = np.zeros((rows, block.size), np.float64)
-        out[np.arange(rows), x.astype(np.int64)] = 1.0
+        out[np.arange(rows), x.astype(np.int64) - block.low] = 1.0
         return out
     if block.kind == "numerical":
         return np.asarray(x, np.float64).reshape(rows, 1)

@@ -116,7 +116,7 @@ def declared_domain(program: ir.Program, name: str) -> tuple:
     values it can actually take instead: alta.compiler.values)."""
     type_ = program.type_of(name)
     if isinstance(type_, ir.Categorical):
-        return tuple(range(type_.size))
+        return tuple(type_.values)
     if isinstance(type_, ir.Numerical):
         return type_.values
     return type_.sets

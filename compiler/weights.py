@@ -162,9 +162,10 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> 
         if block.kind in ("categorical", "set"):
             for v in range(block.size):  # sharpen: 2x - 1/2
                 first.add((name, "bit", v), {block.start + v: 2.0}, -0.5)
-            if block.kind == "categorical":
+            if block.kind == "categorical":  # the unit of value low + v
                 for v in range(block.size):
-                    second.add((name, v), {first.index[(name, "bit", v)]: 1.0}, 0.0)
+                    second.add((name, block.low + v), {first.index[(name, "bit", v)]: 1.0},
+                               0.0)
             else:  # which possible set: +1 per element in it, -1 per element not in it
                 for s in type_.sets:
                     second.add((name, s), {first.index[(name, "bit", v)]: (1.0 if v in s else

@@ -7,6 +7,9 @@ path rather than as members of a package.
 """
 
 import random
+import struct
+from decimal import Decimal
+from fractions import Fraction
 
 # ---- bits: parity, parity_absolute, parity_sum_mod_2 ---------------------------------------
 
@@ -62,7 +65,7 @@ def sorted_keys(text: str) -> str:
     return " ".join(str(k) for k in sorted(int(w) for w in text.split()))
 
 
-# ---- brackets: dyck1, dyck2 ---------------------------------------------------------------------
+# ---- brackets: dyck ----------------------------------------------------------------------------
 
 
 def balanced(rng: random.Random, pairs: int, kinds: tuple[str, ...]) -> list[str]:
@@ -121,3 +124,26 @@ def near_misses(rng: random.Random, size: int, kinds: tuple[str, ...],
             c = s.pop(i)
             s.insert(rng.randrange(len(s) + 1), c)
     return "".join(s)
+
+
+# ---- numbers as ALTA prints them: frac_prevs (and the tests of printing) --------------------
+
+
+def shortest_float32(x: Fraction | float) -> str:
+    """The fewest significant digits (9 always suffice) whose decimal rounds to the same
+    float32 as `x`, written out as Python writes floats (scientific below 1e-4 and from
+    1e16 up, with two exponent digits or more), with no trailing ".0"."""
+    def f32(value: float) -> bytes:
+        return struct.pack("<f", value)
+
+    target = f32(float(x))
+    nearest = struct.unpack("<f", target)[0]
+    for digits in range(1, 10):
+        text = f"{nearest:.{digits - 1}e}"
+        if f32(float(text)) == target:
+            break
+    mantissa, exponent = text.split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+    if nearest == 0 or -4 <= int(exponent) < 16:
+        return format(Decimal(f"{mantissa}e{exponent}").normalize(), "f")
+    return f"{mantissa}e{int(exponent):+03d}"

@@ -2,7 +2,7 @@
 
 import random
 
-SIZE = 40
+SIZE = min(40, PARAMS["MAX_DIGITS"])  # noqa: F821 (PARAMS: the program's parameters)
 UNIT = "digits per operand"
 
 

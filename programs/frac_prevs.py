@@ -1,10 +1,13 @@
 """Sampler and oracle for frac_prevs.alta: words from a, b, c, x; per position, the
-fraction of the words so far that are "x", printed like ALTA prints a num value ("%g")."""
+fraction of the words so far that are "x", printed like ALTA prints a num value: the
+shortest decimal that reads back as the same float32 (1/3 -> 0.33333334, 1 -> 1)."""
 
 import random
 from fractions import Fraction
 
-SIZE = 60
+from alta.programs._common import shortest_float32
+
+SIZE = min(60, PARAMS["MAX_LENGTH"])  # noqa: F821 (PARAMS: the program's parameters)
 UNIT = "tokens"
 
 
@@ -20,5 +23,6 @@ def oracle(text: str) -> str:
     out, xs = [], 0
     for n, word in enumerate(text.split(), start=1):
         xs += word == "x"
-        out.append(f"{float(Fraction(xs, n)):g}")
+        out.append(shortest_float32(Fraction(xs, n)))
     return " ".join(out)
+

@@ -4,7 +4,7 @@ import random
 
 from alta.programs._common import weighted_letters
 
-SIZE = 60
+SIZE = min(60, PARAMS["MAX_TOKENS"])  # noqa: F821 (PARAMS: the program's parameters)
 UNIT = "tokens"
 
 

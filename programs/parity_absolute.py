@@ -5,5 +5,5 @@ from alta.programs._common import sample_bits as sample
 
 __all__ = ["SIZE", "UNIT", "oracle", "sample"]
 
-SIZE = 100
+SIZE = min(100, PARAMS["MAX_BITS"])  # noqa: F821 (PARAMS: the program's parameters)
 UNIT = "bits"

@@ -2,7 +2,7 @@
 
 import random
 
-SIZE = 60
+SIZE = min(60, PARAMS["MAX_TOKENS"])  # noqa: F821 (PARAMS: the program's parameters)
 UNIT = "tokens"
 
 

@@ -7,7 +7,7 @@ from alta.programs._common import sorted_keys as oracle
 
 __all__ = ["SIZE", "UNIT", "oracle", "sample"]
 
-SIZE = 60
+SIZE = min(60, PARAMS["N"])  # noqa: F821 (PARAMS: the program's parameters)
 UNIT = "tokens"
 
 

@@ -37,13 +37,26 @@ from alta.semantics import set_to_bits
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ROOT / "programs"
-LIBRARY = sorted(p.stem for p in PROGRAMS.glob("*.alta"))
+# Settings of library programs with parameters that the library's tests run besides the
+# defaults: each is the library entry "NAME@P=V,Q=W" (programs/NAME.alta, --set P=V --set Q=W).
+VARIANTS = {"dyck": ("KINDS=1,MAX_LENGTH=100",)}
+LIBRARY = sorted([p.stem for p in PROGRAMS.glob("*.alta")] +
+                 [f"{name}@{setting}" for name, settings in VARIANTS.items()
+                  for setting in settings])
+
+
+def library_entry(name: str) -> tuple[Path, dict[str, str]]:
+    """A library entry's program file and the parameter values it sets."""
+    stem, _, setting = name.partition("@")
+    params = dict(item.split("=") for item in setting.split(",")) if setting else {}
+    return PROGRAMS / f"{stem}.alta", params
 
 
 @functools.cache
 def library_program(name: str) -> ir.Program:
-    """programs/NAME.alta, checked once per process."""
-    return check_file(PROGRAMS / f"{name}.alta")
+    """A library entry (programs/NAME.alta, or NAME@P=V,...: with parameters set), checked
+    once per process."""
+    return check_file(*library_entry(name))
 
 
 @functools.cache

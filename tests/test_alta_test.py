@@ -9,14 +9,12 @@ import re
 import textwrap
 
 import pytest
-from helpers import PROGRAMS
+from helpers import LIBRARY, PROGRAMS
 
 from alta.checker import check_file, check_source
 from alta.cli import main
 from alta.tasks import find_task, load_task
 from alta.testing import example_cases, test_program
-
-LIBRARY = sorted(p.stem for p in PROGRAMS.glob("*.alta"))
 
 
 @pytest.mark.parametrize("name", LIBRARY)

@@ -192,7 +192,8 @@ def test_numerical_heads_over_negative_values_on_both_back_ends():
         assert np.array_equal(state[var.name][valid], want.final[var.name][valid]), var.name
 
 
-@pytest.mark.parametrize("name", ["parity", "dyck1", "most_frequent", "sort_unique"])
+@pytest.mark.parametrize("name", ["parity", "dyck@KINDS=1,MAX_LENGTH=100", "most_frequent",
+                                  "sort_unique"])
 def test_the_decoded_compiled_trace_is_the_interpreters(name, compiled):
     """`alta run MODEL --trace`: the residual read back at every layer is the interpreter's
     trace: variables equal, head outputs equal where defined (numerical ones to float32),

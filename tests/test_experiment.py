@@ -60,6 +60,28 @@ steps = 7
     assert load_config(as_json).train_lengths == (0, 2)
 
 
+def test_a_configuration_sets_the_programs_parameters(tmp_path):
+    from alta.experiment import study_program
+
+    path = write(tmp_path, f'''
+program = "{PROGRAMS / 'dyck.alta'}"
+train_lengths = "1..4"
+test_lengths = [8]
+methods = ["compiled"]
+[params]
+KINDS = 1
+MAX_LENGTH = 16
+''')
+    config = load_config(path)
+    assert config.params == (("KINDS", 1), ("MAX_LENGTH", 16))
+    assert config.to_json()["params"] == {"KINDS": 1, "MAX_LENGTH": 16}
+    program, task = study_program(config)
+    assert dict(program.params) == {"KINDS": 1, "MAX_LENGTH": 16} and task.size == 16
+    with pytest.raises(AltaError, match="has no parameter 'KIND' to set"):
+        study_program(load_config(write(tmp_path, path.read_text().replace("KINDS", "KIND"),
+                                        "typo.toml")))
+
+
 @pytest.mark.parametrize("text, message", [
     ('train_lengths = "1..3"\ntest_lengths = [4]', "missing 'program'"),
     ('program = "p.alta"\ntest_lengths = [4]', "missing 'train_lengths'"),
@@ -82,6 +104,8 @@ steps = 7
     ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\n[trace]\nschedule = "x"',
      "schedule"),
     ('program = "p.alta\ntrain_lengths = 1', r"not valid TOML.*line 1"),
+    ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\nparams = 3',
+     "'params' must be a table of the program's parameters"),
 ])
 def test_bad_configurations_say_what_is_wrong(tmp_path, text, message):
     with pytest.raises(AltaError, match=message):

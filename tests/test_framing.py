@@ -253,3 +253,31 @@ def test_at_zero_is_at_first():
     outputs = [run(check_source(AT_WHERE.format(clause=c), "t.alta"), texts).outputs
                for c in ("at first where x > 2", "at 0 where x > 2")]
     assert outputs[0] == outputs[1] == ("3", "8", "", "8")
+
+
+# ---- numbers print at full float32 precision --------------------------------------------------
+
+AWKWARD = (1 / 3, 2 / 7, 7 / 24, -0.1, 1e-5, 123456.789, 1 / 60, 0.0, 1.0, -2.5e-7, 3e20, 9.75)
+
+
+def test_numbers_print_as_the_shortest_text_of_their_float32_on_both_back_ends():
+    """Every value of a numerical output prints as the fewest digits that read back as
+    its float32 (not 6 significant digits), by the interpreter and the compiled model alike;
+    the oracle finds those digits by trying 1, 2, ... with Python's struct."""
+    from alta.compiled import run_compiled
+    from alta.programs._common import shortest_float32
+
+    values = ", ".join(repr(v) for v in AWKWARD)
+    src = header("v", name="awkward", tokens=len(AWKWARD)) + prog(f"""
+        const VALUES = [{values}]
+        var v: num {{{values}}} = VALUES[token]
+        mlp:
+            v = v
+        """)
+    program = check(src)
+    rng = random.Random(9)
+    texts = random_word_inputs(rng, 40, len(AWKWARD), max_len=30)
+    expected = [" ".join(shortest_float32(AWKWARD[int(w)]) for w in t.split()) for t in texts]
+    assert list(run(program, texts).outputs) == expected
+    assert list(run_compiled(compile_program(program), texts).outputs) == expected
+    assert shortest_float32(1 / 3) == "0.33333334" and shortest_float32(3e20) == "3e+20"

@@ -1341,3 +1341,73 @@ def test_constant_set_element_out_of_range_is_an_alta_error(statement):
         run(check(src), ["1 2"])
     assert_located(info.value, src, statement, "{70}",
                    "set {70} has elements outside 0..62, the range of set values")
+
+
+# ---- negative categorical values: cat a..b ----------------------------------------------------
+
+def ranged_source(lo: int, hi: int, lo2: int, hi2: int, shift: int, a: int, b: int) -> str:
+    """Variables, a head, a table index and comparisons over `cat LO..HI` ranges."""
+    return header("y where x != 10", extra=("<s>",), framing='input "<s>" words',
+                  name="ranged") + prog(f"""
+        var x: cat 11 = token
+        var d: cat {lo}..{hi} = max({lo}, min({hi}, token + {shift}))
+        var k: cat {lo - 3}..{lo + 7} = token - 3 + {lo} if token < 10 else {lo}
+        var y: cat {lo2}..{hi2} = {lo2}
+        head left = d at -1
+        const TABLE = [v * v % 7 for v in {lo}..{hi}]
+        mlp:
+            if x != 10:
+                if left < 0:
+                    y = max({lo2}, min({hi2}, left * {a} + {b}))
+                elif k >= {lo}:
+                    y = max({lo2}, min({hi2}, TABLE[left - {lo}] - k))
+        """)
+
+
+def ranged_oracle(setting: tuple, text: str) -> str:
+    lo, hi, lo2, hi2, shift, a, b = setting
+    tokens = [10] + [int(w) for w in text.split()]
+    out = []
+    for i in range(1, len(tokens)):
+        left = max(lo, min(hi, tokens[i - 1] + shift))
+        k = tokens[i] - 3 + lo
+        if left < 0:
+            out.append(max(lo2, min(hi2, left * a + b)))
+        elif k >= lo:
+            out.append(max(lo2, min(hi2, (left * left % 7) - k)))
+        else:
+            out.append(lo2)
+    return " ".join(map(str, out))
+
+
+def test_negative_categorical_values_on_both_back_ends():
+    """`cat LO..HI` variables (initialised from tokens, read by a head, compared, used as
+    table indices less LO, written with clamped arithmetic) against Python on random
+    ranges; the compiled model against the interpreter on some of them."""
+    from alta.compiled import run_compiled
+    from alta.compiler import compile_program
+
+    rng = random.Random(31)
+    for i in range(10):
+        lo = rng.randint(-12, 0)
+        lo2 = rng.randint(-20, 0)
+        setting = (lo, lo + rng.randint(0, 14), lo2, lo2 + rng.randint(0, 30),
+                   rng.randint(-12, 3), rng.randint(-3, 3), rng.randint(-5, 5))
+        program = check_source(ranged_source(*setting), "ranged.alta")
+        texts = random_word_inputs(rng, 25, 10, max_len=20)
+        result = run(program, texts)
+        assert list(result.outputs) == [ranged_oracle(setting, t) for t in texts], setting
+        if i < 2:
+            assert run_compiled(compile_program(program), texts).outputs == result.outputs
+
+
+def test_a_write_outside_a_negative_range_names_the_range():
+    program = check_source(header("y") + prog("""
+        var x: cat 10 = token
+        var y: cat -3..3 = 0
+        mlp:
+            y = x - 5
+        """), "t.alta")
+    with pytest.raises(AltaRuntimeError, match=r"outside -3\.\.3"):
+        run(program, ["9"])
+    assert run(program, ["2 8 5"]).outputs == ("-3 3 0",)

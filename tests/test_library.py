@@ -7,9 +7,8 @@ import random
 
 import numpy as np
 import pytest
-from helpers import LIBRARY, PROGRAMS, library_program
+from helpers import LIBRARY, library_program
 
-from alta.checker import check_file
 from alta.compiled import run_compiled
 from alta.framing import encode, encode_batch, split_input
 from alta.interpreter import run
@@ -22,14 +21,14 @@ INTERPRETED, COMPILED = 300, 40
 
 
 def task(name):
-    found = find_task(check_file(PROGRAMS / f"{name}.alta"))
-    assert found is not None, f"programs/{name}.py (sampler and oracle) is missing"
+    found = find_task(library_program(name))
+    assert found is not None, f"the task module of {name} (sampler and oracle) is missing"
     return found
 
 
 @pytest.mark.parametrize("name", LIBRARY)
 def test_program_explains_itself(name):
-    program = check_file(PROGRAMS / f"{name}.alta")
+    program = library_program(name)
     header = program.source.text.split("program ")[0]
     assert len([line for line in header.splitlines() if line.startswith("#")]) >= 3, \
         "a header comment explaining the algorithm"
@@ -86,7 +85,7 @@ def test_in_file_examples_and_inputs_of_max_length_on_both_back_ends(name, compi
 def test_interpreter_matches_the_oracle(name):
     t = task(name)
     inputs = t.inputs(INTERPRETED, seed=1)
-    result = run(check_file(PROGRAMS / f"{name}.alta"), inputs)
+    result = run(library_program(name), inputs)
     assert result.halted.all(), [inputs[b] for b in result.not_halted][:3]
     wrong = [(text, got, t.oracle(text)) for text, got in zip(inputs, result.outputs)
              if got != t.oracle(text)]
@@ -115,7 +114,7 @@ def test_addition_is_exact_on_40_digit_operands_compiled(compiled):
 
 @pytest.mark.parametrize("name", LIBRARY)
 def test_library_inputs_never_type_a_reserved_token(name):
-    program = check_file(PROGRAMS / f"{name}.alta")
+    program = library_program(name)
     task = find_task(program)
     batch = encode_batch(program, task.inputs(60, seed=7))  # raises on a reserved token
     placed = sum(item.count for item in program.framing if item.kind == "token")
