@@ -22,7 +22,7 @@ from alta.batching import BatchSettings, plan_batches, position_bucket, row_buck
 from alta.cache import cache_dir
 from alta.compiler import CompiledProgram
 from alta.compiler.structure import model_heads
-from alta.devices import device_count, padded_rows, per_device, put_batch, to_host
+from alta.devices import device_count, padded_rows, per_device, put_batch, replicate, to_host
 from alta.errors import AltaError, AltaRuntimeError, undefined_read
 from alta.framing import Batch, decode_outputs, encode, encode_batch, framed_batch
 
@@ -96,10 +96,14 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
     rounding): attention reads each head's blocks as slices, sparse MLP layers run as a few
     dense blocks, and the halting readout computes only the units that reach its output."""
     use_compilation_cache()
+    from flax import nnx
+
     from alta.model import UniversalTransformer
 
-    return UniversalTransformer(compiled.config, compiled.parameters,
-                                compiled.execution if structured else None)
+    model = UniversalTransformer(compiled.config, compiled.parameters,
+                                 compiled.execution if structured else None)
+    nnx.update(model, replicate(nnx.state(model)))
+    return model
 
 
 class ModelRunner:
@@ -149,7 +153,7 @@ class ModelRunner:
             if path.is_file():
                 try:
                     exported = export.deserialize(bytearray(path.read_bytes()))
-                    return dict(weights), exported.call
+                    return replicate(dict(weights)), exported.call
                 except Exception:  # a stale or damaged entry: export again
                     pass
         exported = self._export(shape, stop, weights)
@@ -165,7 +169,7 @@ class ModelRunner:
             with contextlib.suppress(ImportError, OSError):
                 data = exported.serialize()
                 write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
-        return dict(weights), exported.call
+        return replicate(dict(weights)), exported.call
 
     def _export(self, shape: tuple[int, int], stop: bool, weights: dict):
         import jax

@@ -72,6 +72,17 @@ def put_batch(*arrays: np.ndarray) -> tuple:
     return tuple(out)
 
 
+def replicate(tree):
+    """Arrays (a pytree: weights, a model's state) whole on every device, once, rather than
+    copied to each device at every call; on one device, `tree` as it is."""
+    if device_count() == 1:
+        return tree
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.device_put(tree, NamedSharding(batch_mesh(), PartitionSpec()))
+
+
 def to_host(array) -> np.ndarray:
     """A (possibly sharded) array as one numpy array, gathered from every process where it
     spans several."""

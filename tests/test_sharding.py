@@ -112,27 +112,37 @@ def _everything(tmp: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def sharded(tmp_path_factory) -> dict:
-    """The 4-device process's results."""
+def both(tmp_path_factory) -> tuple[dict, dict]:
+    """The 4-device process's results and this process's (one device), computed at the same
+    time."""
+    import jax
+
+    assert jax.device_count() == 1
     tmp = tmp_path_factory.mktemp("sharded")
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                         f" --xla_force_host_platform_device_count={DEVICES}").strip()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "tests"),
                                                       env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, __file__, str(tmp)], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return pickle.loads((tmp / "results.pickle").read_bytes())
+    with subprocess.Popen([sys.executable, __file__, str(tmp)], env=env,
+                          stderr=subprocess.PIPE, text=True) as process:
+        try:
+            single = _everything(tmp_path_factory.mktemp("single"))
+            _, errors = process.communicate(timeout=600)
+        finally:
+            process.kill()
+    assert process.returncode == 0, errors[-4000:]
+    return pickle.loads((tmp / "results.pickle").read_bytes()), single
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory) -> dict:
-    """The same, here (one device)."""
-    import jax
+def sharded(both) -> dict:
+    return both[0]
 
-    assert jax.device_count() == 1
-    return _everything(tmp_path_factory.mktemp("single"))
+
+@pytest.fixture(scope="module")
+def single(both) -> dict:
+    return both[1]
 
 
 def _equal(a, b) -> bool:
