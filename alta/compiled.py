@@ -22,6 +22,7 @@ from alta.batching import BatchSettings, plan_batches, position_bucket, row_buck
 from alta.cache import cache_dir
 from alta.compiler import CompiledProgram
 from alta.compiler.structure import model_heads
+from alta.devices import device_count, padded_rows, per_device, put_batch, replicate, to_host
 from alta.errors import AltaError, AltaRuntimeError, undefined_read
 from alta.framing import Batch, decode_outputs, encode, encode_batch, framed_batch
 
@@ -107,10 +108,14 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
     rounding): attention reads each head's blocks as slices, sparse MLP layers run as a few
     dense blocks, and the halting readout computes only the units that reach its output."""
     use_compilation_cache()
+    from flax import nnx
+
     from alta.model import UniversalTransformer
 
-    return UniversalTransformer(compiled.config, compiled.parameters,
-                                compiled.execution if structured else None)
+    model = UniversalTransformer(compiled.config, compiled.parameters,
+                                 compiled.execution if structured else None)
+    nnx.update(model, replicate(nnx.state(model)))
+    return model
 
 
 class ModelRunner:
@@ -148,11 +153,9 @@ class ModelRunner:
         return self._calls[key](self._device_weights(), tokens, lengths, np.int32(limit))
 
     def _device_weights(self) -> dict:
-        """The weights, moved to the device once (not on every call)."""
+        """The weights, copied to every device once (not on every call)."""
         if self._weights is None:
-            import jax
-
-            self._weights = jax.device_put(self.compiled.weights)
+            self._weights = replicate(self.compiled.weights)
         return self._weights
 
     def _executable(self, shape: tuple[int, int], stop: bool):
@@ -195,6 +198,7 @@ class ModelRunner:
             state = jax.tree_util.tree_unflatten(tree, [flat[n] for n in names])
             return nnx.merge(graph, state, rest)(tokens, lengths, limit, stop)
 
+        run = per_device(run, (False, True, True, False))
         specs = {n: jax.ShapeDtypeStruct(w.shape, np.float32) for n, w in weights.items()}
         return jax.export.export(jax.jit(run))(
             specs, jax.ShapeDtypeStruct(shape, np.int32),
@@ -210,7 +214,8 @@ def flax_model(compiled: CompiledProgram, model, shape: tuple[int, int]):
 
 
 def _run_key(compiled: CompiledProgram, weights: dict) -> str:
-    """What an exported run depends on: the weights, the model's code, the JAX version."""
+    """What an exported run depends on: the weights, the model's code, the JAX version, and
+    the device count (an export over several devices runs on that many only)."""
     import hashlib
     import importlib.metadata
 
@@ -219,9 +224,11 @@ def _run_key(compiled: CompiledProgram, weights: dict) -> str:
         digest.update(f"{package} {importlib.metadata.version(package)}\n".encode())
     here = Path(__file__).resolve().parent
     for code in (here / "model.py", here / "compiled.py", here / "parameters.py",
-                 here.parent / "compiler" / "structure.py"):
+                 here / "devices.py", here.parent / "compiler" / "structure.py"):
         digest.update(code.read_bytes() if code.is_file() else code.name.encode())
     digest.update(repr(compiled.config).encode())
+    if device_count() > 1:
+        digest.update(f"devices {device_count()}".encode())
     for name in sorted(weights):
         array = np.ascontiguousarray(weights[name], np.float32)
         digest.update(f"{name} {array.shape}".encode())
@@ -251,9 +258,10 @@ def check_length(compiled: CompiledProgram, longest: int) -> None:
 
 
 def _padded(batch: Batch, rows: int, positions: int) -> tuple[np.ndarray, np.ndarray]:
-    """The batch's tokens and lengths padded to (rows, positions): extra rows are empty
-    inputs (no valid position: they halt, or run masked, and are dropped), extra positions
-    are padding."""
+    """The batch's tokens and lengths padded to (rows, positions), the rows rounded up to a
+    multiple of the device count (alta.devices): extra rows are empty inputs (no valid
+    position: they halt, or run masked, and are dropped), extra positions are padding."""
+    rows = padded_rows(rows)
     tokens = np.zeros((rows, positions), np.int32)
     n, width = batch.tokens.shape
     tokens[:n, :min(width, positions)] = batch.tokens[:, :positions]
@@ -288,18 +296,16 @@ def run_compiled(compiled: CompiledProgram, texts, max_layers: int | None = None
     model = model or load_model(compiled, structured_for(shape))
     limit = program.max_layers if max_layers is None else max_layers
     n, width = len(batch.texts), batch.tokens.shape[1]
-    tokens, lengths = _padded(batch, *shape)
+    tokens, lengths = put_batch(*_padded(batch, *shape))
     if isinstance(model, ModelRunner):
         residual, layers, stopped = model(tokens, lengths, limit, undefined != "continue")
     else:
-        import jax.numpy as jnp
-
         from alta.model import run_model
 
-        residual, layers, stopped = run_model(model, jnp.asarray(tokens), jnp.asarray(lengths),
-                                              limit, undefined != "continue")
-    return read_run(compiled, batch, np.asarray(residual)[:n, :width], np.asarray(layers)[:n],
-                    np.asarray(stopped)[:n], undefined)
+        residual, layers, stopped = run_model(model, tokens, lengths, limit,
+                                              undefined != "continue")
+    return read_run(compiled, batch, to_host(residual)[:n, :width], to_host(layers)[:n],
+                    to_host(stopped)[:n], undefined)
 
 
 def read_run(compiled: CompiledProgram, batch: Batch, residual: np.ndarray,
@@ -418,8 +424,6 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     """The initial state, then every layer's residuals, one layer at a time (nothing is kept,
     so long runs of wide models fit in memory); run padded to `shape` (rows, positions), by
     default the batch's bucket shape."""
-    import jax.numpy as jnp
-
     from alta.model import check_halted, embed_and_check, run_step
 
     check_length(compiled, int(batch.lengths.max(initial=0)))
@@ -429,19 +433,19 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     limit = compiled.program.max_layers if max_layers is None else max_layers
     n, width = batch.tokens.shape
     tokens, lengths = _padded(batch, *shape)
-    valid = jnp.asarray(np.arange(tokens.shape[1])[None, :] < lengths[:, None])
-    x, stopped = embed_and_check(model, jnp.asarray(tokens), valid)
-    running = ~np.asarray(stopped)[:n]
-    yield CompiledLayer(0, np.zeros_like(running), None, np.asarray(x)[:n, :width],
+    tokens, valid = put_batch(tokens, np.arange(tokens.shape[1])[None, :] < lengths[:, None])
+    x, stopped = embed_and_check(model, tokens, valid)
+    running = ~to_host(stopped)[:n]
+    yield CompiledLayer(0, np.zeros_like(running), None, to_host(x)[:n, :width],
                         running.copy())
     layer = 0
     while running.any() and layer < limit:
         layer += 1
         active = running.copy()
-        attended, x = run_step(model, x, valid, jnp.asarray(_rows(active, len(lengths))))
-        running = running & ~np.asarray(check_halted(model, x, valid))[:n]
-        yield CompiledLayer(layer, active, np.asarray(attended)[:n, :width],
-                            np.asarray(x)[:n, :width], running.copy())
+        attended, x = run_step(model, x, valid, *put_batch(_rows(active, len(lengths))))
+        running = running & ~to_host(check_halted(model, x, valid))[:n]
+        yield CompiledLayer(layer, active, to_host(attended)[:n, :width],
+                            to_host(x)[:n, :width], running.copy())
 
 
 def _rows(active: np.ndarray, rows: int) -> np.ndarray:

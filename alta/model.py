@@ -21,6 +21,7 @@ from flax import nnx
 
 from alta.compiler.structure import ExecutionPlan, HeadBlocks, SparseLayer
 from alta.config import ModelConfig
+from alta.devices import per_device
 from alta.parameters import (
     AttentionParameters,
     DenseParameters,
@@ -566,20 +567,28 @@ class UniversalTransformer(nnx.Module):
 
 @nnx.jit
 def run_model(model: UniversalTransformer, tokens, lengths, max_layers, stop_on_fault=True):
-    return model(tokens, lengths, max_layers, stop_on_fault)
+    return per_device(UniversalTransformer.__call__, (False, True, True, False, False))(
+        model, tokens, lengths, max_layers, stop_on_fault)
 
 
 @nnx.jit
 def run_step(model: UniversalTransformer, x, valid, active):
-    return model.step(x, valid, active)
+    return per_device(UniversalTransformer.step, (False, True, True, True))(model, x, valid,
+                                                                           active)
 
 
-@nnx.jit
-def embed_and_check(model: UniversalTransformer, tokens, valid, stop_on_fault=True):
+def _embed_and_check(model: UniversalTransformer, tokens, valid, stop_on_fault):
     x = model.embed(tokens)
     return x, model.stops(x, valid, stop_on_fault)
 
 
 @nnx.jit
+def embed_and_check(model: UniversalTransformer, tokens, valid, stop_on_fault=True):
+    return per_device(_embed_and_check, (False, True, True, False))(model, tokens, valid,
+                                                                    stop_on_fault)
+
+
+@nnx.jit
 def check_halted(model: UniversalTransformer, x, valid, stop_on_fault=True):
-    return model.stops(x, valid, stop_on_fault)
+    return per_device(UniversalTransformer.stops, (False, True, True, False))(
+        model, x, valid, stop_on_fault)

@@ -29,6 +29,7 @@ import optax
 from flax import nnx
 
 from alta.compiler.layout import build_layout
+from alta.devices import put_batch, to_host
 from alta.errors import AltaError
 from alta.files import check_provenance, read_tensors, source_fields, write_tensors
 from alta.model import Dense, FeedForward, activation, random_dense
@@ -125,7 +126,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
     def run_step(batch: np.ndarray) -> float:
         nonlocal key
         key, sub = jax.random.split(key)
-        return float(step(model, optimizer, x[batch], y[batch], sub))
+        return float(step(model, optimizer, *put_batch(x[batch], y[batch]), sub))
 
     return model, training_loop(len(x), settings, run_step, progress)
 
@@ -328,7 +329,6 @@ def train_end_to_end(compiled, examples: Examples, settings: EndToEndSettings,
                      progress: Callable[[int, float], None] | None = None):
     """Fit the end-to-end model to the output variable at the output positions: returns it
     and its loss curve [(step, mean cross-entropy over the last stretch of steps)]."""
-    import jax
     import jax.numpy as jnp
     import optax
     from flax import nnx
@@ -357,7 +357,7 @@ def train_end_to_end(compiled, examples: Examples, settings: EndToEndSettings,
               examples.targets)
 
     def run_step(batch: np.ndarray) -> float:
-        return float(step(model, optimizer, *(jax.device_put(a[batch]) for a in arrays)))
+        return float(step(model, optimizer, *put_batch(*(a[batch] for a in arrays))))
 
     return model, training_loop(len(examples.texts), settings, run_step, progress)
 
@@ -371,9 +371,9 @@ def end_to_end_outputs(compiled, model, examples: Examples) -> list[str]:
 
     program = compiled.program
     block = compiled.layout.block(program.output.variable)
-    x = _jitted_unrolled()(model, *(jnp.asarray(a) for a in (
-        examples.tokens, examples.lengths, examples.depths, int(examples.depths.max()))))
-    predicted = np.asarray(jnp.argmax(x[..., block.start:block.stop], axis=-1)) + block.low
+    x = _jitted_unrolled()(model, *put_batch(examples.tokens, examples.lengths, examples.depths),
+                           int(examples.depths.max()))
+    predicted = to_host(jnp.argmax(x[..., block.start:block.stop], axis=-1)) + block.low
     values = dict(examples.final)
     values[program.output.variable] = predicted
     return decode_outputs(program, values, examples.lengths)
