@@ -139,6 +139,7 @@ class ModelRunner:
         self._models: dict[bool, object] = {}
         self._calls: dict = {}
         self._weights = None
+        self._key: str | None = None
 
     def model(self, structured: bool = True):
         """The Flax model of one path (built on first use)."""
@@ -165,7 +166,9 @@ class ModelRunner:
         structured = structured_for(shape)
         path = None
         if self.directory is not None:
-            path = self.directory / (f"{_run_key(self.compiled, self.compiled.weights)}-"
+            if self._key is None:  # hashes every weight: once per runner, not per shape
+                self._key = _run_key(self.compiled, self.compiled.weights)
+            path = self.directory / (f"{self._key}-"
                                      f"{'sd'[not structured]}{shape[0]}x{shape[1]}-{int(stop)}"
                                      ".jax-export")
             with contextlib.suppress(Exception):  # none there, stale or damaged: export
