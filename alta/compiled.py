@@ -427,7 +427,7 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     """The initial state, then every layer's residuals, one layer at a time (nothing is kept,
     so long runs of wide models fit in memory); run padded to `shape` (rows, positions), by
     default the batch's bucket shape."""
-    from alta.model import check_halted, embed_and_check, run_step
+    from alta.model import embed_and_check, step_and_check
 
     check_length(compiled, int(batch.lengths.max(initial=0)))
     # Run at the bucket shape (a few compiled steps for any batch), report at the batch's.
@@ -445,8 +445,9 @@ def trace_compiled(compiled: CompiledProgram, batch: Batch, max_layers: int | No
     while running.any() and layer < limit:
         layer += 1
         active = running.copy()
-        attended, x = run_step(model, x, valid, *put_batch(_rows(active, len(lengths))))
-        running = running & ~to_host(check_halted(model, x, valid))[:n]
+        attended, x, stopped = step_and_check(model, x, valid,
+                                              *put_batch(_rows(active, len(lengths))))
+        running = running & ~to_host(stopped)[:n]
         yield CompiledLayer(layer, active, to_host(attended)[:n, :width],
                             to_host(x)[:n, :width], running.copy())
 

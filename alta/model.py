@@ -571,12 +571,6 @@ def run_model(model: UniversalTransformer, tokens, lengths, max_layers, stop_on_
         model, tokens, lengths, max_layers, stop_on_fault)
 
 
-@nnx.jit
-def run_step(model: UniversalTransformer, x, valid, active):
-    return per_device(UniversalTransformer.step, (False, True, True, True))(model, x, valid,
-                                                                           active)
-
-
 def _embed_and_check(model: UniversalTransformer, tokens, valid, stop_on_fault):
     x = model.embed(tokens)
     return x, model.stops(x, valid, stop_on_fault)
@@ -584,11 +578,19 @@ def _embed_and_check(model: UniversalTransformer, tokens, valid, stop_on_fault):
 
 @nnx.jit
 def embed_and_check(model: UniversalTransformer, tokens, valid, stop_on_fault=True):
+    """The initial residual, and which sequences stop before the first layer."""
     return per_device(_embed_and_check, (False, True, True, False))(model, tokens, valid,
                                                                     stop_on_fault)
 
 
+def _step_and_check(model: UniversalTransformer, x, valid, active, stop_on_fault):
+    attended, x = model.step(x, valid, active)
+    return attended, x, model.stops(x, valid, stop_on_fault)
+
+
 @nnx.jit
-def check_halted(model: UniversalTransformer, x, valid, stop_on_fault=True):
-    return per_device(UniversalTransformer.stops, (False, True, True, False))(
-        model, x, valid, stop_on_fault)
+def step_and_check(model: UniversalTransformer, x, valid, active, stop_on_fault=True):
+    """One layer for the `active` sequences (`UniversalTransformer.step`), and which
+    sequences stop after it: one compiled function per shape for a layer-by-layer run."""
+    return per_device(_step_and_check, (False, True, True, True, False))(
+        model, x, valid, active, stop_on_fault)

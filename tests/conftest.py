@@ -21,6 +21,17 @@ _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
 _CACHE = Path(tempfile.gettempdir()) / f"alta-test-cache-{_RUN}"
 os.environ["ALTA_COMPILATION_CACHE"] = str(_CACHE)
 
+# XLA compiles quickly rather than well: nearly every model here is compiled for a few
+# calls (generated programs, one-off shapes), so compilation is most of the suite's time.
+# LLVM at -O0 without XLA's fusion emitters compiles a small model ~6x faster, for runs
+# that are up to a few times slower; the numbers computed are the same IEEE float32
+# operations (XLA's CPU back end does no fast-math either way). Users, the benchmarks and
+# ALTA_TEST_XLA_DEFAULTS=1 get XLA's defaults. Before JAX starts, which reads it once;
+# `alta` subprocesses inherit it.
+QUICK_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+if not os.environ.get("ALTA_TEST_XLA_DEFAULTS"):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {QUICK_XLA_FLAGS}".strip()
+
 
 def pytest_sessionfinish(session):
     if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
