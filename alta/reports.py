@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from alta import ir
 from alta.files import show_params
+from alta.semantics import show
 
 # ---- programs ------------------------------------------------------------------------------
 
@@ -43,8 +44,9 @@ def summarize(program: ir.Program) -> str:
     lines.append(f"  heads      ({len(program.heads)})")
     for h in program.heads:
         sel = ""
-        if h.op is not None:
-            sel = f" where {h.key} {h.op} {h.query}"
+        if h.where:
+            within = "and" if len(h.where) > 1 else None
+            sel = " where " + " and ".join(_selection_words(t.test, within) for t in h.where)
         if h.offsets is not None:
             sel += f" at {_offsets(h.offsets)}"
         kind = "mean of" if isinstance(h.type, ir.Numerical) else "reads"
@@ -65,6 +67,18 @@ def format_check(program: ir.Program, report) -> str:
     return (f"{summarize(program)}\n"
             f"  compiles   D {report.width}, {report.rules:,} rules, "
             f"{report.parameters:,} parameters")
+
+
+def _selection_words(selection: ir.Selection, within: str | None = None) -> str:
+    """A head's tests as written (parenthesised where `within` binds tighter)."""
+    if isinstance(selection, ir.KeyTest):
+        other = selection.query if selection.query is not None else show(selection.constant)
+        return f"{selection.key} {selection.op} {other}"
+    if isinstance(selection, ir.NotTest):
+        return "not " + _selection_words(selection.operand, "not")
+    words = f" {selection.op} ".join(_selection_words(s, selection.op)
+                                     for s in selection.operands)
+    return words if within in (None, selection.op) else f"({words})"
 
 
 def _offsets(offsets) -> str:
