@@ -177,10 +177,12 @@ def _one_pair(selection: ir.Selection, part: ast.Expr, ctx: Context) -> tuple[st
 def _check_decided(selection: ir.Selection, key: str, query: str | None, part: ast.Expr,
                    ctx: Context) -> None:
     """A part that holds for every pair of key and query values (or for none) is almost
-    certainly a mistake, as `x == 5` for a `cat 3` x is in the MLP."""
+    certainly a mistake, as `x == 5` for a `cat 3` x is in the MLP. A key of one value
+    (a type sized by a parameter, as dyck's levels with one bracket kind) decides every
+    test of it by its type: that is the setting's meaning, not a mistake."""
     variables = ctx.env.variables
     query_type = variables[query].type if query is not None else None
-    if isinstance(query_type, ir.SetValued):
+    if isinstance(query_type, ir.SetValued) or variables[key].type.size == 1:
         return
     table = ir.truth_table(selection, variables[key].type, query_type)
     if table.all() or not table.any():
