@@ -19,6 +19,7 @@ from alta.checker import check_source
 from alta.compiled import load_model, run_compiled
 from alta.compiler import compile_program
 from alta.compiler.faults import ONE
+from alta.errors import AltaRuntimeError
 from alta.framing import encode_batch
 from alta.interpreter import attend, initial_state, run
 
@@ -173,3 +174,38 @@ def test_each_term_is_one_bilinear_form_and_comparisons_keep_one_term(selection_
     tok, cd = score_terms(selection_program, heads["three_share"])  # f's test joins tok's
     assert (tok.key, tok.query, cd.key, cd.query, cd.column) == ("tok", "q", "c", "d", 7)
     assert tok.matrix.min() == -1 and tok.matrix.max() == 0  # two terms: 1 subtracted
+
+
+def test_both_back_ends_report_a_comparison_head_undefined_on_the_same_inputs():
+    """A categorical head `where tok < q and ...` selects one position on some inputs and
+    none or several on others: the compiled model's fault detector (selection heads with
+    the same terms) flags exactly the inputs on which the interpreter stops."""
+    program = check_source("""program below
+vocab "<s>" "a" "b" "c" "d"
+input "<s>" words
+max_length 41
+max_layers 1
+output seen where is_word
+var tok: vocab = token
+var q: vocab = token
+var is_word: bool = token != "<s>"
+var seen: vocab = 0
+head below = tok where tok < q and tok != "<s>"
+mlp:
+    if is_word == 1 and tok != "a":
+        seen = below
+""", "below.alta")
+    rng = random.Random(5)
+    texts = [" ".join(rng.choice("abcd") for _ in range(rng.randint(1, 40)))
+             for _ in range(60)] + ["b a", "c a b", "d a a", "a a"]
+    expected = {}
+    for b, text in enumerate(texts):
+        try:
+            run(program, [text])
+        except AltaRuntimeError as error:
+            expected[b] = error.layer
+    compiled = compile_program(program)
+    result = run_compiled(compiled, texts, model=load_model(compiled, structured=False),
+                          undefined="stop")
+    assert 0 < len(expected) < len(texts)
+    assert {f.sequence: f.layer for f in result.faults} == expected
