@@ -318,15 +318,8 @@ def selects(selection: Selection, key_values, query_values) -> np.ndarray:
         join = np.logical_and if selection.op == "and" else np.logical_or
         return functools.reduce(join, (selects(s, key_values, query_values)
                                        for s in selection.operands))
-    key = key_values(selection.key)
-    if selection.op in ("in", "not in"):
-        if selection.query is not None:
-            held = semantics.has_element(query_values(selection.query), key)
-        else:
-            held = np.isin(key, sorted(selection.constant))
-        return ~held if selection.op == "not in" else held
     other = query_values(selection.query) if selection.query is not None else selection.constant
-    return np.asarray(semantics.apply_compare(selection.op, key, other), dtype=bool)
+    return semantics.key_test(selection.op, key_values(selection.key), other)
 
 
 def truth_table(selection: Selection, key: Categorical, query: ValueType | None) -> np.ndarray:
