@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
 from alta.errors import Span
-from alta.kinds import ArithmeticOp, ComparisonOp, FrameKind, HeadOp, LogicalOp, OutputAt, UnaryOp
+from alta.kinds import ArithmeticOp, ComparisonOp, FrameKind, LogicalOp, OutputAt, UnaryOp
 
 SourceUnaryOp = Literal[UnaryOp, "+"]
 SourceBinaryOp = Literal[ArithmeticOp, ".."]  # `a..b`: a range, known at compile time
@@ -282,9 +282,7 @@ class HeadDecl(Node):
     name: Name
     type: TypeExpr | None
     value: Name
-    key: Name | None
-    op: HeadOp | None  # None: no key/query, every position qualifies
-    query: Name | None
+    where: Expr | None  # tests of keys against queries or constants; None: every position
     offsets: Expr | None
 
 

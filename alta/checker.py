@@ -42,6 +42,7 @@ from alta.operations import (
     require_assignable,
     require_truth,
 )
+from alta.selection import head_operand, selection_terms
 from alta.semantics import SET_ELEMENTS, show, too_close
 from alta.syntax import parse
 
@@ -505,32 +506,14 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
 
 
 def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
-    value = _head_operand(d.value, "value", ctx)
+    value = head_operand(d.value, "value", ctx)
     if isinstance(value.type, ir.SetValued):
         raise ctx.error(f"a head's value must be categorical or numerical; "
                         f"'{value.name}' is a set", d.value.span)
-    key = query = None
-    if d.op is not None:
-        key = _head_operand(d.key, "key", ctx)
-        query = _head_operand(d.query, "query", ctx)
-        if not isinstance(key.type, ir.Categorical):
-            raise ctx.error(f"a head's key must be categorical; '{key.name}' is "
-                            f"{key.type.describe()}", d.key.span)
-        if d.op == "==":
-            if not isinstance(query.type, ir.Categorical):
-                raise ctx.error(f"'key == query' needs a categorical query; "
-                                f"'{query.name}' is {query.type.describe()} (use 'in' for "
-                                "a set query)", d.query.span)
-        elif not isinstance(query.type, ir.SetValued):
-            raise ctx.error(f"'key in query' needs a set-valued query; '{query.name}' is "
-                            f"{query.type.describe()}", d.query.span)
-        if (query.type.size, _low(query.type)) != (key.type.size, _low(key.type)):
-            raise ctx.error(f"query/key range mismatch: query '{query.name}' ranges over "
-                            f"{_range_words(query.type)}, key '{key.name}' over "
-                            f"{_range_words(key.type)}", d.query.span)
+    terms = selection_terms(d.where, ctx)
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
-    return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name,
-                   key and key.name, query and query.name, d.op, offsets, d.span)
+    return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name, terms, offsets,
+                   d.span)
 
 
 def _offsets(expr: ast.Expr, ctx: Context) -> tuple[int, ...]:
@@ -567,23 +550,6 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
     raise ctx.error(f"numerical head '{d.name.id}' averages over several positions: "
                     f"declare its output values, e.g. 'head {d.name.id}: num "
                     "{0, 0.5, 1} = ...'", d.name.span)
-
-
-def _low(type_: ir.ValueType) -> int:
-    return type_.low if isinstance(type_, ir.Categorical) else 0
-
-
-def _range_words(type_: ir.ValueType) -> str:
-    """How many values a key or query ranges over (and from where, if not 0)."""
-    low = _low(type_)
-    return f"{type_.size} values" + (f" ({low}..{low + type_.size - 1})" if low else "")
-
-
-def _head_operand(name: ast.Name, role: str, ctx: Context) -> ir.Variable:
-    var = ctx.env.variable(name, f"a head's {role} must be a variable, not head '{name.id}' "
-                                 "(heads read the state at the start of the layer)")
-    ctx.effects.reads.add(name.id)
-    return var
 
 
 def _warn_unused(ctx: Context) -> None:

@@ -168,11 +168,11 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
     """One head's output and where it is undefined, for every query position."""
     value = np.asarray(values[head.value], dtype=np.float64 if head.numerical else np.int64)
     batch, n = valid.shape
-    if head.op is None and head.offsets is not None and len(head.offsets) == 1:
+    if not head.where and head.offsets is not None and len(head.offsets) == 1:
         # A single relative offset selects at most one position: a shift, not N x N.
         (offset,) = head.offsets
         return _shift(value, offset), ~_shift(valid, offset)
-    if head.op is None and head.offsets is not None and len(head.offsets) <= 4:
+    if not head.where and head.offsets is not None and len(head.offsets) <= 4:
         count = np.zeros((batch, n), dtype=np.int64)
         total = np.zeros((batch, n), dtype=value.dtype)
         for offset in head.offsets:
@@ -204,11 +204,9 @@ def selection(head: ir.Head, values, valid) -> np.ndarray:
     """(batch, query i, key j): whether position i selects position j."""
     batch, n = valid.shape
     selected = np.broadcast_to(valid[:, None, :], (batch, n, n))
-    if head.op == "==":
-        selected = selected & (values[head.key][:, None, :] == values[head.query][:, :, None])
-    elif head.op == "in":
-        selected = selected & semantics.has_element(values[head.query][:, :, None],
-                                                    values[head.key][:, None, :])
+    for term in head.where:  # keys at j (the last axis), queries at i
+        selected = selected & ir.selects(term.test, lambda name: values[name][:, None, :],
+                                         lambda name: values[name][:, :, None])
     if head.offsets is not None:
         relative = np.arange(n)[None, :] - np.arange(n)[:, None]
         selected = selected & np.isin(relative, head.offsets)[None]

@@ -13,12 +13,15 @@ constant lists and tuples, and for a table indexed at run time that needs more i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
+import numpy as np
+
 from alta import semantics
 from alta.errors import Diagnostic, Source, Span
-from alta.kinds import ArithmeticOp, ComparisonOp, FrameKind, HeadOp, LogicalOp, OutputAt, UnaryOp
+from alta.kinds import ArithmeticOp, ComparisonOp, FrameKind, LogicalOp, OutputAt, SelectOp, UnaryOp
 
 Kind = Literal["int", "bool", "float", "set", "table"]
 InputName = Literal["token", "position"]
@@ -262,16 +265,99 @@ class Variable:
     span: Span
 
 
+# ---- head selection: tests of keys against queries -------------------------------------------
+
+@dataclass(frozen=True)
+class KeyTest:
+    """`key op query` in a head's `where`: the key variable, read at the selected position j,
+    against the query variable read at the querying position i, or against a constant
+    (`query` None: a key-only test; `constant` an int, or a frozenset for `in`)."""
+
+    span: Span
+    key: str
+    op: SelectOp
+    query: str | None = None
+    constant: int | frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class NotTest:
+    span: Span
+    operand: Selection
+
+
+@dataclass(frozen=True)
+class JoinedTests:
+    span: Span
+    op: LogicalOp
+    operands: tuple[Selection, ...]
+
+
+Selection = KeyTest | NotTest | JoinedTests
+
+
+def key_tests(selection: Selection):
+    """Every KeyTest in a selection, left to right."""
+    if isinstance(selection, KeyTest):
+        yield selection
+    elif isinstance(selection, NotTest):
+        yield from key_tests(selection.operand)
+    else:
+        for operand in selection.operands:
+            yield from key_tests(operand)
+
+
+def selects(selection: Selection, key_values, query_values) -> np.ndarray:
+    """Whether `selection` holds, elementwise over key values and query values that
+    broadcast together (`key_values(name)`, `query_values(name)`: arrays of integers, sets as
+    bit masks). The one definition of a head's tests: the interpreter applies it to positions
+    (keys at j, queries at i), the compiler to pairs of values (compiler/scores.py)."""
+    if isinstance(selection, NotTest):
+        return ~selects(selection.operand, key_values, query_values)
+    if isinstance(selection, JoinedTests):
+        join = np.logical_and if selection.op == "and" else np.logical_or
+        return functools.reduce(join, (selects(s, key_values, query_values)
+                                       for s in selection.operands))
+    other = query_values(selection.query) if selection.query is not None else selection.constant
+    return semantics.key_test(selection.op, key_values(selection.key), other)
+
+
+def truth_table(selection: Selection, key: Categorical, query: ValueType | None) -> np.ndarray:
+    """(key value, query value) -> whether `selection` (tests of one key and at most one query)
+    holds: one column without a query; for a set-valued query one column per element e,
+    whether the key is e and every other test holds (a set's score is the sum over its
+    elements, compiler/scores.py)."""
+    keys = np.asarray(key.values)[:, None]
+    if query is None:
+        queries = np.zeros((1, 1), dtype=np.int64)
+    elif isinstance(query, SetValued):
+        queries = semantics.singleton_bits(np.arange(query.size))[None, :]
+    else:
+        queries = np.asarray(query.values)[None, :]
+    table = selects(selection, lambda name: keys, lambda name: queries)
+    return np.broadcast_to(table, (keys.shape[0], queries.shape[1]))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of a head's selection: tests of one key variable and at most one query
+    variable (None: tests of the key alone). A head selects where every term holds; the
+    compiler gives each term one bilinear form of the attention score."""
+
+    key: str
+    query: str | None
+    test: Selection
+    span: Span
+
+
 @dataclass(frozen=True)
 class Head:
-    """`name = value where key (== | in) query at offsets`."""
+    """`name = value where TERMS at offsets`."""
 
     name: str
     type: ValueType  # Categorical (selects one position) or Numerical (mean)
     value: str
-    key: str | None
-    query: str | None
-    op: HeadOp | None  # None: every position qualifies
+    where: tuple[Term, ...]  # all must hold; () without `where`: every position qualifies
     offsets: tuple[int, ...] | None  # relative offsets j - i, or None for any
     span: Span
 

@@ -15,4 +15,4 @@ LogicalOp = Literal["and", "or"]
 
 FrameKind = Literal["token", "words", "chars"]  # a fixed token, or the input split so
 OutputAt = Literal["all", "first", "last"]  # or a position index (an int)
-HeadOp = Literal["==", "in"]  # how a head's key meets its query (None: every position)
+SelectOp = Literal[ComparisonOp, "in", "not in"]  # how a head's key meets its query or a constant

@@ -70,8 +70,8 @@ def _softmax_parts(scores: jax.Array, sink: jax.Array | None) -> tuple[jax.Array
     return e / denominator, top + jnp.log(total)
 
 
-def _diagonal(param: nnx.Param, head: int, start: int, size: int) -> jax.Array:
-    return jnp.diagonal(param[...][head, start:start + size, :size])
+def _diagonal(param: nnx.Param, head: int, start: int, size: int, column: int = 0) -> jax.Array:
+    return jnp.diagonal(param[...][head, start:start + size, column:column + size])
 
 
 def _param(value) -> nnx.Param:
@@ -149,12 +149,8 @@ class Attention(nnx.Module):
         for h, blocks in enumerate(self.blocks):
             if blocks.scores_of is not None:
                 scores = scores_by_head[blocks.scores_of]
-            elif blocks.query is not None:
-                n = blocks.key_size
-                q = x[blocks.query:blocks.query + n] * _diagonal(self.query, h, blocks.query,
-                                                                 n)[:, None, None]
-                k = x[blocks.key:blocks.key + n] * _diagonal(self.key, h, blocks.key,
-                                                             n)[:, None, None]
+            elif blocks.terms:
+                q, k = self._terms(x, h, blocks.terms)
                 scores = jnp.einsum("kbi,kbj->bij", q, k) * self.scale
                 scores = jnp.where(masks[h], scores, MASKED)
             else:
@@ -182,14 +178,36 @@ class Attention(nnx.Module):
             outputs.append(jnp.einsum("bij,mbj->mbi", weights, v))
         return _rows(x, starts, outputs), jnp.stack(all_weights, axis=1)
 
+    def _terms(self, x: jax.Array, h: int, terms) -> tuple[jax.Array, jax.Array]:
+        """Head h's queries and keys (columns, B, N) from its terms' blocks of x (D, B, N):
+        K scales a key block; Q scales a query block too (`key == query`) or maps it through
+        its small matrix (a comparison, a key-only test)."""
+        qs, ks = [], []
+        for t in terms:
+            n = t.key_size
+            ks.append(x[t.key:t.key + n] * _diagonal(self.key, h, t.key, n,
+                                                     t.column)[:, None, None])
+            if t.diagonal:
+                qs.append(x[t.query:t.query + n] * _diagonal(self.query, h, t.query, n,
+                                                             t.column)[:, None, None])
+            else:
+                block = self.query[...][h, t.query:t.query + t.query_size,
+                                        t.column:t.column + n]
+                qs.append(jnp.einsum("mbi,mk->kbi", x[t.query:t.query + t.query_size], block))
+        if len(terms) == 1:
+            return qs[0], ks[0]
+        return jnp.concatenate(qs), jnp.concatenate(ks)
+
     def multiply_adds(self, n: int) -> int:
         """What `features_first` multiplies for one sequence of n positions: each score
         computed once (n x n x key size, and the query and key scalings), each softmax's
         weighted values (n x n x value size, and the scaling), a counting head's n."""
         total, softmaxes = 0, set()
         for h, blocks in enumerate(self.blocks):
-            if blocks.scores_of is None and blocks.query is not None:
-                total += n * n * blocks.key_size + 2 * n * blocks.key_size
+            if blocks.scores_of is None:
+                for t in blocks.terms:
+                    q = t.key_size if t.diagonal else t.query_size * t.key_size
+                    total += n * n * t.key_size + n * (q + t.key_size)
             if blocks.counts and blocks.scores_of in softmaxes:
                 total += n
                 continue

@@ -43,8 +43,10 @@ def summarize(program: ir.Program) -> str:
     lines.append(f"  heads      ({len(program.heads)})")
     for h in program.heads:
         sel = ""
-        if h.op is not None:
-            sel = f" where {h.key} {h.op} {h.query}"
+        if h.where:
+            within = "and" if len(h.where) > 1 else None
+            sel = " where " + " and ".join(_selection_words(program, t.test, within)
+                                           for t in h.where)
         if h.offsets is not None:
             sel += f" at {_offsets(h.offsets)}"
         kind = "mean of" if isinstance(h.type, ir.Numerical) else "reads"
@@ -65,6 +67,28 @@ def format_check(program: ir.Program, report) -> str:
     return (f"{summarize(program)}\n"
             f"  compiles   D {report.width}, {report.rules:,} rules, "
             f"{report.parameters:,} parameters")
+
+
+def _selection_words(program: ir.Program, selection: ir.Selection,
+                     within: str | None = None) -> str:
+    """A head's tests as written (parenthesised where `within` binds tighter), constants as
+    the key's values print (tokens quoted, enum members by name)."""
+    if isinstance(selection, ir.KeyTest):
+        if selection.query is not None:
+            return f"{selection.key} {selection.op} {selection.query}"
+        key = program.variable(selection.key).type
+        quote = '"' if key.labels is not None and key.labels == program.vocab else ""
+        words = [f"{quote}{key.format(v)}{quote}" for v in sorted(
+            selection.constant if isinstance(selection.constant, frozenset)
+            else {selection.constant})]
+        shown = "{" + ", ".join(words) + "}" if isinstance(selection.constant, frozenset) \
+            else words[0]
+        return f"{selection.key} {selection.op} {shown}"
+    if isinstance(selection, ir.NotTest):
+        return "not " + _selection_words(program, selection.operand, "not")
+    words = f" {selection.op} ".join(_selection_words(program, s, selection.op)
+                                     for s in selection.operands)
+    return words if within in (None, selection.op) else f"({words})"
 
 
 def _offsets(offsets) -> str:

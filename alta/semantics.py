@@ -104,6 +104,17 @@ def apply_compare(op: str, a, b) -> bool:
     return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
+def key_test(op: str, key, other) -> np.ndarray:
+    """A head's test of key values against query values or a constant, elementwise: `<`
+    and the other comparisons on categorical values as integers (tokens by id, enum members
+    by declaration order); `in` a set-valued query (bit masks) or a constant frozenset."""
+    if op in ("in", "not in"):
+        held = np.isin(key, sorted(other)) if isinstance(other, frozenset) else \
+            has_element(other, key)
+        return ~held if op == "not in" else held
+    return np.asarray(apply_compare(op, key, other), dtype=bool)
+
+
 def apply_builtin(name: str, args: tuple):
     """min, max, abs, round on Python numbers (round: half to even, as np.round)."""
     if name == "min":

@@ -123,7 +123,7 @@ _TERMINAL_WORDS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a quoted string",
     "_NL": "the end of the line", "_INDENT": "an indented block", "_DEDENT": "the end of the block",
     "COLON": "':'", "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
-    "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "HEAD_OP": "'==' or 'in'",
+    "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','",
     "ADD_OP": "'+' or '-'", "MUL_OP": "an operator", "$END": "the end of the file",
     "WORDS": "'words'", "CHARS": "'chars'", "ALLOW": "'allow'", "FIRST": "'first'",
     "LAST": "'last'",
@@ -385,13 +385,10 @@ class _ToAst(Transformer):
 
     def head_decl(self, meta, c):
         name, type_, value, where, offsets = c
-        key = op = query = None
-        if where is not None:
-            key, op, query = where
-        return ast.HeadDecl(_span(meta), _name(name), type_, _name(value), key, op, query, offsets)
+        return ast.HeadDecl(_span(meta), _name(name), type_, _name(value), where, offsets)
 
     def head_where(self, meta, c):
-        return _name(c[0]), str(c[1]), _name(c[2])
+        return c[0]
 
     def head_at(self, meta, c):
         return c[0]

@@ -19,15 +19,26 @@ import numpy as np
 from alta import ir
 from alta.compiler.faults import ONE, plan_faults
 from alta.compiler.layout import ResidualLayout
+from alta.compiler.scores import score_terms
 from alta.parameters import DenseParameters, Parameters
+
+
+class TermBlocks(NamedTuple):
+    """Where one term of a head's score (compiler/scores.py) reads: Q's block from the query
+    rows onto `key_size` columns from `column`, K's diagonal from the key rows onto them."""
+
+    query: int
+    query_size: int
+    key: int
+    key_size: int
+    column: int
+    diagonal: bool  # Q's block is diagonal too (`key == query`): a scaling, not a product
 
 
 class HeadBlocks(NamedTuple):
     """Where a compiled head reads and writes: block starts and sizes in the residual."""
 
-    query: int | None  # None: no key/query (every allowed position scores the same)
-    key: int | None
-    key_size: int
+    terms: tuple[TermBlocks, ...]  # none: every allowed position scores the same
     value: int
     value_size: int
     output: int
@@ -114,9 +125,9 @@ def _head_blocks(program: ir.Program, layout: ResidualLayout, parameters: Parame
                  ) -> tuple[HeadBlocks, ...] | None:
     heads = model_heads(program, parameters)
     blocks = tuple(HeadBlocks(
-        query=layout.block(h.query).start if h.key else None,
-        key=layout.block(h.key).start if h.key else None,
-        key_size=layout.block(h.key).size if h.key else 0,
+        terms=tuple(TermBlocks(layout.block(t.query).start, layout.block(t.query).size,
+                               layout.block(t.key).start, t.width, t.column, t.diagonal)
+                    for t in score_terms(program, h)),
         value=layout.block(h.value).start, value_size=layout.block(h.value).size,
         output=layout.block(h.name).start) for h in heads)
     if not _block_diagonal(parameters, blocks):
@@ -131,25 +142,31 @@ def _block_diagonal(parameters: Parameters, blocks: tuple[HeadBlocks, ...]) -> b
     structured path would compute something else, and the dense one must be used)."""
     attention = parameters.attention
     for h, b in enumerate(blocks):
-        for w, start, size in ((attention.query, b.query, b.key_size),
-                               (attention.key, b.key, b.key_size),
-                               (attention.value, b.value, b.value_size)):
-            if start is None:
-                if np.any(w[h]):
-                    return False
-            elif not _diagonal_at(w[h], start, 0, size):
-                return False
-        if not _diagonal_at(attention.output[h], 0, b.output, b.value_size):
+        query, key = np.zeros_like(attention.query[h]), np.zeros_like(attention.key[h])
+        for t in b.terms:
+            _copy_diagonal(key, attention.key[h], t.key, t.column, t.key_size)
+            if t.diagonal:
+                _copy_diagonal(query, attention.query[h], t.query, t.column, t.key_size)
+            else:
+                rows, cols = slice(t.query, t.query + t.query_size), slice(
+                    t.column, t.column + t.key_size)
+                query[rows, cols] = attention.query[h][rows, cols]
+        if not (np.array_equal(query, attention.query[h])
+                and np.array_equal(key, attention.key[h])):
+            return False
+        value, output = np.zeros_like(attention.value[h]), np.zeros_like(attention.output[h])
+        _copy_diagonal(value, attention.value[h], b.value, 0, b.value_size)
+        _copy_diagonal(output, attention.output[h], 0, b.output, b.value_size)
+        if not (np.array_equal(value, attention.value[h])
+                and np.array_equal(output, attention.output[h])):
             return False
     return True
 
 
-def _diagonal_at(w: np.ndarray, row: int, col: int, size: int) -> bool:
-    """Whether `w` is zero but for the diagonal of its (row, col) block of `size`."""
-    expected = np.zeros_like(w)
+def _copy_diagonal(out: np.ndarray, w: np.ndarray, row: int, col: int, size: int) -> None:
+    """Copies the diagonal of w's (row, col) block of `size` into `out`."""
     idx = np.arange(size)
-    expected[row + idx, col + idx] = w[row + idx, col + idx]
-    return bool(np.array_equal(w, expected))
+    out[row + idx, col + idx] = w[row + idx, col + idx]
 
 
 def _shared_scores(parameters: Parameters, blocks: tuple[HeadBlocks, ...],
@@ -159,12 +176,9 @@ def _shared_scores(parameters: Parameters, blocks: tuple[HeadBlocks, ...],
     attention = parameters.attention
     out, seen = [], {}
     for h, b in enumerate(blocks):
-        diagonals = ()
-        if b.query is not None:
-            diagonals = tuple(np.diagonal(w[h, start:start + b.key_size, :b.key_size]).tobytes()
-                              for w, start in ((attention.query, b.query),
-                                               (attention.key, b.key)))
-        key = (b.query, b.key, b.key_size, diagonals, offsets[h])
+        weights = (np.asarray(attention.query[h]).tobytes(),
+                   np.asarray(attention.key[h]).tobytes()) if b.terms else ()
+        key = (b.terms, weights, offsets[h])
         earlier = seen.setdefault(key, h)
         sink = attention.sink[h] if attention.sink is not None else None
         same = seen.setdefault((*key, sink), h)

@@ -2,8 +2,9 @@
 
 - Embeddings: token-initialised and constant variables in the token embedding, position-
   initialised ones in a position embedding (only when the program has some).
-- Attention, per head: Q and K map the query and key blocks onto a shared one-hot space, so
-  q.k is 1 on a match and 0 otherwise, times a scale `beta` chosen so that softmax puts all
+- Attention, per head: Q and K map the query and key blocks onto a shared space, one
+  bilinear form per term of the head's `where` (compiler/scores.py), so q.k is 1 where the
+  head selects and at most 0 otherwise, times a scale `beta` chosen so that softmax puts all
   but a negligible mass on the selected positions up to the guaranteed length; V and O copy
   the value block into the head's own block.
 - MLP, four layers with clipped ReLU min(1, max(0, x)) after the first three:
@@ -32,6 +33,7 @@ from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds
 from alta.compiler.faults import FAULT, ONE, SELECTED, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
+from alta.compiler.scores import key_width, score_terms
 from alta.errors import AltaError
 from alta.parameters import (
     AttentionParameters,
@@ -285,7 +287,7 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
                ) -> tuple[AttentionParameters, list[HeadScale]]:
     D = layout.width
     H = len(program.heads)
-    dk = max([program.variable(h.key).type.size for h in program.heads if h.key] + [1])
+    dk = max([key_width(program, h) for h in program.heads] + [1])
     dv = max([layout.block(h.name).size for h in program.heads] + [1])
     Q, K = np.zeros((H, D, dk)), np.zeros((H, D, dk))
     V, out_proj = np.zeros((H, D, dv)), np.zeros((H, dv, D))
@@ -298,17 +300,17 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
             # 1/16 of the sink's weight at the target length; the head's own scale usually
             # does (then the two heads' scores are equal and computed once).
             counted = betas[selection[head.name]]
-            beta = max(counted, math.log(16.0 * target)) if head.key is not None else 0.0
+            beta = max(counted, math.log(16.0 * target)) if head.where else 0.0
             sink[h] = beta
         else:
             scale = _head_scale(program, head, target)
             scales.append(scale)
             beta = betas[head.name] = scale.beta
-        if head.key is not None:
-            key, query = layout.block(head.key), layout.block(head.query)
-            for v in range(key.size):
-                K[h, key.start + v, v] = 1.0
-                Q[h, query.start + v, v] = beta
+        for term in score_terms(program, head):  # K one-hot onto its columns, Q the form
+            key, query = layout.block(term.key), layout.block(term.query)
+            columns = slice(term.column, term.column + term.width)
+            K[h, key.start:key.stop, columns] = np.eye(term.width)
+            Q[h, query.start:query.stop, columns] = beta * term.matrix.T
         value, out = layout.block(head.value), layout.block(head.name)
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0

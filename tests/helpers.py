@@ -441,3 +441,10 @@ def interpreter_mlp(program: ir.Program, a: Assignments) -> dict[str, np.ndarray
     state = interpreter_state(program, a)
     undefined = {h.name: np.zeros((a.size, 1), bool) for h in program.heads}
     return apply_mlp(program, state, undefined, np.ones((a.size, 1), bool))
+
+
+def head_op(head) -> str | None:
+    """How a head's (first) test meets its query: "==", "in", "<", ...; None without one."""
+    from alta import ir
+
+    return next(ir.key_tests(head.where[0].test)).op if head.where else None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import head_op
 from program_generator import (
     MAX_POSITIONS,
     RULE_FILTER,
@@ -80,20 +81,20 @@ def variable_kinds_of(program: ir.Program, module: ast.Module | None = None) -> 
 
 
 def head_kinds(head: ir.Head) -> set[str]:
-    kinds = set()
-    if head.op == "==" and not head.numerical:
+    kinds, op = set(), head_op(head)
+    if op == "==" and not head.numerical:
         kinds.add("categorical")
-    if head.op == "in":
+    if op == "in":
         kinds.add("set query")
     if head.offsets is not None:
         kinds.add("relative offset")
-        if head.op is not None:
+        if op is not None:
             kinds.add("where and offsets")
-        if head.op is None and len(head.offsets) == 1:
+        if op is None and len(head.offsets) == 1:
             kinds.add("one offset, no where")
-        if head.op is None and len(head.offsets) > 1:
+        if op is None and len(head.offsets) > 1:
             kinds.add("several offsets, no where")
-    if head.op is None:
+    if op is None:
         kinds.add("no where")
         if head.offsets is None:
             kinds.add("no where, no offset")

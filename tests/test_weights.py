@@ -232,7 +232,6 @@ def test_attention_selects_what_the_interpreter_selects(name):
         batch = 6 if n <= 64 else 3
         values, valid = random_states(program, batch, n, rng)
         if name == "parity_sum_mod_2":  # the start token, then bits: vary the share of 1s
-            values["always"][:] = 1
             for b in range(batch):
                 values["counted"][b] = np.array([1] + [rng.random() < b / (batch - 1)
                                                        for _ in range(n - 1)])
