@@ -9,8 +9,10 @@ programs are built to exercise everything a compiled Transformer must reproduce 
   without an `of [...]` list), initialised from `token`, from `position` or constants;
 - heads of every kind: relative offsets (one offset, several offsets, offset ranges),
   `where key == query` over unique (position) keys and over repeated (token) keys,
-  `where key in query` set queries, `where` combined with `at`, heads with no `where`, and
-  numerical heads whose declared output values hold every mean that can occur;
+  `where key in query` set queries, `where` combined with `at`, heads with no `where`,
+  comparisons and key-only tests (`pos < q`, `pos <= 3`, `==` written as two comparisons
+  joined by `and`), and numerical heads whose declared output values hold every mean that
+  can occur;
 - an MLP of 3-15 statements (if/elif/else, `let`, min/max/%/tables, sometimes a helper
   function), a halting counter or a fixed `max_layers`, and an `output` declaration.
 
@@ -655,6 +657,13 @@ class _Generator:
                                               self.rng.choice(["cat", "enum", "vocab", "bool"])))
         return self.rng.choice(pool)
 
+    def bits_var(self, inits: list[str]) -> Var:
+        """A new `num {0, 1}` variable for a mean to read, initialised by one of `inits`."""
+        bits = self.add_var(self.make_var("num"))
+        bits.values = (Fraction(0), Fraction(1))
+        bits.decl = f"var {bits.name}: num {{0, 1}} = {self.rng.choice(inits)}"
+        return bits
+
     def cat_head(self, name: str, value: Var, decl: str, guard: str | None,
                  primary: bool = True) -> HeadInfo:
         return self.add_head(HeadInfo(name, False, size=value.size, guard=guard,
@@ -671,7 +680,7 @@ class _Generator:
         if self.kit == "length":
             makers += [self.head_set_positions, self.head_everyone]
         if self.L <= 6:
-            makers.append(self.head_mean_all)
+            makers += [self.head_mean_all, self.head_compare]
         count = rng.randint(2, 4)
         made = 0
         for _ in range(40):
@@ -763,13 +772,45 @@ class _Generator:
         at = "" if offsets is None else " at {" + ", ".join(map(str, offsets)) + "}"
         value = self.value_var()
         name = self.fresh("h")
+        where = self.equality(p, q.name)
         if value.kind == "num":
             self.add_head(HeadInfo(name, True, vals=value.values, guard=guard,
                                    decl=f"head @: num {_num_set(value.values)} = {value.name} "
-                                        f"where {p} == {q.name}{at}"))
+                                        f"where {where}{at}"))
         else:
-            self.cat_head(name, value, f"head @ = {value.name} where {p} == {q.name}{at}",
-                          guard)
+            self.cat_head(name, value, f"head @ = {value.name} where {where}{at}", guard)
+        return True
+
+    def equality(self, key: str, query: str) -> str:
+        """`key == query`, or the same selection through comparisons (each a term of its own
+        in the head's scores)."""
+        return self.rng.choice([f"{key} == {query}", f"{key} == {query}",
+                                f"{key} >= {query} and {key} <= {query}",
+                                f"not {key} != {query}",
+                                f"{key} <= {query} and not {key} < {query}"])
+
+    def head_compare(self) -> bool:
+        """A mean over unique keys selected by a comparison with the query or a constant:
+        `pos <= q` and `pos <= c` always hold at position 0 (defined everywhere); `pos < q`
+        holds there where q >= 1, `pos > q` and `pos >= q` select the positions after q
+        (defined where the sequence reaches past q)."""
+        rng, L, p = self.rng, self.L, self.pos.name
+        if L < 2:
+            return False
+        q = Var(self.fresh("q"), "cat", L)
+        self.add_var(self.var_decl(q, f"cat {L}", rng.choice(
+            [f"{L - 1} - position", "position // 2", f"min(position + 1, {L - 1})"])))
+        c = rng.randrange(L - 1)  # a constant test that holds for some keys, not all
+        where, guard = rng.choice([
+            (f"{p} <= {q.name}", None), (f"{p} < {q.name}", f"{q.name} >= 1"),
+            (f"{p} <= {c}", None), (f"{p} < {c + 1}", None),
+            (f"{p} >= {q.name}", self.before_end(q.name)),
+            (f"{p} > {q.name} and {p} != 0", self.before_end(f"{q.name} + 1")),
+            (f"{p} <= {q.name} and {p} >= 1", f"{q.name} >= 1 and ({self.before_end('1')})")])
+        bits = self.bits_var([f"token == {self.tok()}", "position % 2"])
+        vals = sorted({Fraction(k, m) for m in range(1, L + 1) for k in range(m + 1)})
+        self.add_head(HeadInfo(self.fresh("h"), True, vals=tuple(vals), guard=guard, decl=(
+            f"head @: num {_num_set(vals)} = {bits.name} where {where}")))
         return True
 
     def head_where_offsets(self) -> bool:
@@ -904,10 +945,7 @@ class _Generator:
                                    self.token_chain([_set_text(c | {K}) for c in cells])))
         self.counted_head("set", key, "in", qs, qss, K, is_start)
         if rng.random() < 0.4 and self.L <= 6:  # a mean over the same selection plus start
-            bits = self.add_var(self.make_var("num"))
-            bits.values = (Fraction(0), Fraction(1))
-            bits.decl = f"var {bits.name}: num {{0, 1}} = " + rng.choice(
-                [f"token == {self.tok()}", "position % 2", "1"])
+            bits = self.bits_var([f"token == {self.tok()}", "position % 2", "1"])
             vals = sorted({Fraction(k, m) for m in range(1, self.L + 1) for k in range(m + 1)})
             self.add_head(HeadInfo(self.fresh("h"), True, vals=tuple(vals), decl=(
                 f"head @: num {_num_set(vals)} = {bits.name} where "
@@ -940,12 +978,7 @@ class _Generator:
         """Mean of a {0, 1} variable over every position: k / m for m <= max_length."""
         bits = [v for v in self.vars if v.kind == "num" and v.mode == "free"
                 and set(v.values) == {0, 1}]
-        if bits:
-            value = self.rng.choice(bits)
-        else:
-            value = self.add_var(self.make_var("num"))
-            value.values = (Fraction(0), Fraction(1))
-            value.decl = f"var {value.name}: num {{0, 1}} = token == {self.tok()}"
+        value = self.rng.choice(bits) if bits else self.bits_var([f"token == {self.tok()}"])
         vals = sorted({Fraction(k, m) for m in range(1, self.L + 1) for k in range(m + 1)})
         self.add_head(HeadInfo(self.fresh("h"), True, vals=tuple(vals), decl=(
             f"head @: num {_num_set(vals)} = {value.name}")))
