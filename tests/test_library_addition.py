@@ -39,7 +39,7 @@ def test_random_sums_match_python_on_the_interpreter(program):
 
 
 def test_random_sums_match_python_compiled(compiled):
-    pairs = operand_pairs(60, 25, seed=1)
+    pairs = operand_pairs(30, 22, seed=1)
     result = run_compiled(compiled(NAME), texts_of(pairs))
     assert list(result.outputs) == [str(a + b) for a, b in pairs]
     assert result.halted.all()
