@@ -26,21 +26,18 @@ def texts_of(pairs):
     return [f"{a}+{b}" for a, b in pairs]
 
 
-def layers_for(a: int, b: int) -> int:
-    return max(len(str(a)), len(str(b))) + 3  # digits + 3, as the reference's addition
+def assert_sums(result, pairs):
+    """Python's sums, each after digits + 3 layers (as the reference's addition halts)."""
+    assert list(result.outputs) == [str(a + b) for a, b in pairs]
+    assert result.halted.all()
+    assert list(result.layers) == [max(len(str(a)), len(str(b))) + 3 for a, b in pairs]
 
 
 def test_random_sums_match_python_on_the_interpreter(program):
     pairs = operand_pairs(400, 30, seed=0)
-    result = run(program(NAME), texts_of(pairs))
-    assert list(result.outputs) == [str(a + b) for a, b in pairs]
-    assert result.halted.all()
-    assert list(result.layers) == [layers_for(a, b) for a, b in pairs]
+    assert_sums(run(program(NAME), texts_of(pairs)), pairs)
 
 
 def test_random_sums_match_python_compiled(compiled):
     pairs = operand_pairs(30, 22, seed=1)
-    result = run_compiled(compiled(NAME), texts_of(pairs))
-    assert list(result.outputs) == [str(a + b) for a, b in pairs]
-    assert result.halted.all()
-    assert list(result.layers) == [layers_for(a, b) for a, b in pairs]
+    assert_sums(run_compiled(compiled(NAME), texts_of(pairs)), pairs)
