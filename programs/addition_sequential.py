@@ -7,5 +7,5 @@ from alta.programs._common import sample_sum as sample
 
 __all__ = ["SIZE", "UNIT", "benchmark", "oracle", "sample", "size_of"]
 
-SIZE = 20  # the program has no limit; up to 23 layers keep its tests cheap
+SIZE = 20  # the program has no limit: the experiment's longest test length
 UNIT = "digits per operand"
