@@ -206,3 +206,14 @@ steps = 50
     assert (out / "end_to_end.safetensors").is_file()
     # the table printed has one row per length, with the method columns
     assert all(f"{n:>8}" in done.stdout for n in (2, 4, 16))
+    # minimality: relative parity's training traces exercise every rule and value, so no
+    # input needs more, and the trace-trained MLP's right answers are all "on the rest"
+    assert "unexercised" in done.stdout and "trace on those" in done.stdout
+    with open(out / "minimality.csv") as f:
+        novel = list(csv.DictReader(f))
+    trace = {r["length"]: r["correct"] for r in rows if r["method"] == "trace"}
+    assert [r["length"] for r in novel] == ["2", "4", "16"]
+    for r in novel:
+        assert r["samples"] == "20" and r["needs_either"] == "0"
+        assert r["trace_correct"] == r["trace_correct_rest"] == trace[r["length"]]
+        assert r["trace_correct_needing"] == "0"
