@@ -533,7 +533,7 @@ def _training_coverage(args) -> int:
     if args.sets or args.lengths:
         raise AltaError.at("--training takes the program, its parameters and the lengths from "
                            "the configuration; drop --set and --lengths")
-    config = load_config(args.file)
+    config = load_config(args.file, "alta coverage --training")
     program, task = study_program(config)
     rules = compile_rules(program).mlp
     tests = {n: examples.texts for n, (examples, _) in test_sets(config, program, task).items()}

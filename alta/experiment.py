@@ -114,13 +114,14 @@ class Results:
 
 # ---- the configuration file ----------------------------------------------------------------------
 
-def load_config(path: Path) -> ExperimentConfig:
+def load_config(path: Path, command: str = "alta experiment") -> ExperimentConfig:
     """Read and check an experiment configuration (TOML, or JSON for a .json file); a
-    relative `program` is relative to the configuration file."""
+    relative `program` is relative to the configuration file. `command` is what errors say
+    takes it."""
     path = Path(path)
     given = {".alta": "an ALTA program", ".safetensors": "a compiled checkpoint"}
     if path.suffix in given:
-        raise AltaError.at(f"{path} is {given[path.suffix]}; 'alta experiment' takes an "
+        raise AltaError.at(f"{path} is {given[path.suffix]}; '{command}' takes an "
                            "experiment configuration (.toml, or .json), such as "
                            "experiments/parity.toml")
     text = read_text(path, "experiment configuration")

@@ -355,16 +355,19 @@ def test_minimality_of_absolute_positions():
     assert novelty.either.tolist() == [n > 4 for n in range(1, 9)]
 
 
-def test_coverage_of_an_experiments_training_set(tmp_path):
+def test_coverage_of_an_experiments_training_set(tmp_path, capsys):
+    from alta.cli import main
+
     config = tmp_path / "c.toml"
     config.write_text(f'program = "{PROGRAMS / "parity_absolute.alta"}"\n'
                       'train_lengths = "1..4"\ntest_lengths = [3, 6]\nsamples = 30\n'
                       'test_samples = 5\n')
-    done = alta("coverage", "--training", config)
-    assert done.returncode == 0, done.stderr
-    assert "3 of 3 rules fire on the 30 training inputs" in done.stdout
-    assert "pos (line " in done.stdout and ": 5, 6, 7," in done.stdout
-    assert [line.split() for line in done.stdout.splitlines()[-2:]] == [
+    assert main(["coverage", "--training", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 rules fire on the 30 training inputs" in out
+    assert "pos (line " in out and ": 5, 6, 7," in out
+    assert [line.split() for line in out.splitlines()[-2:]] == [
         ["3", "0%", "0%", "0%"], ["6", "0%", "100%", "100%"]]
-    bad = alta("coverage", "--training", PROGRAMS / "parity.alta")
-    assert bad.returncode == 1 and "experiment configuration" in bad.stderr
+    assert main(["coverage", "--training", str(PROGRAMS / "parity.alta")]) == 1
+    assert "'alta coverage --training' takes an experiment configuration" in \
+        capsys.readouterr().err
