@@ -103,6 +103,10 @@ MAX_LENGTH = 16
      r"\[end_to_end\]: unknown setting 'lr'"),
     ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\n[trace]\nschedule = "x"',
      "schedule"),
+    ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\nundefined = "ones"',
+     "'undefined' must be one of noise, zero, compiled, got 'ones'"),
+    ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\n[trace]\n'
+     'noise_scale = "block"', r"'noise_scale' must be one of uniform, spacing, got 'block'"),
     ('program = "p.alta\ntrain_lengths = 1', r"not valid TOML.*line 1"),
     ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\nparams = 3',
      "'params' must be a table of the program's parameters"),
