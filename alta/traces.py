@@ -316,6 +316,9 @@ def prepare_dataset(program: ir.Program, task: Task | None, settings: TraceSetti
     if settings.format not in FORMATS:
         raise AltaError.at(f"unknown format {settings.format!r}; expected one of "
                            f"{', '.join(FORMATS)}")
+    if settings.undefined not in UNDEFINED_FILLS:
+        raise AltaError.at(f"unknown fill {settings.undefined!r} for undefined head outputs; "
+                           f"expected one of {', '.join(UNDEFINED_FILLS)}")
     directory = Path(directory)
     manifest = manifest_for(program, task, settings, layout or build_layout(program), directory)
     if not can_resume(program, task, settings, directory):

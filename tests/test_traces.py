@@ -260,7 +260,7 @@ def test_coverage_and_trace_commands(tmp_path):
     assert done.returncode == 0 and "3 of 3 rules fire" in done.stdout, done.stdout
 
 
-def test_undefined_compiled_records_the_compiled_attention():
+def test_undefined_compiled_records_the_compiled_attention(tmp_path):
     """With undefined="compiled", an undefined head's block in mlp_input is what the compiled
     model's attention writes there when it runs that input on its own (another batch shape),
     and everything else is as with zeros."""
@@ -292,6 +292,8 @@ def test_undefined_compiled_records_the_compiled_attention():
     assert np.array_equal(x[defined], zero[defined])
     assert np.array_equal(columns["compiled"]["mlp_output"] + x,
                           columns["zero"]["mlp_output"] + zero)
+    with pytest.raises(AltaError, match="unknown fill 'ones'"):
+        write_dataset(program, None, TraceSettings(samples=1, undefined="ones"), tmp_path)
 
 
 def test_minimality_of_one_digit_additions(tmp_path):
