@@ -17,7 +17,7 @@ from alta.framing import split_input
 from alta.tasks import find_task
 from alta.training import EndToEndSettings, end_to_end_outputs, examples_of, train_end_to_end
 
-SHIPPED = sorted((ROOT / "experiments").glob("*.toml"))
+SHIPPED = sorted((ROOT / "experiments").rglob("*.toml"))  # fidelity/ too
 
 
 def write(tmp_path, text, name="study.toml"):
