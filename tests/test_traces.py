@@ -260,28 +260,43 @@ def test_coverage_and_trace_commands(tmp_path):
     assert done.returncode == 0 and "3 of 3 rules fire" in done.stdout, done.stdout
 
 
-def test_undefined_compiled_records_the_compiled_attention(tmp_path):
+def _row(step, b):
+    """One input's row of a compiled layer, as a batch of one."""
+    from dataclasses import replace
+
+    return replace(step, after_attention=None if step.after_attention is None else
+                   step.after_attention[b:b + 1], after_mlp=step.after_mlp[b:b + 1])
+
+
+def test_undefined_compiled_records_the_compiled_attention(tmp_path, monkeypatch):
     """With undefined="compiled", an undefined head's block in mlp_input is what the compiled
-    model's attention writes there when it runs that input on its own (another batch shape),
-    and everything else is as with zeros."""
+    model's attention writes there in a run of its own, and everything else is as with
+    zeros."""
+    import alta.traces
     from alta.compiled import trace_compiled
     from alta.framing import encode_batch
 
     program = check_file(PROGRAMS / "parity.alta")
+    compiled = compiled_library("parity")
+    monkeypatch.setattr(alta.traces, "_compiled", lambda _: compiled)  # the session's
     inputs = ["1 0 1", "0", "1 1 0 0 1"]
     columns = {fill: shard_columns(program, inputs, 0, TraceSettings(
         samples=3, vectors=True, undefined=fill)) for fill in ("compiled", "zero")}
     x = np.asarray(columns["compiled"]["mlp_input"])
     zero = np.asarray(columns["zero"]["mlp_input"])
     layout = build_layout(program)
-    compiled = compiled_library("parity")
     rows = columns["compiled"]
     undefined_somewhere = False
+    # The oracle: the compiled model's own run of the inputs in reverse order (the same
+    # bucket shape, so no new executable; other rows).
+    backwards = inputs[::-1]
+    steps = list(trace_compiled(compiled, encode_batch(program, backwards)))
+    runs = {text: [_row(step, backwards.index(text)) for step in steps] for text in inputs}
     for h in program.heads:
         block = layout.block(h.name)
         for r, value in enumerate(rows[f"attention.{h.name}"]):
-            alone = list(trace_compiled(compiled, encode_batch(program, [rows["input"][r]])))
-            attended = alone[rows["layer"][r]].after_attention[0, rows["position"][r]]
+            attended = runs[rows["input"][r]][rows["layer"][r]].after_attention[
+                0, rows["position"][r]]
             want = attended[block.start:block.stop] if value is None else \
                 zero[r, block.start:block.stop]
             np.testing.assert_allclose(x[r, block.start:block.stop], want, atol=1e-6)
@@ -292,6 +307,13 @@ def test_undefined_compiled_records_the_compiled_attention(tmp_path):
     assert np.array_equal(x[defined], zero[defined])
     assert np.array_equal(columns["compiled"]["mlp_output"] + x,
                           columns["zero"]["mlp_output"] + zero)
+    # and what the compiled MLP adds to what its attention really wrote is mlp_output
+    y = np.asarray(columns["compiled"]["mlp_output"])
+    for r in range(len(x)):
+        step = runs[rows["input"][r]][rows["layer"][r]]
+        p = rows["position"][r]
+        added = step.after_mlp[0, p] - step.after_attention[0, p]
+        np.testing.assert_allclose(added[:layout.width], y[r], atol=1e-5)
     with pytest.raises(AltaError, match="unknown fill 'ones'"):
         write_dataset(program, None, TraceSettings(samples=1, undefined="ones"), tmp_path)
 
