@@ -163,10 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     trace.add_argument("--vectors", action="store_true",
                        help="also write the MLP input and output residual vectors")
-    trace.add_argument("--undefined", choices=("zero", "noise"), default="noise",
+    trace.add_argument("--undefined", choices=("zero", "noise", "compiled"), default="noise",
                        help="undefined head outputs in vectors: noise like what attention "
                             "outputs there (the default, as in 'alta experiment': a trained "
-                            "MLP learns to ignore them), or zero")
+                            "MLP learns to ignore them), zero, or compiled: exactly what the "
+                            "compiled model's attention outputs there (the inputs a learned "
+                            "MLP will see in that model; compiles the program)")
     trace.add_argument("--shard-size", type=int, default=256, metavar="N",
                        help="inputs per shard (default 256)")
     trace.add_argument("--runner", choices=("local", "beam"), default="local",
@@ -182,14 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "direct_running_mode=multi_processing")
 
     coverage = _command(
-        sub, "coverage", "a .alta program",
+        sub, "coverage", "a .alta program (with --training: an experiment configuration)",
         help="which compiled rules fire on a set of inputs",
         description="Count how often each compiled MLP rule fires (at any layer and position) "
                     "on sampled inputs or on a trace dataset, and list the rules that never "
-                    "fire with their source lines: behaviour that data does not exercise.")
+                    "fire with their source lines: behaviour that data does not exercise. "
+                    "With --training, of an experiment's training inputs: also the values "
+                    "each variable never takes there, and per test length the share of test "
+                    "inputs that need an unexercised rule or value.")
     group = coverage.add_mutually_exclusive_group(required=True)
     group.add_argument("--samples", type=int, metavar="N", help="sample N inputs")
     group.add_argument("--dataset", metavar="DIR", help="a dataset written by 'alta trace'")
+    group.add_argument("--training", action="store_true",
+                       help="FILE is an experiment configuration (as for 'alta experiment'): "
+                            "its training inputs, and its test inputs per length")
     coverage.add_argument("--lengths", metavar="A..B", help="input sizes, as for 'alta trace'")
     coverage.add_argument("--seed", type=int, default=0, metavar="S")
     coverage.add_argument("--all", action="store_true", help="list every rule with its count")
@@ -216,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Gaussian noise added to the inputs at every step, with targets "
                             "that reach the clean next state, so that the MLP corrects small "
                             "errors instead of letting them add up over layers (default 0.05)")
+    train.add_argument("--noise-scale", choices=("uniform", "spacing"), default="uniform",
+                       help="uniform: --input-noise on every dimension (default); spacing: "
+                            "scaled per block to its value spacing (one-hot blocks 1, a "
+                            "numerical block its smallest gap between declared values)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--plot", metavar="PNG", help="also draw the loss curve here")
 

@@ -514,11 +514,33 @@ def _cmd_coverage(args) -> int:
     from alta.compiler.rules import compile_rules
     from alta.reports import format_coverage
 
+    if args.training:
+        return _training_coverage(args)
     program = _load_program(args.file, _params(args))
     rules = compile_rules(program).mlp
     coverage, what = (_dataset_coverage if args.dataset else _sampled_coverage)(args, program,
                                                                                 rules)
     print(format_coverage(program, rules, coverage, what, args.all))
+    return EXIT_OK
+
+
+def _training_coverage(args) -> int:
+    """`alta coverage CONFIG --training`: minimality of an experiment's training set."""
+    from alta.compiler.rules import compile_rules
+    from alta.experiment import load_config, minimality, study_program, test_sets
+    from alta.reports import format_coverage, format_unexercised
+
+    if args.sets or args.lengths:
+        raise AltaError.at("--training takes the program, its parameters and the lengths from "
+                           "the configuration; drop --set and --lengths")
+    config = load_config(args.file, "alta coverage --training")
+    program, task = study_program(config)
+    rules = compile_rules(program).mlp
+    tests = {n: examples.texts for n, (examples, _) in test_sets(config, program, task).items()}
+    exercised, novelty = minimality(config, program, task, rules, tests)
+    print(format_coverage(program, rules, exercised.coverage,
+                          f"the {config.samples:,} training inputs of {args.file}", args.all))
+    print(format_unexercised(program, exercised, novelty, task.unit))
     return EXIT_OK
 
 
@@ -544,17 +566,20 @@ def _sampled_coverage(args, program, rules):
 
 
 def _cmd_train(args) -> int:
-    from alta.training import load_vectors, save_mlp, train_mlp
+    from alta.compiler.layout import ResidualLayout
+    from alta.training import input_noise_scales, load_vectors, save_mlp, train_mlp
 
     settings = _train_settings(args)
     manifest, x, y = load_vectors(args.dataset)
     program = _program_of_dataset(manifest, args.dataset)  # before training, not after
+    scales = input_noise_scales(program, ResidualLayout.from_json(manifest["layout"]),
+                                settings.noise_scale)
     _check_writable(args.output, args.plot)
     print(f"training on {len(x):,} vectors of {x.shape[1]} dimensions from {args.dataset}",
           file=sys.stderr)
     show = progress_bar("training", "steps")
     model, curve = train_mlp(x, y, settings,
-                             lambda i, loss: show(i, settings.steps, f"loss {loss:.3g}"))
+                             lambda i, loss: show(i, settings.steps, f"loss {loss:.3g}"), scales)
     accuracy = _state_accuracy(program, manifest, model, x, y)
     save_mlp(model, settings, manifest, curve, accuracy, args.output)
     print(f"wrote {args.output}: final loss {curve[-1][1]:.3g}; on its training vectors the "
@@ -580,7 +605,8 @@ def _train_settings(args):
     return TrainSettings(hidden=hidden, activation=args.activation, loss=args.loss,
                          steps=args.steps, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, schedule=args.schedule,
-                         input_noise=args.input_noise, seed=args.seed)
+                         input_noise=args.input_noise, noise_scale=args.noise_scale,
+                         seed=args.seed)
 
 
 def _state_accuracy(program, manifest: dict, model, x, y) -> float:

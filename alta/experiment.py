@@ -18,9 +18,13 @@ layers as the program takes on each input), which is generous to it. Training in
 sampled with sizes in `train_lengths` (in the task's unit); the inputs of test length L are
 the sampler's inputs whose size is exactly L.
 
+Minimality (alta/coverage.py): the rules the training traces fire and the values their states
+take; per test length, which inputs need a rule or a value they never exercise, and how the
+trace-trained MLP fares on those and on the rest (the prediction: those fail).
+
 The configuration is a TOML (or JSON) file; see `experiments/` and the README. Results go to
-DIR: results.csv, accuracy.png, loss.png, the trace dataset (traces/), the learned MLP and
-the end-to-end model's weights, and config.json (the settings as run).
+DIR: results.csv, minimality.csv, accuracy.png, loss.png, the trace dataset (traces/), the
+learned MLP and the end-to-end model's weights, and config.json (the settings as run).
 
 `run_experiment` runs the study as stages (program, directory, test sets, then per method:
 train what it needs, score); the trainers themselves are in `alta.training`, the table it
@@ -71,7 +75,7 @@ class ExperimentConfig:
     methods: tuple[str, ...] = METHODS
     # undefined head outputs in the trace vectors: noise, because in the Transformer a head
     # that selects no position outputs an average of everything, which the learned MLP must
-    # ignore (zero: as the interpreter has them)
+    # ignore (zero: as the interpreter has them; compiled: what the compiled attention outputs)
     undefined: str = "noise"
     trace: TrainSettings = field(default_factory=lambda: TrainSettings(
         hidden=(64, 64), steps=3000, input_noise=0.1))
@@ -91,6 +95,7 @@ class Score:
     length: int
     samples: int
     correct: int
+    right: tuple[bool, ...] = field(default=(), compare=False, repr=False)  # per input
 
     @property
     def accuracy(self) -> float:
@@ -103,17 +108,20 @@ class Results:
     unit: str  # what lengths count (the task's unit)
     scores: tuple[Score, ...]
     curves: dict[str, list]  # training loss curves by model
+    novelty: dict = field(default_factory=dict)  # test length -> coverage.Novelty
+    unexercised_rules: int = 0  # rules the training traces never fire
 
 
 # ---- the configuration file ----------------------------------------------------------------------
 
-def load_config(path: Path) -> ExperimentConfig:
+def load_config(path: Path, command: str = "alta experiment") -> ExperimentConfig:
     """Read and check an experiment configuration (TOML, or JSON for a .json file); a
-    relative `program` is relative to the configuration file."""
+    relative `program` is relative to the configuration file. `command` is what errors say
+    takes it."""
     path = Path(path)
     given = {".alta": "an ALTA program", ".safetensors": "a compiled checkpoint"}
     if path.suffix in given:
-        raise AltaError.at(f"{path} is {given[path.suffix]}; 'alta experiment' takes an "
+        raise AltaError.at(f"{path} is {given[path.suffix]}; '{command}' takes an "
                            "experiment configuration (.toml, or .json), such as "
                            "experiments/parity.toml")
     text = read_text(path, "experiment configuration")
@@ -201,8 +209,11 @@ def _check(config: ExperimentConfig, where: str) -> None:
     if bad:
         raise AltaError.at(f"{where}: unknown method '{bad[0]}'",
                            notes=(f"methods are {', '.join(METHODS)}",))
-    if config.undefined not in ("zero", "noise"):
-        raise AltaError.at(f"{where}: 'undefined' must be \"zero\" or \"noise\"")
+    from alta.traces import UNDEFINED_FILLS
+
+    if config.undefined not in UNDEFINED_FILLS:
+        raise AltaError.at(f"{where}: 'undefined' must be one of "
+                           f"{', '.join(UNDEFINED_FILLS)}, got {config.undefined!r}")
     if min(config.test_lengths) < 0:
         raise AltaError.at(f"{where}: test lengths must be at least 0")
     counts = {"samples": config.samples, "test_samples": config.test_samples,
@@ -212,9 +223,10 @@ def _check(config: ExperimentConfig, where: str) -> None:
     for name, n in counts.items():
         if n < 1:
             raise AltaError.at(f"{where}: '{name}' must be at least 1")
-    from alta.training import LOSSES, SCHEDULES
+    from alta.training import LOSSES, NOISE_SCALES, SCHEDULES
 
     for name, value, allowed in (("loss", config.trace.loss, LOSSES),
+                                 ("noise_scale", config.trace.noise_scale, NOISE_SCALES),
                                  ("schedule", config.trace.schedule, SCHEDULES),
                                  ("activation", config.trace.activation,
                                   ("relu", "gelu", "clipped_relu"))):
@@ -279,14 +291,22 @@ def run_experiment(config: ExperimentConfig, directory: Path, say: Say,
     directory = start_directory(config, directory)
     say(f"compiling {program.name}")
     study = Study(config, program, task, compile_program(program), directory, say, progress)
-    tests = test_sets(study)
+    tests = test_sets(config, program, task)
+    exercised, novelty = minimality(config, program, task, study.compiled.rules.mlp,
+                                    {n: ex.texts for n, (ex, _) in tests.items()})
+    rules = exercised.coverage.rules
+    say(f"minimality: the training traces fire {len(rules) - len(exercised.coverage.uncovered)}"
+        f" of {len(rules)} rules; inputs needing an unexercised rule or value: "
+        + ", ".join(f"{n}: {v.either.mean():.0%}" for n, v in novelty.items()))
     scores, curves = [], {}
     for method in (m for m in METHODS if m in config.methods):
         outputs_of, method_curves = METHOD_STAGES[method](study)
         curves.update(method_curves)
         scores += score(method, tests, outputs_of, say)
-    results = Results(program.name, task.unit, tuple(scores), curves)
+    results = Results(program.name, task.unit, tuple(scores), curves, novelty,
+                      len(exercised.coverage.uncovered))
     write_results(results, directory / "results.csv")
+    write_minimality(results, directory / "minimality.csv")
     write_figures(results, config, directory)
     return results
 
@@ -318,12 +338,12 @@ def start_directory(config: ExperimentConfig, directory: Path) -> Path:
     return directory
 
 
-def test_sets(study: Study) -> dict[int, tuple[Examples, list[str]]]:
+def test_sets(config: ExperimentConfig, program: ir.Program, task: Task
+              ) -> dict[int, tuple[Examples, list[str]]]:
     """Per test length, inputs of exactly that size with the oracle's outputs for them, which
     the program must print too."""
     from alta.framing import split_input
 
-    config, program, task = study.config, study.program, study.task
     rng = random.Random(f"alta-experiment/{config.seed}")
     size_of = task.size_of or (lambda text: len(split_input(program, text)))
     tests = {}
@@ -342,11 +362,23 @@ def test_sets(study: Study) -> dict[int, tuple[Examples, list[str]]]:
 def score(method: str, tests: dict[int, tuple[Examples, list[str]]], outputs_of: OutputsOf,
           say: Say) -> list[Score]:
     """A method's score at each test length (and a line saying them)."""
-    scores = [Score(method, length, len(examples.texts),
-                    sum(g == w for g, w in zip(outputs_of(examples), expected)))
-              for length, (examples, expected) in tests.items()]
+    scores = []
+    for length, (examples, expected) in tests.items():
+        right = tuple(g == w for g, w in zip(outputs_of(examples), expected))
+        scores.append(Score(method, length, len(right), sum(right), right))
     say(f"{METHOD_NAMES[method]}: " + ", ".join(f"{s.length}: {s.accuracy:.0%}" for s in scores))
     return scores
+
+
+def minimality(config: ExperimentConfig, program: ir.Program, task: Task, rules,
+               tests: dict[int, tuple[str, ...]]):
+    """What the training inputs' traces exercise (`coverage.Exercised`), and per test length
+    which of its inputs need more (`coverage.Novelty`)."""
+    from alta.coverage import exercised_by, novel_inputs
+
+    exercised = exercised_by(program, rules, training_inputs(program, task, config))
+    return exercised, {n: novel_inputs(program, exercised, list(texts))
+                       for n, texts in tests.items()}
 
 
 def training_inputs(program, task: Task, config: ExperimentConfig) -> list[str]:
@@ -416,13 +448,21 @@ def trace_dataset(study: Study) -> Path:
 def train_on_traces(study: Study, dataset: Path) -> tuple[Path, list]:
     """Fit an MLP to the dataset's vectors and save it: DIR/trace_mlp.safetensors and the
     loss curve."""
-    from alta.training import load_vectors, save_mlp, state_accuracy, train_mlp
+    from alta.training import (
+        input_noise_scales,
+        load_vectors,
+        save_mlp,
+        state_accuracy,
+        train_mlp,
+    )
 
     program, settings = study.program, study.config.trace
+    layout = build_layout(program)
     manifest, x, y = load_vectors(dataset)
     study.say(f"trace: training an MLP on {len(x):,} vectors of {x.shape[1]} dimensions")
-    mlp, curve = train_mlp(x, y, settings, loss_bar(study, "training on traces", settings.steps))
-    accuracy = state_accuracy(program, build_layout(program), x, np.asarray(mlp(x)), y)
+    mlp, curve = train_mlp(x, y, settings, loss_bar(study, "training on traces", settings.steps),
+                           input_noise_scales(program, layout, settings.noise_scale))
+    accuracy = state_accuracy(program, layout, x, np.asarray(mlp(x)), y)
     path = save_mlp(mlp, settings, manifest, curve, accuracy,
                     study.directory / "trace_mlp.safetensors")
     study.say(f"trace: the learned MLP gives the compiled MLP's state on {accuracy:.1%} of its "
@@ -454,6 +494,39 @@ def write_results(results: Results, path: Path) -> Path:
             out.writerow(["method", "length", "samples", "correct", "accuracy"])
             for s in results.scores:
                 out.writerow([s.method, s.length, s.samples, s.correct, f"{s.accuracy:.4f}"])
+
+    return write_atomically(path, write)
+
+
+MINIMALITY_COLUMNS = ("length", "samples", "needs_unexercised_rule", "needs_unexercised_value",
+                      "needs_either", "trace_correct", "trace_correct_needing",
+                      "trace_correct_rest")
+
+
+def minimality_rows(results: Results) -> list[tuple]:
+    """Per test length, MINIMALITY_COLUMNS: how many inputs need an unexercised rule, value,
+    either, and the trace-trained MLP's right answers overall, on those, and on the rest
+    (None without a trace method)."""
+    trace = {s.length: np.asarray(s.right, bool) for s in results.scores if s.method == "trace"}
+    rows = []
+    for length, novelty in results.novelty.items():
+        needing = novelty.either
+        right = trace.get(length)
+        rows.append((length, len(needing), int(novelty.rule.sum()), int(novelty.value.sum()),
+                     int(needing.sum()),
+                     *((None,) * 3 if right is None else
+                       (int(right.sum()), int(right[needing].sum()),
+                        int(right[~needing].sum())))))
+    return rows
+
+
+def write_minimality(results: Results, path: Path) -> Path:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(MINIMALITY_COLUMNS)
+            out.writerows(["" if v is None else v for v in row]
+                          for row in minimality_rows(results))
 
     return write_atomically(path, write)
 

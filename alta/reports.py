@@ -238,24 +238,67 @@ def format_coverage(program: ir.Program, rules, coverage, what: str, show_all: b
     return "\n".join(lines)
 
 
+def format_unexercised(program: ir.Program, exercised, novelty: dict, unit: str) -> str:
+    """`alta coverage --training`: the values each name never takes on the training traces,
+    then per test length the share of inputs needing an unexercised rule, value, or either."""
+    missing = exercised.unexercised_values(program)
+    lines = ["values the training traces never show:" if missing else
+             "the training traces show every value each variable and head can take"]
+    for name, values in missing.items():
+        shown = ", ".join(program.type_of(name).format(v) for v in values[:12])
+        more = f", ... ({len(values)} in all)" if len(values) > 12 else ""
+        declared = program.variable_index.get(name) or program.head(name)
+        lines.append(f"  {name} (line {declared.span.line}): {shown}{more}")
+    lines.append(f"test inputs that need an unexercised rule / value / either, by length in "
+                 f"{unit}:")
+    for length, n in novelty.items():
+        lines.append(f"  {length:>6}  {n.rule.mean():>5.0%}  {n.value.mean():>5.0%}  "
+                     f"{n.either.mean():>5.0%}")
+    return "\n".join(lines)
+
+
 def format_results(results, config) -> str:
-    """`alta experiment`: accuracy by length (rows) and method (columns)."""
-    from alta.experiment import METHOD_NAMES
+    """`alta experiment`: accuracy by length (rows) and method (columns), then minimality:
+    the share of inputs that need a rule or value the training traces never exercise, and
+    the trace-trained MLP's accuracy on those inputs and on the rest."""
+    from alta.experiment import METHOD_NAMES, minimality_rows
 
     scores = results.scores
     methods = [m for m in config.methods if any(s.method == m for s in scores)]
     width = max(len(METHOD_NAMES[m]) for m in methods) + 2
     by = {(s.method, s.length): s for s in scores}
+    novel = {row[0]: row for row in minimality_rows(results)}
+    extra = ("  unexercised", "  trace on those", "  trace on the rest") if novel else ()
     top = config.train_lengths[1]
-    lines = [f"{'length':>8}" + "".join(f"{METHOD_NAMES[m]:>{width}}" for m in methods)]
+    lines = [f"{'length':>8}" + "".join(f"{METHOD_NAMES[m]:>{width}}" for m in methods)
+             + "".join(extra)]
     for length in config.test_lengths:
         row = f"{length:>8}" + "".join(f"{by[m, length].accuracy:>{width}.1%}" for m in methods)
+        if novel:
+            row += "".join(f"{cell:>{len(head)}}" for cell, head in
+                           zip(_minimality_cells(novel[length]), extra))
         if length > top:
             row += f"   {length / top:.3g}x the longest training input" if top else ""
         lines.append(row)
     lines.append(f"(accuracy on {config.test_samples} inputs per length in {results.unit}; trained "
-                 f"on {config.train_lengths[0]}..{top})")
+                 f"on {config.train_lengths[0]}..{top}" + (
+                     f"; unexercised: inputs that need a rule ({results.unexercised_rules} never "
+                     "fire on the training traces) or a value those traces never show)"
+                     if novel else ")"))
     return "\n".join(lines)
+
+
+def _minimality_cells(row) -> tuple[str, str, str]:
+    """A minimality row's share of inputs needing what training never exercised, and the
+    trace-trained MLP's accuracy on those and on the rest ("-": no such input, or no trace
+    method)."""
+    _, samples, _, _, needing, _, right_needing, right_rest = row
+
+    def share(part, whole):
+        return "-" if part is None or not whole else f"{part / whole:.0%}"
+
+    return (f"{needing / samples:.0%}", share(right_needing, needing),
+            share(right_rest, samples - needing))
 
 
 # ---- alta test -----------------------------------------------------------------------------

@@ -4,9 +4,11 @@ A dataset is a directory of shards plus `manifest.json`. Each row is one positio
 input at one layer (only inputs still running at that layer), with the symbolic state after
 attention (`attention.NAME`, variables and head outputs; a head is null where its output is
 undefined) and after the MLP (`mlp.NAME`, variables). With vectors, `mlp_input` is the
-residual vector after attention in the compiled layout (undefined head outputs zero, or
+residual vector after attention in the compiled layout (undefined head outputs zero;
 noise shaped like what attention outputs there: one-hots, even averages or random weights
-summing to 1 over a categorical block, uniform in [0, 1) otherwise) and `mlp_output` what
+summing to 1 over a categorical block, uniform in [0, 1) otherwise; or, "compiled", exactly
+what the compiled model's attention outputs there, so that a learned MLP trains on the
+inputs it will see in that model) and `mlp_output` what
 the MLP must add to it: the encoded state after the MLP (head outputs zero again) minus
 `mlp_input`, which is what the compiled MLP computes.
 
@@ -34,6 +36,8 @@ from alta.tasks import Task
 
 SCHEMA_VERSION = 2  # 2: noise in undefined categorical head outputs sums to 1
 FORMATS = ("parquet", "jsonl")
+# how undefined head outputs appear in vectors (the module docstring says what each is)
+UNDEFINED_FILLS = ("noise", "zero", "compiled")
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class TraceSettings:
     shard_size: int = 256
     format: str = "parquet"
     vectors: bool = False
-    undefined: str = "noise"  # how undefined head outputs appear in vectors: noise | zero
+    undefined: str = "noise"  # how undefined head outputs appear in vectors: UNDEFINED_FILLS
 
     @property
     def shards(self) -> int:
@@ -94,6 +98,8 @@ def shard_columns(program: ir.Program, inputs: list[str], first_example: int,
     columns: dict[str, list] = {name: [] for name in column_names(program, settings.vectors)}
     layout = layout or build_layout(program)
     noise = np.random.default_rng([settings.seed, shard])
+    compiled_layers = _compiled_attention(program, result.batch) \
+        if settings.vectors and settings.undefined == "compiled" else None
     for record in result.trace:
         b, p = np.nonzero(record.active[:, None] & valid)
         columns["example"] += (b + first_example).tolist()
@@ -112,11 +118,48 @@ def shard_columns(program: ir.Program, inputs: list[str], first_example: int,
             columns[f"attention.{h.name}"] += [None if u else x
                                                for x, u in zip(values, undefined[h.name])]
         if settings.vectors:
-            x = encode_state(layout, attended, undefined, settings.undefined, noise)
+            if compiled_layers is None:
+                x = encode_state(layout, attended, undefined, settings.undefined, noise)
+            else:
+                x = encode_state(layout, attended, undefined, "zero", noise)
+                _fill_from(x, layout, undefined, next(compiled_layers)[b, p])
             y = encode_state(layout, after, {}, "zero", noise)
             columns["mlp_input"] += list(x)
             columns["mlp_output"] += list(y - x)
     return columns
+
+
+def _compiled_attention(program: ir.Program, batch) -> Iterator[np.ndarray]:
+    """Per layer, the compiled model's residual after attention on `batch`, (inputs,
+    positions, D). The compiled model runs exactly as the interpreter does (same halting, same
+    defined values), so its layers line up with the interpreter's trace."""
+    from alta.compiled import trace_compiled
+
+    for step in trace_compiled(_compiled(program), batch):
+        if step.after_attention is not None:
+            yield step.after_attention
+
+
+_COMPILED: dict[str, object] = {}  # one compilation per program source and parameters
+
+
+def _compiled(program: ir.Program):
+    from alta.compiler import compile_program
+
+    key = f"{program.source.text}\0{program.name}\0{program.params}"
+    if key not in _COMPILED:
+        _COMPILED.clear()
+        _COMPILED[key] = compile_program(program)
+    return _COMPILED[key]
+
+
+def _fill_from(x: np.ndarray, layout: ResidualLayout, undefined: dict[str, np.ndarray],
+               attended: np.ndarray) -> None:
+    """Undefined head outputs in `x` (rows, D) set to the compiled attention's `attended`
+    (rows, >= D: the compiled layout puts its own state after the program's)."""
+    for name, gone in undefined.items():
+        block = layout.block(name)
+        x[gone, block.start:block.stop] = attended[gone, block.start:block.stop]
 
 
 def _python(type_: ir.ValueType, values: np.ndarray) -> list:
@@ -273,6 +316,9 @@ def prepare_dataset(program: ir.Program, task: Task | None, settings: TraceSetti
     if settings.format not in FORMATS:
         raise AltaError.at(f"unknown format {settings.format!r}; expected one of "
                            f"{', '.join(FORMATS)}")
+    if settings.undefined not in UNDEFINED_FILLS:
+        raise AltaError.at(f"unknown fill {settings.undefined!r} for undefined head outputs; "
+                           f"expected one of {', '.join(UNDEFINED_FILLS)}")
     directory = Path(directory)
     manifest = manifest_for(program, task, settings, layout or build_layout(program), directory)
     if not can_resume(program, task, settings, directory):

@@ -38,6 +38,7 @@ from alta.parameters import DenseParameters, dense_from_flat
 FORMAT = "alta-learned-mlp"
 FORMAT_VERSION = 1
 LOSSES = ("mse", "l1", "huber")
+NOISE_SCALES = ("uniform", "spacing")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class TrainSettings:
     # input to the clean next state, so the learned MLP also corrects small errors instead of
     # letting them add up over many layers
     input_noise: float = 0.0
+    # "uniform": that std on every dimension; "spacing": scaled per block to its resolution
+    # (one-hot blocks 1, a numerical one the smallest gap between its declared values), so
+    # that numerical dimensions get noise they can tolerate (`input_noise_scales`)
+    noise_scale: str = "uniform"
     # "cosine" decays the learning rate to zero over the steps: the last digits of precision,
     # which a long chain of layers needs, come from the small final steps
     schedule: str = "constant"
@@ -94,11 +99,35 @@ def _loss(name: str, pred: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.mean(optax.huber_loss(pred, target, delta=0.1))
 
 
+def input_noise_scales(program, layout, how: str) -> np.ndarray:
+    """Per dimension of `layout`, what the input noise's std is multiplied by: 1 everywhere
+    ("uniform"), or each block's value spacing ("spacing": 1 for one-hot and multi-hot
+    blocks, whose values differ by whole units; for a numerical block the smallest gap
+    between its declared values, as the compiled MLP's steps sit in the middle of each gap)."""
+    if how not in NOISE_SCALES:
+        raise AltaError.at(f"unknown noise scale {how!r}; expected one of "
+                           f"{', '.join(NOISE_SCALES)}")
+    scales = np.ones(layout.width, np.float32)
+    if how == "spacing":
+        for block in layout.blocks:
+            if block.kind == "numerical":
+                values = np.asarray(program.type_of(block.name).values, np.float64)
+                gaps = np.diff(values)
+                scales[block.start:block.stop] = gaps.min() if len(gaps) else 1.0
+    return scales
+
+
 def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
-              progress: Callable[[int, float], None] | None = None
+              progress: Callable[[int, float], None] | None = None,
+              noise_scales: np.ndarray | None = None
               ) -> tuple[FeedForward, list[tuple[int, float]]]:
     """Fit a FeedForward to y = f(x) with Adam; returns it and the loss curve
-    [(step, mean loss over the last stretch of steps)]."""
+    [(step, mean loss over the last stretch of steps)]. `noise_scales` (per dimension, from
+    `input_noise_scales`) multiplies the input noise; none: 1 everywhere."""
+    if settings.noise_scale != "uniform" and noise_scales is None:
+        raise AltaError.at(f"noise_scale {settings.noise_scale!r} needs the layout's scales")
+    scale = np.ones(x.shape[1], np.float32) if noise_scales is None else \
+        np.asarray(noise_scales, np.float32)
     if settings.loss not in LOSSES:
         raise AltaError.at(f"unknown loss {settings.loss!r}; expected one of {', '.join(LOSSES)}")
     activation(settings.activation)  # fail early on an unknown name
@@ -112,7 +141,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, settings: TrainSettings,
 
     @nnx.jit
     def step(model, optimizer, xb, yb, key):
-        noise = settings.input_noise * jax.random.normal(key, xb.shape)
+        noise = settings.input_noise * scale * jax.random.normal(key, xb.shape)
 
         def loss_fn(model):  # from x + noise, reach the same next state x + y
             return _loss(settings.loss, model(xb + noise), yb - noise)

@@ -23,6 +23,36 @@ def parity(text: str) -> str:
     return str(text.split().count("1") % 2)
 
 
+# ---- two numbers, "a+b": addition, addition_sequential ---------------------------------------
+
+
+def number(rng: random.Random, digits: int) -> str:
+    """A non-negative integer of exactly `digits` digits, without leading zeros."""
+    if digits == 1:
+        return str(rng.randrange(10))
+    return str(rng.randrange(1, 10)) + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
+
+
+def sample_sum(rng: random.Random, size: int) -> str:
+    """Operands of 1 to `size` digits each, lengths drawn independently, no leading zeros."""
+    return f"{number(rng, rng.randint(1, size))}+{number(rng, rng.randint(1, size))}"
+
+
+def longer_operand(text: str) -> int:
+    """The longer operand's digits (the size of an addition)."""
+    return max(len(part) for part in text.split("+"))
+
+
+def integer_sum(text: str) -> str:
+    a, b = text.split("+")
+    return str(int(a) + int(b))
+
+
+def reference_sum(rng: random.Random) -> str:
+    """The reference's timed input: 49 tokens framed, two 23-digit operands."""
+    return f"{number(rng, 23)}+{number(rng, 23)}"
+
+
 # ---- words over a..e: histogram, most_frequent, sort_frequency ------------------------------
 
 LETTERS = "abcde"

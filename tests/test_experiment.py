@@ -17,7 +17,7 @@ from alta.framing import split_input
 from alta.tasks import find_task
 from alta.training import EndToEndSettings, end_to_end_outputs, examples_of, train_end_to_end
 
-SHIPPED = sorted((ROOT / "experiments").glob("*.toml"))
+SHIPPED = sorted((ROOT / "experiments").rglob("*.toml"))  # fidelity/ too
 
 
 def write(tmp_path, text, name="study.toml"):
@@ -103,6 +103,10 @@ MAX_LENGTH = 16
      r"\[end_to_end\]: unknown setting 'lr'"),
     ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\n[trace]\nschedule = "x"',
      "schedule"),
+    ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\nundefined = "ones"',
+     "'undefined' must be one of noise, zero, compiled, got 'ones'"),
+    ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\n[trace]\n'
+     'noise_scale = "block"', r"'noise_scale' must be one of uniform, spacing, got 'block'"),
     ('program = "p.alta\ntrain_lengths = 1', r"not valid TOML.*line 1"),
     ('program = "p.alta"\ntrain_lengths = "1..3"\ntest_lengths = [4]\nparams = 3',
      "'params' must be a table of the program's parameters"),
@@ -206,3 +210,14 @@ steps = 50
     assert (out / "end_to_end.safetensors").is_file()
     # the table printed has one row per length, with the method columns
     assert all(f"{n:>8}" in done.stdout for n in (2, 4, 16))
+    # minimality: relative parity's training traces exercise every rule and value, so no
+    # input needs more, and the trace-trained MLP's right answers are all "on the rest"
+    assert "unexercised" in done.stdout and "trace on those" in done.stdout
+    with open(out / "minimality.csv") as f:
+        novel = list(csv.DictReader(f))
+    trace = {r["length"]: r["correct"] for r in rows if r["method"] == "trace"}
+    assert [r["length"] for r in novel] == ["2", "4", "16"]
+    for r in novel:
+        assert r["samples"] == "20" and r["needs_either"] == "0"
+        assert r["trace_correct"] == r["trace_correct_rest"] == trace[r["length"]]
+        assert r["trace_correct_needing"] == "0"

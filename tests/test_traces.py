@@ -1,6 +1,7 @@
 """Trace datasets (`alta trace`) and rule coverage (`alta coverage`)."""
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -257,3 +258,140 @@ def test_coverage_and_trace_commands(tmp_path):
     assert done.returncode == 0 and "wrote" in done.stdout and "1/1 shards" in done.stderr
     done = alta("coverage", PROGRAMS / "parity.alta", "--dataset", out)
     assert done.returncode == 0 and "3 of 3 rules fire" in done.stdout, done.stdout
+
+
+def _row(step, b):
+    """One input's row of a compiled layer, as a batch of one."""
+    from dataclasses import replace
+
+    return replace(step, after_attention=None if step.after_attention is None else
+                   step.after_attention[b:b + 1], after_mlp=step.after_mlp[b:b + 1])
+
+
+def test_undefined_compiled_records_the_compiled_attention(tmp_path, monkeypatch):
+    """With undefined="compiled", an undefined head's block in mlp_input is what the compiled
+    model's attention writes there in a run of its own, and everything else is as with
+    zeros."""
+    import alta.traces
+    from alta.compiled import trace_compiled
+    from alta.framing import encode_batch
+
+    program = check_file(PROGRAMS / "parity.alta")
+    compiled = compiled_library("parity")
+    monkeypatch.setattr(alta.traces, "_compiled", lambda _: compiled)  # the session's
+    inputs = ["1 0 1", "0", "1 1 0 0 1"]
+    columns = {fill: shard_columns(program, inputs, 0, TraceSettings(
+        samples=3, vectors=True, undefined=fill)) for fill in ("compiled", "zero")}
+    x = np.asarray(columns["compiled"]["mlp_input"])
+    zero = np.asarray(columns["zero"]["mlp_input"])
+    layout = build_layout(program)
+    rows = columns["compiled"]
+    undefined_somewhere = False
+    # The oracle: the compiled model's own run of the inputs in reverse order (the same
+    # bucket shape, so no new executable; other rows).
+    backwards = inputs[::-1]
+    steps = list(trace_compiled(compiled, encode_batch(program, backwards)))
+    runs = {text: [_row(step, backwards.index(text)) for step in steps] for text in inputs}
+    for h in program.heads:
+        block = layout.block(h.name)
+        for r, value in enumerate(rows[f"attention.{h.name}"]):
+            attended = runs[rows["input"][r]][rows["layer"][r]].after_attention[
+                0, rows["position"][r]]
+            want = attended[block.start:block.stop] if value is None else \
+                zero[r, block.start:block.stop]
+            np.testing.assert_allclose(x[r, block.start:block.stop], want, atol=1e-6)
+            undefined_somewhere |= value is None and np.abs(want).max() > 0.1
+    assert undefined_somewhere  # the compiled attention does not write zeros there
+    defined = np.array([all(rows[f"attention.{h.name}"][r] is not None for h in program.heads)
+                        for r in range(len(x))])
+    assert np.array_equal(x[defined], zero[defined])
+    assert np.array_equal(columns["compiled"]["mlp_output"] + x,
+                          columns["zero"]["mlp_output"] + zero)
+    # and what the compiled MLP adds to what its attention really wrote is mlp_output
+    y = np.asarray(columns["compiled"]["mlp_output"])
+    for r in range(len(x)):
+        step = runs[rows["input"][r]][rows["layer"][r]]
+        p = rows["position"][r]
+        added = step.after_mlp[0, p] - step.after_attention[0, p]
+        np.testing.assert_allclose(added[:layout.width], y[r], atol=1e-5)
+    with pytest.raises(AltaError, match="unknown fill 'ones'"):
+        write_dataset(program, None, TraceSettings(samples=1, undefined="ones"), tmp_path)
+
+
+def test_minimality_of_one_digit_additions(tmp_path):
+    """Trained on one-digit operands, no sum ever takes a carry from the right: the carry-in
+    rules never fire, as the trace dataset of those inputs confirms; a longer input needs one
+    exactly when Python's own addition carries into a place that has a digit."""
+    from alta.coverage import Coverage, Exercised, exercised_by, novel_inputs
+
+    program = check_file(PROGRAMS / "addition_sequential.alta")
+    rules = compiled_library("addition_sequential").rules.mlp
+    task = find_task(program)
+    settings = TraceSettings(samples=30, shard_size=15, lengths=(1, 1))
+    texts = [t for s in range(settings.shards) for t in shard_inputs(program, task, settings, s)]
+    exercised = exercised_by(program, rules, texts)
+    write_dataset(program, task, settings, tmp_path / "d")
+    from_data = coverage_of_dataset(program, rules, read_dataset(tmp_path / "d")[1])
+    assert exercised.coverage.uncovered == from_data.uncovered
+    carry_in = [i for i, r in enumerate(rules)
+                if any(a.name == "carry_right" and a.values == frozenset({1}) for a in r.atoms)]
+    assert carry_in and set(carry_in) <= set(exercised.coverage.uncovered)
+    # Only the carry-in rules counted as unexercised, every value as seen:
+    only_carries = Exercised(
+        Coverage(tuple(rules), np.array([0 if i in carry_in else 1 for i in range(len(rules))]),
+                 1), {name: frozenset(range(-1000, 1000)) for name in exercised.values})
+    longer = task.inputs(40, size=3)
+    novelty = novel_inputs(program, only_carries, longer)
+
+    def carries_into_a_digit(text):
+        a, b = text.split("+")
+        carry, places = 0, max(len(a), len(b))
+        for i in range(places):
+            if carry:
+                return True
+            total = int(a[-1 - i] if i < len(a) else 0) + int(b[-1 - i] if i < len(b) else 0)
+            carry = (total + carry) >= 10
+        return False
+
+    assert novelty.rule.tolist() == [carries_into_a_digit(t) for t in longer]
+    assert 0 < novelty.rule.sum() < len(longer) and not novelty.value.any()
+
+
+def test_minimality_of_absolute_positions():
+    """parity_absolute trained on up to 4 bits never sees its position variable past 4: the
+    values listed unexercised are exactly the larger ones, and an input needs one exactly
+    when it is longer than 4 bits."""
+    from alta.compiler.values import reachable_values
+    from alta.coverage import exercised_by, novel_inputs
+
+    program = check_file(PROGRAMS / "parity_absolute.alta")
+    rules = compiled_library("parity_absolute").rules.mlp
+    rng = random.Random(0)
+
+    def bits(n):
+        return " ".join(rng.choice("01") for _ in range(n))
+
+    exercised = exercised_by(program, rules, [bits(n) for n in [1, 2, 3, 4] * 5])
+    missing = exercised.unexercised_values(program)
+    assert missing["pos"] == tuple(v for v in reachable_values(program)["pos"] if v > 4)
+    texts = [bits(n) for n in range(1, 9)]
+    novelty = novel_inputs(program, exercised, texts)
+    assert novelty.either.tolist() == [n > 4 for n in range(1, 9)]
+
+
+def test_coverage_of_an_experiments_training_set(tmp_path, capsys):
+    from alta.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'program = "{PROGRAMS / "parity_absolute.alta"}"\n'
+                      'train_lengths = "1..4"\ntest_lengths = [3, 6]\nsamples = 30\n'
+                      'test_samples = 5\n')
+    assert main(["coverage", "--training", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 rules fire on the 30 training inputs" in out
+    assert "pos (line " in out and ": 5, 6, 7," in out
+    assert [line.split() for line in out.splitlines()[-2:]] == [
+        ["3", "0%", "0%", "0%"], ["6", "0%", "100%", "100%"]]
+    assert main(["coverage", "--training", str(PROGRAMS / "parity.alta")]) == 1
+    assert "'alta coverage --training' takes an experiment configuration" in \
+        capsys.readouterr().err

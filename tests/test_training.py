@@ -2,6 +2,7 @@
 
 import random
 import re
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -112,3 +113,29 @@ def test_training_is_deterministic_for_a_seed_and_depends_on_it():
     assert curve_c != curve_a  # another seed: another initialisation and another run
     assert not any(np.array_equal(a.export_weights()[k], c.export_weights()[k])
                    for k in a.export_weights())
+
+
+def test_noise_scaled_to_each_blocks_spacing():
+    """noise_scale "spacing": one-hot dimensions keep the std, a numerical dimension gets it
+    times the smallest gap between its declared values (training with scales: below)."""
+    from alta.compiler.layout import build_layout
+    from alta.training import input_noise_scales
+
+    program = check_file(PROGRAMS / "addition.alta")
+    layout = build_layout(program)
+    scales = input_noise_scales(program, layout, "spacing")
+    numerical = [b for b in layout.blocks if b.kind == "numerical"]
+    assert numerical and any(b.kind != "numerical" for b in layout.blocks)
+    for block in layout.blocks:
+        part = scales[block.start:block.stop]
+        if block.kind == "numerical":
+            values = sorted(program.type_of(block.name).values)
+            assert part[0] == pytest.approx(min(b - a for a, b in pairwise(values)))
+        else:
+            assert (part == 1).all(), block.name
+    assert min(scales[b.start] for b in numerical) < 0.1  # 1 / (place + 2) and the like
+    assert (input_noise_scales(program, layout, "uniform") == 1).all()
+    with pytest.raises(AltaError, match="unknown noise scale 'wide'"):
+        input_noise_scales(program, layout, "wide")
+    with pytest.raises(AltaError, match="needs the layout's scales"):
+        train_mlp(np.zeros((4, 2)), np.zeros((4, 2)), TrainSettings(noise_scale="spacing"))
