@@ -200,7 +200,7 @@ def test_compiled_attention_weights_are_the_interpreters_selections():
             # match outscores them by beta (the compiler's), so together they hold at most
             # n exp(-beta); heads without a key score every allowed position alike.
             beta = float(np.max(compiled.parameters.attention.query[h])) * scale
-            tolerance = (n * np.exp(-beta) if head.key else 0) + 1e-6
+            tolerance = (n * np.exp(-beta) if head.where else 0) + 1e-6
             np.testing.assert_allclose(weights[defined], (chosen / np.maximum(
                 count[:, None], 1))[defined], rtol=0, atol=tolerance)
             assert hatched_rows(ax).keys() == set(np.flatnonzero(~defined))
