@@ -7,6 +7,7 @@ caret and say in words what was expected there.
 from __future__ import annotations
 
 import ast as pyast
+import threading
 from functools import lru_cache
 from importlib import resources
 
@@ -87,6 +88,11 @@ def _parser() -> Lark:
                 cache=str(tables / "alta-grammar.lark-cache") if tables else False)
 
 
+# Lark's indenter keeps the indentation stack of the text it is reading on the one parser
+# object, so two threads parsing at once corrupt each other's (Beam's threaded runner does).
+_PARSING = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
     """The grammar's reserved words: its literal terminals that look like names."""
@@ -98,7 +104,8 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
     """Parse ALTA source text into an AST `Module`."""
     source = Source(text if text.endswith("\n") else text + "\n", path)
     try:
-        tree = _parser().parse(source.text)
+        with _PARSING:
+            tree = _parser().parse(source.text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
     except _BadDedent as exc:

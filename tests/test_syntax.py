@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import (
@@ -110,3 +111,18 @@ def _with_tabs(line: str) -> str:
     width = len(line) - len(body)
     assert width % 4 == 0
     return "\t" * (width // 4) + body
+
+
+def test_threads_parsing_at_once_each_get_their_own_program():
+    """Beam's threaded runner parses in several threads at once: each gets the AST the same
+    text gives alone, and a bad text's error stays its own."""
+    sources = [generate_program(seed).source for seed in range(12)]
+    alone = [parse(source) for source in sources]
+    bad = sources[0] + "  x = 1\n"
+    with ThreadPoolExecutor(6) as pool:
+        parsed = list(pool.map(parse, sources * 8))
+        errors = [pool.submit(parse, bad) for _ in range(8)]
+    assert parsed == alone * 8
+    for error in errors:
+        with pytest.raises(AltaError):
+            error.result()
