@@ -528,11 +528,18 @@ def _offsets(expr: ast.Expr, ctx: Context) -> tuple[int, ...]:
 
 def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | None,
                ctx: Context) -> ir.ValueType:
-    """A categorical head yields its value's type; a numerical one, the declared values."""
+    """A categorical head yields its value's type; a numerical one, the declared values. A
+    head declared `num {...}` over a categorical variable of plain integers averages them."""
     if isinstance(value.type, ir.Categorical):
         if d.type is None:
             return value.type
         declared = _check_type(d.type, ctx)
+        if isinstance(declared, ir.Numerical):
+            if value.type.labels is not None:
+                what = "tokens" if value.type.labels == tuple(ctx.env.vocab) else "enum members"
+                raise ctx.error(f"a numerical head averages numbers, but '{value.name}' holds "
+                                f"{what} ({value.type.describe()})", d.value.span)
+            return declared
         if not isinstance(declared, ir.Categorical) or (declared.size, declared.low) != (
                 value.type.size, value.type.low):
             raise ctx.error(

@@ -158,8 +158,12 @@ class Attention(nnx.Module):
             scores_by_head[h] = scores
             sink = None if self.sink is None else self.sink[...][h]
             m = blocks.value_size
-            o_scale = jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
-            scale = (_diagonal(self.value, h, blocks.value, m) * o_scale)[:, None, None]
+            if blocks.averages_numbers:  # one output row: the value dimensions' numbers
+                scale = (self.value[...][h, blocks.value:blocks.value + m, 0]
+                         * self.output[...][h, 0, blocks.output])[:, None, None]
+            else:
+                o_scale = jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
+                scale = (_diagonal(self.value, h, blocks.value, m) * o_scale)[:, None, None]
             starts.append(blocks.output)
             if blocks.counts and blocks.scores_of in softmax_by_head:
                 # The keys' share of the attention (1 - the sink's) from the twin head's
@@ -175,6 +179,8 @@ class Attention(nnx.Module):
                 weights = softmax_by_head[h][0]
             all_weights.append(weights)
             v = x[blocks.value:blocks.value + m] * scale
+            if blocks.averages_numbers:
+                v = v.sum(axis=0, keepdims=True)
             outputs.append(jnp.einsum("bij,mbj->mbi", weights, v))
         return _rows(x, starts, outputs), jnp.stack(all_weights, axis=1)
 
@@ -213,7 +219,8 @@ class Attention(nnx.Module):
                 continue
             if blocks.weights_of is None:
                 softmaxes.add(h)
-            total += n * n * blocks.value_size + n * blocks.value_size
+            width = 1 if blocks.averages_numbers else blocks.value_size
+            total += n * n * width + n * blocks.value_size
         return total
 
 

@@ -312,6 +312,13 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
             K[h, key.start:key.stop, columns] = np.eye(term.width)
             Q[h, query.start:query.stop, columns] = beta * term.matrix.T
         value, out = layout.block(head.value), layout.block(head.name)
+        if value.kind == "categorical" and out.kind == "numerical":
+            # The mean of a categorical variable's numbers: each value's one-hot dimension
+            # carries the number itself into the head's one column.
+            for v, number in enumerate(program.variable(head.value).type.values):
+                V[h, value.start + v, 0] = float(number)
+            out_proj[h, 0, out.start] = 1.0
+            continue
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0
             out_proj[h, v, out.start + v] = 1.0
