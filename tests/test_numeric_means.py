@@ -69,7 +69,7 @@ def oracle(digits: list[int]) -> dict[str, list[float]]:
         return Fraction(sum(values), len(values))
 
     out = {name: [] for name in NAMES}
-    for i, d in enumerate(digits):
+    for i in range(len(digits)):
         odd = mean([x % 2 for x in digits[:i + 1]])
         out["window"].append(float(mean(digits[max(0, i - WINDOW + 1):i + 1])))
         out["signed"].append(float(mean([x - 4 for x in digits[max(0, i - 1):i + 1]])))
