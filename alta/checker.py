@@ -485,7 +485,7 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
     check_labels(d.init, env.globals, d.name.id, ctx)
     inputs = {node.which for node in ir.walk(init) if isinstance(node, ir.InputRead)}
     if inputs == {"token", "position"}:
-        raise ctx.error("an initialiser may read 'token' or 'position', not both", d.init.span)
+        return ir.Variable(d.name.id, type_, "token and position", init, None, d.span)
     if not inputs:
         check_constant_write(init, type_, d.name.id, d.init.span, ctx)
         if isinstance(type_, ir.Numerical):  # a numerical variable holds declared values

@@ -70,7 +70,8 @@ def initial_state(program: ir.Program, batch: Batch) -> dict[str, np.ndarray]:
                 table = [semantics.set_to_bits(s) for s in table]
             values[var.name] = np.asarray(table, dtype=dtype)[batch.tokens]
             continue
-        evaluator = Evaluator(program, State({}, {}), {"position": positions})
+        evaluator = Evaluator(program, State({}, {}),
+                              {"position": positions, "token": batch.tokens})
         try:
             value = np.broadcast_to(np.asarray(evaluator.eval(var.init, valid), dtype=dtype),
                                     shape).copy()

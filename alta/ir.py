@@ -259,7 +259,8 @@ def walk(node):
 class Variable:
     name: str
     type: ValueType
-    init_from: Literal[InputName, "constant"]
+    # "token and position": an embedding of each token at each position (compiler/weights.py)
+    init_from: Literal[InputName, "token and position", "constant"]
     init: Expr  # may read `token` / `position`
     token_table: tuple | None  # init value per token id, when init_from == "token"
     span: Span

@@ -82,11 +82,15 @@ class Embedding(nnx.Module):
     def __init__(self, p: EmbeddingParameters) -> None:
         self.token = _param(p.token)
         self.position = _param(p.position) if p.position is not None else None
+        self.token_at_position = (_param(p.token_at_position)
+                                  if p.token_at_position is not None else None)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         x = self.token[...][tokens]
         if self.position is not None:
             x = x + self.position[...][None, : tokens.shape[1]]
+        if self.token_at_position is not None:
+            x = x + self.token_at_position[...][jnp.arange(tokens.shape[1])[None, :], tokens]
         return x
 
 
@@ -357,7 +361,7 @@ def random_parameters(config: ModelConfig, rngs: nnx.Rngs) -> Parameters:
         return None if shape is None else normal(rngs.params(), shape, jnp.float32)
 
     e, a = shapes.embed, shapes.attention
-    embed = EmbeddingParameters(draw(e.token), draw(e.position))
+    embed = EmbeddingParameters(draw(e.token), draw(e.position), draw(e.token_at_position))
     attention = AttentionParameters(*(draw(s) for s in (a.query, a.key, a.value, a.output,
                                                         a.sink)))
     D = config.width

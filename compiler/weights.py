@@ -34,6 +34,7 @@ from alta.compiler.faults import FAULT, ONE, SELECTED, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.compiler.scores import key_width, score_terms
+from alta.compiler.values import needs_max_length, token_position_table
 from alta.errors import AltaError
 from alta.parameters import (
     AttentionParameters,
@@ -254,6 +255,7 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> EmbeddingParamet
     D = layout.width
     token = np.zeros((len(program.vocab), D))
     position_vars = [v for v in program.variables if v.init_from == "position"]
+    joint_vars = [v for v in program.variables if v.init_from == "token and position"]
     for var in program.variables:
         if var.init_from == "token":
             for t, value in enumerate(var.token_table):
@@ -262,11 +264,16 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> EmbeddingParamet
             value = var.init.value
             for t in range(len(program.vocab)):
                 layout.write(token[t], var.name, value, 1.0)
-    if position_vars:
+    if position_vars or joint_vars:
         if program.max_length is None:
-            raise AltaError.at(f"variable '{position_vars[0].name}' is initialised from "
-                               "'position', so compiling needs 'max_length N' (the size of the "
-                               "position embedding)", position_vars[0].span, program.source)
+            raise needs_max_length(program, (position_vars + joint_vars)[0])
+        joint = None
+        if joint_vars:
+            # Not a sum of a token's row and a position's: a row per (position, token).
+            joint = np.zeros((program.max_length, len(program.vocab), D))
+            for var in joint_vars:
+                for (t, p), value in token_position_table(program, var).items():
+                    layout.write(joint[p, t], var.name, value, 1.0)
         position = np.zeros((program.max_length, D))
         for var in position_vars:
             for p in range(program.max_length):
@@ -279,7 +286,7 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> EmbeddingParamet
                 if isinstance(var.type, ir.Numerical):  # stored as the declared value
                     value = var.type.declared(value)
                 layout.write(position[p], var.name, value, 1.0)
-        return EmbeddingParameters(token, position)
+        return EmbeddingParameters(token, position, joint)
     return EmbeddingParameters(token)
 
 
