@@ -205,6 +205,12 @@ class SetType(Node):
 TypeExpr = CatType | BoolType | VocabType | NumType | SetType
 
 
+@dataclass(frozen=True)
+class SameKind(Node):
+    """`head h: same = ...`: a categorical head whose selected positions may be several, as
+    long as they all hold the same value."""
+
+
 # ---- declarations -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -280,7 +286,7 @@ class VarDecl(Node):
 @dataclass(frozen=True)
 class HeadDecl(Node):
     name: Name
-    type: TypeExpr | None
+    type: TypeExpr | SameKind | None
     value: Name
     where: Expr | None  # tests of keys against queries or constants; None: every position
     offsets: Expr | None

@@ -512,6 +512,12 @@ def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
                         f"'{value.name}' is a set", d.value.span)
     terms = selection_terms(d.where, ctx)
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
+    if isinstance(d.type, ast.SameKind):
+        if not isinstance(value.type, ir.Categorical):
+            raise ctx.error(f"'same' is for a categorical head (it yields the one value its "
+                            f"positions share); '{value.name}' is numerical, and a numerical "
+                            "head averages", d.type.span)
+        return ir.Head(d.name.id, value.type, value.name, terms, offsets, d.span, same=True)
     return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name, terms, offsets,
                    d.span)
 

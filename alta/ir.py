@@ -361,6 +361,9 @@ class Head:
     where: tuple[Term, ...]  # all must hold; () without `where`: every position qualifies
     offsets: tuple[int, ...] | None  # relative offsets j - i, or None for any
     span: Span
+    # Categorical only: defined where the selected positions (at least one) all hold the
+    # same value, not only where exactly one is selected (`head h: same = ...`).
+    same: bool = False
 
     @property
     def numerical(self) -> bool:

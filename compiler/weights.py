@@ -30,7 +30,7 @@ import numpy as np
 
 from alta import ir
 from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds
-from alta.compiler.faults import FAULT, ONE, SELECTED, selection_buckets
+from alta.compiler.faults import AGREES, FAULT, ONE, SELECTED, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.compiler.scores import key_width, score_terms
@@ -120,7 +120,7 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
     selection = selection or {}
     attention, scales = _attention(program, layout, target, selection)
     expansion = _expansion(program, layout, sorted({a.name for r in rules.all_rules
-                                                     for a in r.atoms}))
+                                                     for a in r.atoms}), target)
     mlp = _mlp(program, layout, rules.mlp + rules.faults, expansion)
     halting = ()
     if program.halt is not None:
@@ -157,9 +157,13 @@ def _buckets(program: ir.Program, name: str):
     return bucket_thresholds(program, name)
 
 
-def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> _Expansion:
+def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str],
+               target: int) -> _Expansion:
     first, second = _Layer(), _Layer()
     for name in read:
+        if name.endswith(AGREES):
+            _agreement(first, second, name, layout.block(name.removesuffix(AGREES)), target)
+            continue
         block = layout.block(name)
         type_ = program.type_of(name)
         if block.kind in ("categorical", "set"):
@@ -216,6 +220,20 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> 
                 resets.append((second.add(key, {first.index[key]: 1.0}, 0.0), block.start + v,
                                -1.0))
     return _Expansion(first, second, resets, reset_bias)
+
+
+def _agreement(first: _Layer, second: _Layer, name: str, block, target: int) -> None:
+    """Whether a `same` head's selected values agree, from its averaged one-hot: one ramp
+    per value from 1 - 3/(4N) to 1 - 1/(4N). Values that differ leave every component at
+    most 1 - 1/N (k - 1 of k positions at best), values that agree one within the softmax
+    leakage, under 1/(4N) (the head's scale: `_head_scale`), of 1; at most one ramp is on."""
+    low, high = 1.0 - 0.75 / target, 1.0 - 0.25 / target
+    slope = 1.0 / (high - low)
+    for v in range(block.size):
+        first.add((name, "top", v), {block.start + v: slope}, -slope * low)
+    tops = {first.index[(name, "top", v)]: 1.0 for v in range(block.size)}
+    second.add((name, 1.0), tops, 0.0)
+    second.add((name, 0.0), {unit: -1.0 for unit in tops}, 1.0)
 
 
 def _mlp(program: ir.Program, layout: ResidualLayout, rules: tuple,
@@ -341,7 +359,10 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
     each step (compiler/buckets.py), half of it for softmax leakage and half for float32
     rounding of the mean; the buckets say up to which length the rounding fits.
     """
-    if not head.numerical:
+    if head.same:  # the agreement ramps need the leakage under 1/(4N)
+        tolerance, magnitude = 0.25 / target, 1.0
+        exact_up_to = target
+    elif not head.numerical:
         tolerance, magnitude = 0.25, 1.0
         exact_up_to = target
     else:
