@@ -19,7 +19,8 @@ import difflib
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 from alta import ast, ir
@@ -34,6 +35,7 @@ from alta.environment import (
 )
 from alta.errors import AltaError, Source, Span, read_text
 from alta.lowering import MAX_UNROLL, check_labels, const_eval, lower_block, lower_expr
+from alta.means import rational, threshold_values
 from alta.operations import (
     check_constant_write,
     coerce,
@@ -85,7 +87,8 @@ def _check(module: ast.Module, source: Source, default_name: str,
     settings = _check_settings(decls.get(ast.SettingDecl, []), ctx)
     framing = _check_framing(_single(decls, ast.InputDecl, "input", ctx), ctx)
     ctx = replace(ctx, env=_check_state(decls.get(ast.VarDecl, []),
-                                        decls.get(ast.HeadDecl, []), ctx))
+                                        decls.get(ast.HeadDecl, []), ctx,
+                                        _MeanUses(module.decls, settings.get("max_length"))))
     env = ctx.env
     mlps = _single(decls, ast.MlpDecl, "mlp", ctx)
     mlp = lower_block(mlps[0].body, env.globals.child(), ctx.at("mlp")) if mlps else ()
@@ -365,8 +368,17 @@ def _output_at(at: ast.Name | int | str, ctx: Context) -> int | str:
 
 # ---- variables, heads ---------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _MeanUses:
+    """What a numerical head without declared values needs to derive them: the MLP and
+    helpers that read it (`_compared_constants`) and the program's max_length."""
+
+    decls: tuple
+    max_length: int | None
+
+
 def _check_state(var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl],
-                 ctx: Context) -> Env:
+                 ctx: Context, uses: _MeanUses) -> Env:
     """Variables, then heads (which read variables)."""
     declared = dict(ctx.env.declared)
     for d in var_decls:
@@ -384,7 +396,7 @@ def _check_state(var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl],
     env = replace(env, variables=variables)
     heads = {}
     for d in head_decls:
-        head = _check_head(d, replace(ctx, env=env))
+        head = _check_head(d, replace(ctx, env=env), uses)
         heads[d.name.id] = head
         if isinstance(head.type, ir.Categorical):  # it yields the value's tokens or members
             domains[d.name.id] = domains.get(head.value)
@@ -505,7 +517,7 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
     return ir.Variable(d.name.id, type_, "position", init, None, d.span)
 
 
-def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
+def _check_head(d: ast.HeadDecl, ctx: Context, uses: _MeanUses) -> ir.Head:
     value = head_operand(d.value, "value", ctx)
     if isinstance(value.type, ir.SetValued):
         raise ctx.error(f"a head's value must be categorical or numerical; "
@@ -518,8 +530,8 @@ def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
                             f"positions share); '{value.name}' is numerical, and a numerical "
                             "head averages", d.type.span)
         return ir.Head(d.name.id, value.type, value.name, terms, offsets, d.span, same=True)
-    return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name, terms, offsets,
-                   d.span)
+    return ir.Head(d.name.id, _head_type(d, value, offsets, ctx, uses), value.name, terms,
+                   offsets, d.span)
 
 
 def _offsets(expr: ast.Expr, ctx: Context) -> tuple[int, ...]:
@@ -533,7 +545,7 @@ def _offsets(expr: ast.Expr, ctx: Context) -> tuple[int, ...]:
 
 
 def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | None,
-               ctx: Context) -> ir.ValueType:
+               ctx: Context, uses: _MeanUses) -> ir.ValueType:
     """A categorical head yields its value's type; a numerical one, the declared values. A
     head declared `num {...}` over a categorical variable of plain integers averages them."""
     if isinstance(value.type, ir.Categorical):
@@ -560,9 +572,70 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
         return declared
     if offsets is not None and len(offsets) == 1:
         return value.type  # one position at most: the value itself
-    raise ctx.error(f"numerical head '{d.name.id}' averages over several positions: "
-                    f"declare its output values, e.g. 'head {d.name.id}: num "
-                    "{0, 0.5, 1} = ...'", d.name.span)
+    return _threshold_type(d, value, offsets, ctx, uses)
+
+
+def _threshold_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | None,
+                    ctx: Context, uses: _MeanUses) -> ir.Numerical:
+    """A numerical head without declared values that the MLP only compares with constants
+    (`h > 0.5`, `h == 1 / 3`): the values those comparisons need (alta.means), for as many
+    positions as the head can select."""
+    name = d.name.id
+    thresholds, other = _compared_constants(name, uses.decls, ctx)
+    count = len(offsets) if offsets is not None else uses.max_length
+    why = None
+    if other is not None:
+        why = (f"line {other.line} reads it other than by comparing it with a constant",)
+    elif count is None:
+        why = ("without max_length, the means it can take have no bound",)
+    if why is not None or not thresholds:
+        raise ctx.error(f"numerical head '{name}' averages over several positions: declare "
+                        f"its output values, e.g. 'head {name}: num {{0, 0.5, 1}} = ...'",
+                        d.name.span, ("ALTA derives them for a head the MLP only compares "
+                                      "with constants; " + (why or ("it is never read",))[0],))
+    type_ = value.type
+    source = type_.values if isinstance(type_, ir.Numerical) else tuple(type_.values)
+    return ir.Numerical(threshold_values(source, count, thresholds))
+
+
+def _compared_constants(head: str, decls, ctx: Context) -> tuple[list[Fraction], Span | None]:
+    """The constants the MLP compares `head` with, and where it reads it otherwise, if it
+    does (in a helper, any read counts as otherwise: a helper's code is generic)."""
+    found, other = set(), None
+
+    def visit(node, parent, in_helper):
+        nonlocal other
+        if isinstance(node, ast.Name) and node.id == head:
+            constant = _compared_with(node, parent, ctx) if not in_helper else None
+            if constant is None:
+                other = other or node.span
+            else:
+                found.add(constant)
+        elif isinstance(node, tuple):
+            for item in node:
+                visit(item, parent, in_helper)
+        elif isinstance(node, ast.Node):
+            for child in vars(node).values():
+                visit(child, node, in_helper)
+
+    for d in decls:
+        if isinstance(d, (ast.MlpDecl, ast.FuncDecl)):
+            visit(d.body, d, isinstance(d, ast.FuncDecl))
+    return sorted(found), other
+
+
+def _compared_with(name: ast.Name, parent, ctx: Context) -> Fraction | None:
+    """The constant `name` is compared with by `parent` (`name < 0.5`, `1 / 3 == name`)."""
+    if not isinstance(parent, ast.Compare) or parent.op in ("in", "not in"):
+        return None
+    other = parent.right if parent.left is name else parent.left
+    try:
+        value = const_eval(other, ctx.env.globals, ctx)
+    except AltaError:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return rational(value)
 
 
 def _warn_unused(ctx: Context) -> None:
