@@ -69,7 +69,7 @@ MAX_PANELS = 48  # drawn by default; more are listed in a note (choose them with
 SMALLEST_FONT = 5.0  # points: smaller text is left out rather than drawn unreadable
 UNDEFINED_HATCH = {1: "///", 2: "xxx"}  # selects no position / several (categorical heads)
 UNDEFINED_LABEL = {1: "undefined: selects no position",
-                   2: "undefined: selects several positions"}
+                   2: "undefined: selects several positions (`same`: holding different values)"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _undefined_codes(head, selected: np.ndarray, undefined: np.ndarray | None) -
     record of the layer (None for a run of no layers: then its rule, attend_head's)."""
     count = selected.sum(axis=1)
     if undefined is None:
-        undefined = (count == 0) | ((count > 1) & (not head.numerical))
+        undefined = (count == 0) | ((count > 1) & (not head.numerical) & (not head.same))
     return np.where(undefined, np.where(count == 0, 1, 2), 0)
 
 
