@@ -69,7 +69,7 @@ MAX_PANELS = 48  # drawn by default; more are listed in a note (choose them with
 SMALLEST_FONT = 5.0  # points: smaller text is left out rather than drawn unreadable
 UNDEFINED_HATCH = {1: "///", 2: "xxx"}  # selects no position / several (categorical heads)
 UNDEFINED_LABEL = {1: "undefined: selects no position",
-                   2: "undefined: selects several positions (`same`: holding different values)"}
+                   2: "undefined: selects several positions"}
 
 
 @dataclass(frozen=True)
