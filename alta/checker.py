@@ -85,7 +85,8 @@ def _check(module: ast.Module, source: Source, default_name: str,
     settings = _check_settings(decls.get(ast.SettingDecl, []), ctx)
     framing = _check_framing(_single(decls, ast.InputDecl, "input", ctx), ctx)
     ctx = replace(ctx, env=_check_state(decls.get(ast.VarDecl, []),
-                                        decls.get(ast.HeadDecl, []), ctx))
+                                        decls.get(ast.HeadDecl, []),
+                                        settings.get("max_length"), ctx))
     env = ctx.env
     mlps = _single(decls, ast.MlpDecl, "mlp", ctx)
     mlp = lower_block(mlps[0].body, env.globals.child(), ctx.at("mlp")) if mlps else ()
@@ -366,7 +367,7 @@ def _output_at(at: ast.Name | int | str, ctx: Context) -> int | str:
 # ---- variables, heads ---------------------------------------------------------------------
 
 def _check_state(var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl],
-                 ctx: Context) -> Env:
+                 max_length: int | None, ctx: Context) -> Env:
     """Variables, then heads (which read variables)."""
     declared = dict(ctx.env.declared)
     for d in var_decls:
@@ -384,7 +385,7 @@ def _check_state(var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl],
     env = replace(env, variables=variables)
     heads = {}
     for d in head_decls:
-        head = _check_head(d, replace(ctx, env=env))
+        head = _check_head(d, max_length, replace(ctx, env=env))
         heads[d.name.id] = head
         if isinstance(head.type, ir.Categorical):  # it yields the value's tokens or members
             domains[d.name.id] = domains.get(head.value)
@@ -505,7 +506,13 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
     return ir.Variable(d.name.id, type_, "position", init, None, d.span)
 
 
-def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
+def _check_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Head:
+    if isinstance(d.type, ast.CountType):
+        return _check_count_head(d, max_length, ctx)
+    if d.value.id == "count" and d.value.id not in ctx.env.state_names:
+        raise ctx.error("there is no variable 'count'; a head that counts the positions it "
+                        f"selects is declared 'head {d.name.id}: count where ...' (no value)",
+                        d.value.span)
     value = head_operand(d.value, "value", ctx)
     if isinstance(value.type, ir.SetValued):
         raise ctx.error(f"a head's value must be categorical or numerical; "
@@ -514,6 +521,30 @@ def _check_head(d: ast.HeadDecl, ctx: Context) -> ir.Head:
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
     return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name, terms, offsets,
                    d.span)
+
+
+def _check_count_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Head:
+    """`head n: count where ... at ...`: the number of selected positions, an integer
+    0..maximum; the maximum is what one position can select: its offsets that fit in
+    max_length, else max_length itself."""
+    if d.value is not None:
+        raise ctx.error(f"a count head counts the positions it selects and reads no value: "
+                        f"write 'head {d.name.id}: count where ...' without "
+                        f"'= {d.value.id}'", d.value.span)
+    terms = selection_terms(d.where, ctx)
+    offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
+    if offsets is None:
+        if max_length is None:
+            raise ctx.error(f"count head '{d.name.id}' can select every position, so its "
+                            "counts are bounded only by the input's length: declare "
+                            "'max_length N' (counts 0..N) or give it offsets ('at -4..-1')",
+                            d.name.span)
+        maximum = max_length
+    elif max_length is None:
+        maximum = len(offsets)
+    else:
+        maximum = min(sum(1 for o in offsets if abs(o) < max_length), max_length)
+    return ir.Head(d.name.id, ir.Categorical(maximum + 1), None, terms, offsets, d.span)
 
 
 def _offsets(expr: ast.Expr, ctx: Context) -> tuple[int, ...]:

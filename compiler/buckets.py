@@ -96,6 +96,9 @@ def bucket_thresholds(program: ir.Program, name: str, length: int | None = None)
     sequence to plan for (default: the program's max_length, else 100,000); the result's
     `positions` says how much of it float32 can guarantee."""
     type_ = program.type_of(name)
+    if name in program.head_index and program.head(name).counts:
+        target = length or program.max_length or DEFAULT_GUARANTEED_LENGTH
+        return count_buckets(type_.size - 1, target)
     assert isinstance(type_, ir.Numerical), name
     values = type_.values
     if name not in program.head_index:
@@ -105,6 +108,34 @@ def bucket_thresholds(program: ir.Program, name: str, length: int | None = None)
     target = length or program.max_length or DEFAULT_GUARANTEED_LENGTH
     offsets = len(head.offsets) if head.offsets is not None else None
     return _head_buckets(values, source, offsets, target)
+
+
+def count_share(count):
+    """What a count head's dimension holds for `count` selected positions: the keys' share
+    of the attention, k / (k + 1), the sink taking the rest (compiler/weights.py)."""
+    return count / (count + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def count_buckets(maximum: int, target: int) -> Buckets:
+    """How the MLP reads a count head: bucket k is the count k, the steps sit in the middle
+    half of each gap between k / (k + 1) and (k + 1) / (k + 2) (no other value is possible,
+    so the windows are the gaps themselves). The gaps shrink as 1 / k^2 and float32's
+    error grows with k (`_float32_positions`, as for a mean of values in [0, 1]), so the
+    guaranteed length is the most positions c <= target for which every count up to
+    min(c, maximum) keeps its step."""
+    shares = [Fraction(k, k + 1) for k in range(maximum + 1)]
+    windows = list(itertools.pairwise(shares))
+
+    def exact(c: int) -> bool:  # counts 0..min(c, maximum) read exactly
+        c = min(c, maximum)
+        return _float32_positions(windows[:c], (0.0, 1.0)) >= c
+
+    low, high = 0, target
+    while low < high:  # the largest exact c (exact is monotone: fewer counts, wider gaps)
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if exact(mid) else (low, mid - 1)
+    return Buckets(tuple(range(maximum + 1)), steps_between(shares, windows), low)
 
 
 def _gaps(values: Sequence[float]) -> list[tuple[Fraction, Fraction]]:

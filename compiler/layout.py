@@ -2,11 +2,13 @@
 one codec between variables' values and those dimensions.
 
 Categorical values are one-hot blocks, numerical values one scalar dimension, set values
-multi-hot blocks; every head output has a block of its own. Each dimension knows its
-variable, its value and the source line that declared it, so a residual vector can be read
-back into variables and any dimension explained. `ResidualLayout.encode`, `.write` and
-`.decode` are the only places that map values to dimensions and back: the compiler's
-weights, the compiled model's read-back and the trace datasets all go through them.
+multi-hot blocks, a count head's count k one scalar dimension holding k / (k + 1) (its
+attention share, compiler/buckets.py); every head output has a block of its own. Each
+dimension knows its variable, its value and the source line that declared it, so a residual
+vector can be read back into variables and any dimension explained.
+`ResidualLayout.encode`, `.write` and `.decode` are the only places that map values to
+dimensions and back: the compiler's weights, the compiled model's read-back and the trace
+datasets all go through them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Literal
 import numpy as np
 
 from alta import ir
+from alta.compiler.buckets import count_share
 from alta.semantics import set_to_bits, snap
 
-BlockKind = Literal["categorical", "numerical", "set"]
+BlockKind = Literal["categorical", "numerical", "set", "count"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class ResidualLayout:
     def dim(self, name: str, value=None) -> int:
         """The dimension of a categorical value or set element, or a numerical scalar."""
         b = self.block(name)
-        return b.start if b.kind == "numerical" else b.start + int(value) - b.low
+        return b.start if b.kind in ("numerical", "count") else b.start + int(value) - b.low
 
     def describe(self, d: int) -> tuple[str, str, int]:
         """(name, meaning, source line) of dimension d."""
@@ -90,12 +93,18 @@ class ResidualLayout:
 
         Categorical: the largest dimension of the block; numerical variables: the nearest
         declared value (heads keep the raw mean: compiler.buckets says how the MLP reads it);
-        sets: the bit mask of dimensions above one half."""
+        sets: the bit mask of dimensions above one half; count heads: the count whose share
+        k / (k + 1) is nearest (the compiled MLP's steps sit between them)."""
         values = {}
         for b in self.blocks:
             x = residual[..., b.start:b.stop]
             if b.kind == "categorical":
                 values[b.name] = np.argmax(x, axis=-1).astype(np.int64) + b.low
+            elif b.kind == "count":  # the count whose share is nearest
+                shares = count_share(np.arange(program.type_of(b.name).size))
+                middles = (shares[1:] + shares[:-1]) / 2
+                values[b.name] = np.searchsorted(middles, x[..., 0].astype(np.float64),
+                                                 side="right").astype(np.int64)
             elif b.kind == "numerical":
                 raw = x[..., 0].astype(np.float64)
                 known = b.name in program.variable_index  # not a head, nor the compiler's own
@@ -126,11 +135,14 @@ def build_layout(program: ir.Program, appended: tuple[str, ...] = ()) -> Residua
     blocks = []
     start = 0
     entries = [(v.name, v.type, False, v.span.line) for v in program.variables] + \
-              [(h.name, h.type, True, h.span.line) for h in program.heads]
+              [(h.name, "count" if h.counts else h.type, True, h.span.line)
+               for h in program.heads]
     entries.sort(key=lambda entry: entry[0] in appended)
     for name, type_, is_head, line in entries:
         low = 0
-        if isinstance(type_, ir.Categorical):
+        if type_ == "count":
+            kind, labels = "count", ("share",)
+        elif isinstance(type_, ir.Categorical):
             kind, labels, low = "categorical", tuple(map(type_.format, type_.values)), type_.low
         elif isinstance(type_, ir.Numerical):
             kind, labels = "numerical", ("value",)
@@ -150,4 +162,6 @@ def _encode_block(block: Block, x: np.ndarray) -> np.ndarray:
         return out
     if block.kind == "numerical":
         return np.asarray(x, np.float64).reshape(rows, 1)
+    if block.kind == "count":
+        return count_share(np.asarray(x, np.float64)).reshape(rows, 1)
     return ((x[:, None].astype(np.int64) >> np.arange(block.size)) & 1).astype(np.float64)

@@ -15,7 +15,8 @@ interpreter can ever produce there (an over-approximation: sound, not exact), to
 - a categorical head yields a value of its value variable at one selected position; a
   numerical head over one relative offset yields one value of its value variable, snapped
   to the head's declared values; a numerical head that averages yields any of its declared
-  values (the mean of a single possible value is that value).
+  values (the mean of a single possible value is that value); a count head, any count
+  from 0 to its maximum.
 
 Sets only grow, so a path enumerated on the way is a path of the final sets too: an error
 found on one is an error the rule enumeration would report as well.
@@ -146,6 +147,9 @@ def _domains(program: ir.Program, values: dict[str, set]) -> dict[str, tuple]:
         domains[var.name] = tuple(v for v in declared_domain(program, var.name)
                                   if v in values[var.name])
     for head in program.heads:
+        if head.counts:  # any count up to its maximum
+            domains[head.name] = declared_domain(program, head.name)
+            continue
         source = values[head.value]
         if not head.numerical:
             options = source
@@ -163,7 +167,8 @@ def _readers(program: ir.Program, written: list[str]) -> dict[str, list[str]]:
     through a head over it)."""
     heads_over = {}
     for head in program.heads:
-        heads_over.setdefault(head.value, set()).add(head.name)
+        if not head.counts:  # a count reads no variable's value
+            heads_over.setdefault(head.value, set()).add(head.name)
     readers = {v.name: [] for v in program.variables}
     for name in written:
         reads = names_read_writing(program, name)

@@ -30,7 +30,7 @@ import numpy as np
 
 from alta import ir
 from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds
-from alta.compiler.faults import FAULT, ONE, SELECTED, selection_buckets
+from alta.compiler.faults import FAULT, ONE, SELECTED, averaged, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.compiler.scores import key_width, score_terms
@@ -193,13 +193,13 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> 
     reset_bias = np.zeros(layout.width)
     for head in program.heads:
         block = layout.block(head.name)
-        if block.kind == "numerical":
+        if block.kind in ("numerical", "count"):
             # Subtract the mean exactly: divided by a power of two P >= 2 max|value|, its
             # positive (and, if the values have a sign, negative) part lies in [0, 1/2], so a
             # mean that float32 rounded a little past the declared range is not clipped, and
             # scaling by P is exact. The block is left at exactly 0, so nothing carries over
             # into the next layer's mean (compiler/buckets.py relies on it).
-            values = program.type_of(head.value).values
+            values = program.type_of(averaged(head)).values
             largest = max(abs(v) for v in values) or 1.0
             power = 2.0 ** (math.ceil(math.log2(largest)) + 1)
             signs = (1.0, -1.0) if min(values) < 0 else (1.0,)
@@ -306,16 +306,19 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
             scale = _head_scale(program, head, target)
             scales.append(scale)
             beta = betas[head.name] = scale.beta
+            if head.counts:  # the sink scores as a match: k positions keep k / (k + 1)
+                sink[h] = beta if head.where else 0.0
         for term in score_terms(program, head):  # K one-hot onto its columns, Q the form
             key, query = layout.block(term.key), layout.block(term.query)
             columns = slice(term.column, term.column + term.width)
             K[h, key.start:key.stop, columns] = np.eye(term.width)
             Q[h, query.start:query.stop, columns] = beta * term.matrix.T
-        value, out = layout.block(head.value), layout.block(head.name)
+        value, out = layout.block(averaged(head)), layout.block(head.name)
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0
             out_proj[h, v, out.start + v] = 1.0
-    return AttentionParameters(Q, K, V, out_proj, sink if selection else None), scales
+    has_sink = selection or any(h.counts for h in program.heads)
+    return AttentionParameters(Q, K, V, out_proj, sink if has_sink else None), scales
 
 
 def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
@@ -327,7 +330,11 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
     each step (compiler/buckets.py), half of it for softmax leakage and half for float32
     rounding of the mean; the buckets say up to which length the rounding fits.
     """
-    if not head.numerical:
+    if head.counts:  # the mean of 1 (the selected) and 0 (the sink): k / (k + 1)
+        buckets = bucket_thresholds(program, head.name)
+        tolerance = buckets.tolerance if buckets.steps else 0.25
+        magnitude, exact_up_to = 1.0, buckets.positions
+    elif not head.numerical:
         tolerance, magnitude = 0.25, 1.0
         exact_up_to = target
     else:
@@ -336,7 +343,7 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
         source = program.variable(head.value).type.values
         magnitude = max(max(source) - min(source), 1e-12)
         exact_up_to = buckets.positions
-    leak_budget = tolerance / 2 if head.numerical else tolerance
+    leak_budget = tolerance / 2 if head.numerical or head.counts else tolerance
     # beta is chosen for `target` positions, with a safety factor of e^2 on the leakage.
     beta = max(math.log(target * magnitude / leak_budget) + 2.0, 1.0)
     guaranteed = min(target, exact_up_to)
