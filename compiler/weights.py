@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alta import ir
-from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds
+from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds, sink_weight
 from alta.compiler.faults import FAULT, ONE, SELECTED, averaged, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
@@ -306,8 +306,9 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
             scale = _head_scale(program, head, target)
             scales.append(scale)
             beta = betas[head.name] = scale.beta
-            if head.counts:  # the sink scores as a match: k positions keep k / (k + 1)
-                sink[h] = beta if head.where else 0.0
+            if head.counts:  # the sink weighs as M matches: k of them keep k / (k + M)
+                match = beta if head.where else 0.0
+                sink[h] = match + math.log(sink_weight(head.type.size - 1))
         for term in score_terms(program, head):  # K one-hot onto its columns, Q the form
             key, query = layout.block(term.key), layout.block(term.query)
             columns = slice(term.column, term.column + term.width)
@@ -330,7 +331,7 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
     each step (compiler/buckets.py), half of it for softmax leakage and half for float32
     rounding of the mean; the buckets say up to which length the rounding fits.
     """
-    if head.counts:  # the mean of 1 (the selected) and 0 (the sink): k / (k + 1)
+    if head.counts:  # the mean of 1 (the selected) and 0 (the sink): k / (k + M)
         buckets = bucket_thresholds(program, head.name)
         tolerance = buckets.tolerance if buckets.steps else 0.25
         magnitude, exact_up_to = 1.0, buckets.positions
