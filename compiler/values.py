@@ -29,7 +29,11 @@ that occur with it (a word never stands at position 0 behind a start token).
 
 from __future__ import annotations
 
-from alta import ir
+import itertools
+
+import numpy as np
+
+from alta import ir, semantics
 from alta.compiler.rules import (
     PathError,
     ReachableDomains,
@@ -147,8 +151,10 @@ def _domains(program: ir.Program, values: dict[str, set]) -> dict[str, tuple]:
         domains[var.name] = tuple(v for v in declared_domain(program, var.name)
                                   if v in values[var.name])
     for head in program.heads:
-        if head.counts:  # any count up to its maximum
-            domains[head.name] = declared_domain(program, head.name)
+        if head.counts:  # any count up to the most positions one query can select
+            most = _most_selected(program, head, values)
+            domains[head.name] = tuple(v for v in declared_domain(program, head.name)
+                                       if most is None or v <= most)
             continue
         source = values[head.value]
         if not head.numerical:
@@ -160,6 +166,74 @@ def _domains(program: ir.Program, values: dict[str, set]) -> dict[str, tuple]:
         domains[head.name] = tuple(v for v in declared_domain(program, head.name)
                                    if v in options)
     return domains
+
+
+# Past this many (placement, key value, query values) triples the bound is not worth it.
+_MOST_SELECTED_WORK = 20_000_000
+
+
+def _most_selected(program: ir.Program, head: ir.Head, values: dict[str, set]) -> int | None:
+    """An upper bound on how many positions a count head selects for one query, sharper
+    than its type's (max_length): a position counts only if some token the framing can put
+    there gives keys that pass every term for the query's values. So `where key < key`
+    never counts a start token whose key is above every word's, and `where tok == tok`
+    counts at most the words for a word's query (the start, for the start's own). Key
+    variables the MLP writes may hold any of their reachable values anywhere. None: no
+    bound (no `where`, no max_length, or too much work)."""
+    if not head.where or program.max_length is None:
+        return None
+    written = set(written_variables(program))
+    by_position = [program.variable(t.key) for t in head.where
+                   if program.variable(t.key).init_from == "position"]
+    placements = [(t, p) for t, p in _placements(program)
+                  if all(_initialises(var, p) for var in by_position)]
+    queries = sorted({t.query for t in head.where if t.query is not None})
+    combos = list(itertools.product(*(sorted(_as_bits(v) for v in values[q])
+                                      for q in queries)))
+    keys = {t.key for t in head.where}
+    width = max(1, max((len(values[k]) for k in keys if k in written), default=1))
+    if len(placements) * len(combos) * width > _MOST_SELECTED_WORK:
+        return None
+    query_arrays = {q: np.array([c[i] for c in combos])[None, None, :]
+                    for i, q in enumerate(queries)}
+    rows = np.ones((len(placements), len(combos)), bool)
+    for term in head.where:
+        key = _key_values(program, program.variable(term.key), placements, values, written)
+        holds = ir.selects(term.test, lambda name, key=key: key[:, :, None],
+                           lambda name: query_arrays[name])
+        rows &= np.broadcast_to(holds, key.shape + (len(combos),)).any(axis=1)
+    selectable = np.zeros((program.max_length, len(combos)), bool)
+    np.logical_or.at(selectable, np.array([p for _, p in placements]), rows)
+    return int(selectable.sum(axis=0).max())
+
+
+def _initialises(var: ir.Variable, position: int) -> bool:
+    """Whether a position-initialised variable gets a value at `position` (else no run that
+    long gets past initialisation)."""
+    try:
+        value = evaluate_scalar(var.init, {"position": position})
+    except PathError:
+        return False
+    return var.type.contains(int(value) if isinstance(value, bool) else value)
+
+
+def _key_values(program, var: ir.Variable, placements, values, written) -> np.ndarray:
+    """(placement, candidate) key values: the one a variable fixed by its token or position
+    has there, else every reachable value, everywhere."""
+    if var.name in written or var.init_from == "constant":
+        every = np.array(sorted(values[var.name]), dtype=np.int64)
+        return np.broadcast_to(every[None, :], (len(placements), len(every)))
+    column = []
+    for token, position in placements:
+        if var.init_from == "token":
+            column.append(int(var.token_table[token]))
+        else:
+            column.append(int(evaluate_scalar(var.init, {"position": position})))
+    return np.array(column, dtype=np.int64)[:, None]
+
+
+def _as_bits(value) -> int:
+    return semantics.set_to_bits(value) if isinstance(value, frozenset) else int(value)
 
 
 def _readers(program: ir.Program, written: list[str]) -> dict[str, list[str]]:
