@@ -15,6 +15,8 @@ alta.lowering.
 
 from __future__ import annotations
 
+import bisect
+
 import difflib
 import itertools
 import math
@@ -525,8 +527,8 @@ def _check_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Hea
 
 def _check_count_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Head:
     """`head n: count where ... at ...`: the number of selected positions, an integer
-    0..maximum; the maximum is what one position can select: its offsets that fit in
-    max_length, else max_length itself."""
+    0..maximum; the maximum is what one position can select: the most of its offsets that
+    land inside max_length positions, else max_length itself."""
     if d.value is not None:
         raise ctx.error(f"a count head counts the positions it selects and reads no value: "
                         f"write 'head {d.name.id}: count where ...' without "
@@ -542,8 +544,9 @@ def _check_count_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> 
         maximum = max_length
     elif max_length is None:
         maximum = len(offsets)
-    else:
-        maximum = min(sum(1 for o in offsets if abs(o) < max_length), max_length)
+    else:  # the most offsets that land inside the sequence, at any query position
+        maximum = max(bisect.bisect_right(offsets, max_length - 1 - i)
+                      - bisect.bisect_left(offsets, -i) for i in range(max_length))
     return ir.Head(d.name.id, ir.Categorical(maximum + 1), None, terms, offsets, d.span)
 
 

@@ -118,8 +118,9 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
     target = max_length or program.max_length or DEFAULT_GUARANTEED_LENGTH
     selection = selection or {}
     attention, scales = _attention(program, layout, target, selection)
-    expansion = _expansion(program, layout, sorted({a.name for r in rules.all_rules
-                                                     for a in r.atoms}))
+    atoms = [a for r in rules.all_rules for a in r.atoms]
+    expansion = _expansion(program, layout, sorted({a.name for a in atoms}),
+                           _count_parts(program, atoms))
     mlp = _mlp(program, layout, rules.mlp + rules.faults, expansion)
     halting = ()
     if program.halt is not None:
@@ -156,12 +157,52 @@ def _buckets(program: ir.Program, name: str):
     return bucket_thresholds(program, name)
 
 
-def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str]) -> _Expansion:
+def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple[int, ...]]]:
+    """Per count head the rules read, its counts in runs that no atom tells apart (a head
+    read only as `n == 0` has two: 0, and 1..M), so that it needs one bucket per run and
+    steps only between runs, not M + 1 buckets."""
+    tests: dict[str, list[frozenset]] = {}
+    for atom in atoms:
+        if atom.name in program.head_index and program.head(atom.name).counts:
+            tests.setdefault(atom.name, []).append(atom.values)
+    parts = {}
+    for name, sets in tests.items():
+        runs, signature = [], None
+        for count in program.type_of(name).values:
+            mine = tuple(count in values for values in sets)
+            if mine != signature:
+                runs.append(())
+                signature = mine
+            runs[-1] += (count,)
+        parts[name] = runs
+    return parts
+
+
+def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str],
+               count_parts: dict[str, list[tuple[int, ...]]]) -> _Expansion:
     first, second = _Layer(), _Layer()
     for name in read:
         block = layout.block(name)
         type_ = program.type_of(name)
-        if block.kind in ("categorical", "set"):
+        if block.kind == "count":
+            # Steps only between runs of counts (compiler/buckets.py places them); bucket j
+            # is the step below its run minus the step above it, one unit for every count
+            # in the run.
+            steps = _buckets(program, name).steps
+            runs = count_parts[name]
+            for j, run in enumerate(runs[:-1]):
+                step = steps[run[-1]]  # between run[-1] and the next count
+                slope = 1.0 / (step.end - step.start)
+                first.add((name, "step", j), {block.start: slope}, -slope * step.start)
+            for j, run in enumerate(runs):
+                ws = {}
+                if j > 0:
+                    ws[first.index[(name, "step", j - 1)]] = 1.0
+                if j < len(runs) - 1:
+                    ws[first.index[(name, "step", j)]] = -1.0
+                unit = second.add((name, run[0]), ws, 1.0 if j == 0 else 0.0)
+                second.index.update({(name, count): unit for count in run})
+        elif block.kind in ("categorical", "set"):
             for v in range(block.size):  # sharpen: 2x - 1/2
                 first.add((name, "bit", v), {block.start + v: 2.0}, -0.5)
             if block.kind == "categorical":  # the unit of value low + v
