@@ -16,7 +16,6 @@ alta.lowering.
 from __future__ import annotations
 
 import bisect
-
 import difflib
 import itertools
 import math
