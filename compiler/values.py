@@ -188,8 +188,7 @@ def _most_selected(program: ir.Program, head: ir.Head, values: dict[str, set]) -
     placements = [(t, p) for t, p in _placements(program)
                   if all(_initialises(var, p) for var in by_position)]
     queries = sorted({t.query for t in head.where if t.query is not None})
-    combos = list(itertools.product(*(sorted(_as_bits(v) for v in values[q])
-                                      for q in queries)))
+    combos = sorted(_query_values(program, queries, values, written))
     keys = {t.key for t in head.where}
     width = max(1, max((len(values[k]) for k in keys if k in written), default=1))
     if len(placements) * len(combos) * width > _MOST_SELECTED_WORK:
@@ -205,6 +204,36 @@ def _most_selected(program: ir.Program, head: ir.Head, values: dict[str, set]) -
     selectable = np.zeros((program.max_length, len(combos)), bool)
     np.logical_or.at(selectable, np.array([p for _, p in placements]), rows)
     return int(selectable.sum(axis=0).max())
+
+
+def _query_values(program: ir.Program, queries: list[str], values: dict[str, set],
+                  written: set[str]) -> set[tuple]:
+    """The values the query variables can take together at one position: those fixed by
+    the token and position from the placements the framing allows, the others any
+    reachable value."""
+    fixed = [program.variable(q) for q in queries
+             if q not in written and program.variable(q).init_from in ("token", "position")]
+    free = [q for q in queries if q not in {v.name for v in fixed}]
+    rows = set()
+    for token, position in _placements(program):
+        if all(v.init_from != "position" or _initialises(v, position) for v in fixed):
+            rows.add(tuple(_placed(v, token, position) for v in fixed))
+    out = set()
+    for row in rows:
+        known = dict(zip((v.name for v in fixed), row, strict=True))
+        for others in itertools.product(*(sorted(_as_bits(v) for v in values[q])
+                                          for q in free)):
+            known.update(zip(free, others, strict=True))
+            out.add(tuple(known[q] for q in queries))
+    return out
+
+
+def _placed(var: ir.Variable, token: int, position: int) -> int:
+    """A token- or position-initialised variable's value at a placement (as an integer,
+    sets as bit masks)."""
+    if var.init_from == "token":
+        return _as_bits(var.token_table[token])
+    return _as_bits(evaluate_scalar(var.init, {"position": position}))
 
 
 def _initialises(var: ir.Variable, position: int) -> bool:
@@ -223,13 +252,7 @@ def _key_values(program, var: ir.Variable, placements, values, written) -> np.nd
     if var.name in written or var.init_from == "constant":
         every = np.array(sorted(values[var.name]), dtype=np.int64)
         return np.broadcast_to(every[None, :], (len(placements), len(every)))
-    column = []
-    for token, position in placements:
-        if var.init_from == "token":
-            column.append(int(var.token_table[token]))
-        else:
-            column.append(int(evaluate_scalar(var.init, {"position": position})))
-    return np.array(column, dtype=np.int64)[:, None]
+    return np.array([_placed(var, t, p) for t, p in placements], dtype=np.int64)[:, None]
 
 
 def _as_bits(value) -> int:
