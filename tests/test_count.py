@@ -235,3 +235,55 @@ def test_counts_are_exact_on_long_inputs():
     result = run_compiled(compiled, texts, model=load_model(compiled, structured=False))
     values = compiled.layout.decode(result.residual, compiled.program)
     assert _counts(values, inputs, names) == expected
+
+
+def test_the_compiler_bounds_a_count_by_what_the_framing_lets_one_query_select():
+    """`where key < key` never counts the start token (its key is above every word's), and
+    `where tok == tok` counts the start only for the start itself: both reach at most the
+    words, max_length - 1, so writing them to a `cat max_length` variable compiles."""
+    from alta.compiler.values import reachable_values
+
+    program = check_source("""program bounded
+vocab "a" "b" "c" "<s>"
+input "<s>" words
+max_length 10
+max_layers 1
+output smaller
+var key: vocab = token
+var smaller: cat 10 = 0
+var copies: cat 10 = 0
+var any_before: cat 11 = 0
+head below: count where key < key
+head same: count where key == key
+head before: count where key != "c" at -10..-1
+mlp:
+    smaller = below
+    copies = same
+    any_before = before
+""", "bounded.alta")
+    domains = reachable_values(program)
+    assert program.head("below").type.size == 11  # the type: counts 0..max_length
+    assert max(domains["below"]) == max(domains["same"]) == 9
+    assert max(domains["before"]) == 9  # offsets: at most 9 positions to the left
+    compile_program(program)
+
+
+def test_a_count_read_only_against_zero_costs_two_buckets():
+    """Counts no rule tells apart share one bucket: `n == 0` needs one step, not M."""
+    def first_layer(condition: str) -> int:
+        program = check_source(f"""program zero
+vocab "a" "b"
+input words
+max_length 40
+max_layers 1
+output seen
+var tok: vocab = token
+var seen: cat 41 = 0
+head n: count where tok == "b" at -39..-1
+mlp:
+    {condition}
+""", "zero.alta")
+        return compile_program(program).report.mlp_widths[0]
+
+    # `seen = n` tells all 40 counts (0..39) apart: 39 steps, against `n == 0`'s one.
+    assert first_layer("seen = n") - first_layer("seen = 1 if n == 0 else 0") == 38
