@@ -210,6 +210,12 @@ class SetType(Node):
 TypeExpr = CatType | BoolType | VocabType | NumType | SetType
 
 
+@dataclass(frozen=True)
+class SameKind(Node):
+    """`head h: same = ...`: a categorical head whose selected positions may be several, as
+    long as they all hold the same value."""
+
+
 # ---- declarations -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -285,7 +291,7 @@ class VarDecl(Node):
 @dataclass(frozen=True)
 class HeadDecl(Node):
     name: Name
-    type: TypeExpr | CountType | None
+    type: TypeExpr | SameKind | CountType | None
     value: Name | None  # None: a count head without a value (as it should be)
     where: Expr | None  # tests of keys against queries or constants; None: every position
     offsets: Expr | None

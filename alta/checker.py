@@ -20,7 +20,8 @@ import difflib
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 from alta import ast, ir
@@ -35,6 +36,7 @@ from alta.environment import (
 )
 from alta.errors import AltaError, Source, Span, read_text
 from alta.lowering import MAX_UNROLL, check_labels, const_eval, lower_block, lower_expr
+from alta.means import rational, threshold_values
 from alta.operations import (
     check_constant_write,
     coerce,
@@ -86,8 +88,8 @@ def _check(module: ast.Module, source: Source, default_name: str,
     settings = _check_settings(decls.get(ast.SettingDecl, []), ctx)
     framing = _check_framing(_single(decls, ast.InputDecl, "input", ctx), ctx)
     ctx = replace(ctx, env=_check_state(decls.get(ast.VarDecl, []),
-                                        decls.get(ast.HeadDecl, []),
-                                        settings.get("max_length"), ctx))
+                                        decls.get(ast.HeadDecl, []), ctx,
+                                        _MeanUses(module.decls, settings.get("max_length"))))
     env = ctx.env
     mlps = _single(decls, ast.MlpDecl, "mlp", ctx)
     mlp = lower_block(mlps[0].body, env.globals.child(), ctx.at("mlp")) if mlps else ()
@@ -367,8 +369,17 @@ def _output_at(at: ast.Name | int | str, ctx: Context) -> int | str:
 
 # ---- variables, heads ---------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _MeanUses:
+    """What a numerical head without declared values needs to derive them: the MLP and
+    helpers that read it (`_compared_constants`) and the program's max_length."""
+
+    decls: tuple
+    max_length: int | None
+
+
 def _check_state(var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl],
-                 max_length: int | None, ctx: Context) -> Env:
+                 ctx: Context, uses: _MeanUses) -> Env:
     """Variables, then heads (which read variables)."""
     declared = dict(ctx.env.declared)
     for d in var_decls:
@@ -386,7 +397,7 @@ def _check_state(var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl],
     env = replace(env, variables=variables)
     heads = {}
     for d in head_decls:
-        head = _check_head(d, max_length, replace(ctx, env=env))
+        head = _check_head(d, replace(ctx, env=env), uses)
         heads[d.name.id] = head
         if isinstance(head.type, ir.Categorical):  # it yields the value's tokens or members
             domains[d.name.id] = domains.get(head.value)
@@ -487,7 +498,7 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
     check_labels(d.init, env.globals, d.name.id, ctx)
     inputs = {node.which for node in ir.walk(init) if isinstance(node, ir.InputRead)}
     if inputs == {"token", "position"}:
-        raise ctx.error("an initialiser may read 'token' or 'position', not both", d.init.span)
+        return ir.Variable(d.name.id, type_, "token and position", init, None, d.span)
     if not inputs:
         check_constant_write(init, type_, d.name.id, d.init.span, ctx)
         if isinstance(type_, ir.Numerical):  # a numerical variable holds declared values
@@ -507,9 +518,9 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
     return ir.Variable(d.name.id, type_, "position", init, None, d.span)
 
 
-def _check_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Head:
+def _check_head(d: ast.HeadDecl, ctx: Context, uses: _MeanUses) -> ir.Head:
     if isinstance(d.type, ast.CountType):
-        return _check_count_head(d, max_length, ctx)
+        return _check_count_head(d, uses.max_length, ctx)
     if d.value.id == "count" and d.value.id not in ctx.env.state_names:
         raise ctx.error("there is no variable 'count'; a head that counts the positions it "
                         f"selects is declared 'head {d.name.id}: count where ...' (no value)",
@@ -520,8 +531,14 @@ def _check_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Hea
                         f"'{value.name}' is a set", d.value.span)
     terms = selection_terms(d.where, ctx)
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
-    return ir.Head(d.name.id, _head_type(d, value, offsets, ctx), value.name, terms, offsets,
-                   d.span)
+    if isinstance(d.type, ast.SameKind):
+        if not isinstance(value.type, ir.Categorical):
+            raise ctx.error(f"'same' is for a categorical head (it yields the one value its "
+                            f"positions share); '{value.name}' is numerical, and a numerical "
+                            "head averages", d.type.span)
+        return ir.Head(d.name.id, value.type, value.name, terms, offsets, d.span, same=True)
+    return ir.Head(d.name.id, _head_type(d, value, offsets, ctx, uses), value.name, terms,
+                   offsets, d.span)
 
 
 def _check_count_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Head:
@@ -560,12 +577,19 @@ def _offsets(expr: ast.Expr, ctx: Context) -> tuple[int, ...]:
 
 
 def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | None,
-               ctx: Context) -> ir.ValueType:
-    """A categorical head yields its value's type; a numerical one, the declared values."""
+               ctx: Context, uses: _MeanUses) -> ir.ValueType:
+    """A categorical head yields its value's type; a numerical one, the declared values. A
+    head declared `num {...}` over a categorical variable of plain integers averages them."""
     if isinstance(value.type, ir.Categorical):
         if d.type is None:
             return value.type
         declared = _check_type(d.type, ctx)
+        if isinstance(declared, ir.Numerical):
+            if value.type.labels is not None:
+                what = "tokens" if value.type.labels == tuple(ctx.env.vocab) else "enum members"
+                raise ctx.error(f"a numerical head averages numbers, but '{value.name}' holds "
+                                f"{what} ({value.type.describe()})", d.value.span)
+            return declared
         if not isinstance(declared, ir.Categorical) or (declared.size, declared.low) != (
                 value.type.size, value.type.low):
             raise ctx.error(
@@ -580,9 +604,70 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
         return declared
     if offsets is not None and len(offsets) == 1:
         return value.type  # one position at most: the value itself
-    raise ctx.error(f"numerical head '{d.name.id}' averages over several positions: "
-                    f"declare its output values, e.g. 'head {d.name.id}: num "
-                    "{0, 0.5, 1} = ...'", d.name.span)
+    return _threshold_type(d, value, offsets, ctx, uses)
+
+
+def _threshold_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | None,
+                    ctx: Context, uses: _MeanUses) -> ir.Numerical:
+    """A numerical head without declared values that the MLP only compares with constants
+    (`h > 0.5`, `h == 1 / 3`): the values those comparisons need (alta.means), for as many
+    positions as the head can select."""
+    name = d.name.id
+    thresholds, other = _compared_constants(name, uses.decls, ctx)
+    count = len(offsets) if offsets is not None else uses.max_length
+    why = None
+    if other is not None:
+        why = (f"line {other.line} reads it other than by comparing it with a constant",)
+    elif count is None:
+        why = ("without max_length, the means it can take have no bound",)
+    if why is not None or not thresholds:
+        raise ctx.error(f"numerical head '{name}' averages over several positions: declare "
+                        f"its output values, e.g. 'head {name}: num {{0, 0.5, 1}} = ...'",
+                        d.name.span, ("ALTA derives them for a head the MLP only compares "
+                                      "with constants; " + (why or ("it is never read",))[0],))
+    type_ = value.type
+    source = type_.values if isinstance(type_, ir.Numerical) else tuple(type_.values)
+    return ir.Numerical(threshold_values(source, count, thresholds))
+
+
+def _compared_constants(head: str, decls, ctx: Context) -> tuple[list[Fraction], Span | None]:
+    """The constants the MLP compares `head` with, and where it reads it otherwise, if it
+    does (in a helper, any read counts as otherwise: a helper's code is generic)."""
+    found, other = set(), None
+
+    def visit(node, parent, in_helper):
+        nonlocal other
+        if isinstance(node, ast.Name) and node.id == head:
+            constant = _compared_with(node, parent, ctx) if not in_helper else None
+            if constant is None:
+                other = other or node.span
+            else:
+                found.add(constant)
+        elif isinstance(node, tuple):
+            for item in node:
+                visit(item, parent, in_helper)
+        elif isinstance(node, ast.Node):
+            for child in vars(node).values():
+                visit(child, node, in_helper)
+
+    for d in decls:
+        if isinstance(d, (ast.MlpDecl, ast.FuncDecl)):
+            visit(d.body, d, isinstance(d, ast.FuncDecl))
+    return sorted(found), other
+
+
+def _compared_with(name: ast.Name, parent, ctx: Context) -> Fraction | None:
+    """The constant `name` is compared with by `parent` (`name < 0.5`, `1 / 3 == name`)."""
+    if not isinstance(parent, ast.Compare) or parent.op in ("in", "not in"):
+        return None
+    other = parent.right if parent.left is name else parent.left
+    try:
+        value = const_eval(other, ctx.env.globals, ctx)
+    except AltaError:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return rational(value)
 
 
 def _warn_unused(ctx: Context) -> None:

@@ -374,7 +374,8 @@ def _run_compiled(args, texts):
             for outcome in window:
                 if outcome.fault is not None:
                     site = compiled.faults[outcome.fault.site]
-                    print(Diagnostic("warning", f"{undefined_read(site.head)}, at position "
+                    same = compiled.program.head(site.head).same
+                    print(Diagnostic("warning", f"{undefined_read(site.head, same)}, at position "
                                                 f"{outcome.fault.position} of input "
                                                 f"{outcome.text!r} (printed anyway: "
                                                 "--allow-undefined)", site.span,

@@ -418,7 +418,8 @@ def fault_error(compiled: CompiledProgram, batch: Batch, fault: Fault) -> AltaRu
 
 def _fault_error(compiled: CompiledProgram, fault: Fault, text: str) -> AltaRuntimeError:
     site = compiled.faults[fault.site]
-    return AltaRuntimeError.at_run(undefined_read(site.head), site.span,
+    same = compiled.program.head(site.head).same
+    return AltaRuntimeError.at_run(undefined_read(site.head, same), site.span,
                                    compiled.program.source, fault.layer, fault.position, text)
 
 
@@ -489,6 +490,12 @@ def decoded_trace(compiled: CompiledProgram, texts, max_layers: int | None = Non
                 marks[h.name] = np.zeros(batch.tokens.shape, bool)
                 continue
             selected = written[..., dim]  # none: 0, one: 1/2, several: >= 2/3
+            if h.same:  # several agree where the averaged one-hot has a component near 1
+                block = compiled.layout.block(h.name)
+                top = written[..., block.start:block.start + block.size].max(axis=-1)
+                n = written.shape[-2]
+                marks[h.name] = (selected < 0.25) | (top < 1.0 - 0.5 / n)
+                continue
             marks[h.name] = (selected < 0.25) | ((selected > 7 / 12) & (not h.numerical))
         return marks
 

@@ -16,6 +16,7 @@ class ModelConfig:
     mlp_widths: tuple[int, ...]  # hidden layer widths; the MLP maps D -> ... -> D
     activation: str = "clipped_relu"  # "clipped_relu" (compiled) | "relu" | "gelu"
     max_positions: int = 0  # rows of the position embedding; 0: no position embedding
+    token_at_position: bool = False  # an embedding row per (position, token) as well
     head_offsets: tuple[tuple[int, ...] | None, ...] = ()  # per head; None: any position
     attention_scale: float = 1.0  # compiled weights fold their scale into the queries
     halting_widths: tuple[int, ...] = ()  # hidden widths of the halting readout; () = none

@@ -100,10 +100,12 @@ class AltaRuntimeError(AltaError):
         return error
 
 
-def undefined_read(head: str) -> str:
-    """What reading an undefined head output is called, by both back ends."""
+def undefined_read(head: str, same: bool = False) -> str:
+    """What reading an undefined head output is called, by both back ends (`same`: a `same`
+    head, which may select several positions that hold one value)."""
+    several = "several holding different values" if same else "several for a categorical head"
     return (f"reads head '{head}', whose output is undefined here (its attention selected "
-            "no position, or several for a categorical head)")
+            f"no position, or {several})")
 
 
 def read_text(path: str | Path, what: str = "file") -> str:

@@ -99,7 +99,8 @@ class Evaluator:
         value = self.state.values[e.name]
         undefined = self.state.undefined.get(e.name)
         if undefined is not None:
-            _fault_if(e, undefined_read(e.name), mask & undefined)
+            _fault_if(e, undefined_read(e.name, self.program.head(e.name).same),
+                      mask & undefined)
         if e.name in self._buckets and self.bucket_numerical:
             return semantics.snap(value, self._buckets[e.name])
         return value

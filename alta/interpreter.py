@@ -70,7 +70,8 @@ def initial_state(program: ir.Program, batch: Batch) -> dict[str, np.ndarray]:
                 table = [semantics.set_to_bits(s) for s in table]
             values[var.name] = np.asarray(table, dtype=dtype)[batch.tokens]
             continue
-        evaluator = Evaluator(program, State({}, {}), {"position": positions})
+        evaluator = Evaluator(program, State({}, {}),
+                              {"position": positions, "token": batch.tokens})
         try:
             value = np.broadcast_to(np.asarray(evaluator.eval(var.init, valid), dtype=dtype),
                                     shape).copy()
@@ -176,6 +177,8 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
                                     valid[rows]).sum(axis=2)
         return count, np.zeros((batch, n), dtype=bool)
     value = np.asarray(values[head.value], dtype=np.float64 if head.numerical else np.int64)
+    if head.same:
+        return _agreed_value(head, values, valid, value)
     if not head.where and head.offsets is not None and len(head.offsets) == 1:
         # A single relative offset selects at most one position: a shift, not N x N.
         (offset,) = head.offsets
@@ -206,6 +209,23 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
 
 
 _ATTENTION_CHUNK = 1 << 23
+
+
+def _agreed_value(head: ir.Head, values, valid, value) -> tuple[np.ndarray, np.ndarray]:
+    """A `same` head: the value its selected positions share; undefined where none is
+    selected or two of them differ."""
+    batch, n = valid.shape
+    out = np.zeros((batch, n), dtype=value.dtype)
+    undefined = np.ones((batch, n), dtype=bool)
+    step = max(1, _ATTENTION_CHUNK // max(n * n, 1))
+    for start in range(0, batch, step):
+        rows = slice(start, start + step)
+        selected = selection(head, {k: v[rows] for k, v in values.items()}, valid[rows])
+        picked = np.take_along_axis(value[rows], selected.argmax(axis=2), axis=1)
+        differs = (selected & (value[rows][:, None, :] != picked[:, :, None])).any(axis=2)
+        out[rows] = picked
+        undefined[rows] = differs | ~selected.any(axis=2)
+    return out, undefined
 
 
 def selection(head: ir.Head, values, valid) -> np.ndarray:

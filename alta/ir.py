@@ -259,7 +259,8 @@ def walk(node):
 class Variable:
     name: str
     type: ValueType
-    init_from: Literal[InputName, "constant"]
+    # "token and position": an embedding of each token at each position (compiler/weights.py)
+    init_from: Literal[InputName, "token and position", "constant"]
     init: Expr  # may read `token` / `position`
     token_table: tuple | None  # init value per token id, when init_from == "token"
     span: Span
@@ -362,6 +363,9 @@ class Head:
     where: tuple[Term, ...]  # all must hold; () without `where`: every position qualifies
     offsets: tuple[int, ...] | None  # relative offsets j - i, or None for any
     span: Span
+    # Categorical only: defined where the selected positions (at least one) all hold the
+    # same value, not only where exactly one is selected (`head h: same = ...`).
+    same: bool = False
 
     @property
     def numerical(self) -> bool:

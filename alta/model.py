@@ -82,11 +82,15 @@ class Embedding(nnx.Module):
     def __init__(self, p: EmbeddingParameters) -> None:
         self.token = _param(p.token)
         self.position = _param(p.position) if p.position is not None else None
+        self.token_at_position = (_param(p.token_at_position)
+                                  if p.token_at_position is not None else None)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         x = self.token[...][tokens]
         if self.position is not None:
             x = x + self.position[...][None, : tokens.shape[1]]
+        if self.token_at_position is not None:
+            x = x + self.token_at_position[...][jnp.arange(tokens.shape[1])[None, :], tokens]
         return x
 
 
@@ -158,8 +162,12 @@ class Attention(nnx.Module):
             scores_by_head[h] = scores
             sink = None if self.sink is None else self.sink[...][h]
             m = blocks.value_size
-            o_scale = jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
-            scale = (_diagonal(self.value, h, blocks.value, m) * o_scale)[:, None, None]
+            if blocks.averages_numbers:  # one output row: the value dimensions' numbers
+                scale = (self.value[...][h, blocks.value:blocks.value + m, 0]
+                         * self.output[...][h, 0, blocks.output])[:, None, None]
+            else:
+                o_scale = jnp.diagonal(self.output[...][h, :m, blocks.output:blocks.output + m])
+                scale = (_diagonal(self.value, h, blocks.value, m) * o_scale)[:, None, None]
             starts.append(blocks.output)
             if blocks.counts and blocks.scores_of in softmax_by_head:
                 # The keys' share of the attention (1 - the sink's) from the twin head's
@@ -175,6 +183,8 @@ class Attention(nnx.Module):
                 weights = softmax_by_head[h][0]
             all_weights.append(weights)
             v = x[blocks.value:blocks.value + m] * scale
+            if blocks.averages_numbers:
+                v = v.sum(axis=0, keepdims=True)
             outputs.append(jnp.einsum("bij,mbj->mbi", weights, v))
         return _rows(x, starts, outputs), jnp.stack(all_weights, axis=1)
 
@@ -213,7 +223,8 @@ class Attention(nnx.Module):
                 continue
             if blocks.weights_of is None:
                 softmaxes.add(h)
-            total += n * n * blocks.value_size + n * blocks.value_size
+            width = 1 if blocks.averages_numbers else blocks.value_size
+            total += n * n * width + n * blocks.value_size
         return total
 
 
@@ -350,7 +361,7 @@ def random_parameters(config: ModelConfig, rngs: nnx.Rngs) -> Parameters:
         return None if shape is None else normal(rngs.params(), shape, jnp.float32)
 
     e, a = shapes.embed, shapes.attention
-    embed = EmbeddingParameters(draw(e.token), draw(e.position))
+    embed = EmbeddingParameters(draw(e.token), draw(e.position), draw(e.token_at_position))
     attention = AttentionParameters(*(draw(s) for s in (a.query, a.key, a.value, a.output,
                                                         a.sink)))
     D = config.width

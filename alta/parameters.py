@@ -29,6 +29,9 @@ class DenseParameters:
 class EmbeddingParameters:
     token: Any  # (vocab, D)
     position: Any = None  # (max_positions, D); None: no position embedding
+    # (max_positions, vocab, D): a row per token at each position, for variables whose
+    # initialiser reads both; None: none (the embedding is token row + position row)
+    token_at_position: Any = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,8 +72,9 @@ def parameter_shapes(config: ModelConfig) -> Parameters:
         return tuple(DenseParameters((a, b), (b,)) for a, b in itertools.pairwise(sizes))
 
     return Parameters(
-        embed=EmbeddingParameters((config.vocab_size, D),
-                                  (config.max_positions, D) if config.max_positions else None),
+        embed=EmbeddingParameters(
+            (config.vocab_size, D), (config.max_positions, D) if config.max_positions else None,
+            (config.max_positions, config.vocab_size, D) if config.token_at_position else None),
         attention=AttentionParameters((H, D, config.key_width), (H, D, config.key_width),
                                       (H, D, config.value_width), (H, config.value_width, D),
                                       (H,) if config.attention_sink else None),

@@ -60,6 +60,7 @@ class Config:
     mlp_widths: tuple[int, ...]
     activation: str = "clipped_relu"
     max_positions: int = 0
+    token_at_position: bool = False
     head_offsets: tuple[tuple[int, ...] | None, ...] = ()
     attention_scale: float = 1.0
     halting_widths: tuple[int, ...] = ()
@@ -158,6 +159,10 @@ class Embedding(nn.Module):
                                   requires_grad=False)
         self.position = nn.Parameter(torch.zeros(config.max_positions, config.width),
                                      requires_grad=False) if config.max_positions else None
+        # A row per token at each position (initialisers that read both): not a sum.
+        self.token_at_position = nn.Parameter(
+            torch.zeros(config.max_positions, config.vocab_size, config.width),
+            requires_grad=False) if config.token_at_position else None
 
 
 class Attention(nn.Module):
@@ -408,6 +413,7 @@ class _Execution:
         a = model.attention
         self.token = model.embed.token
         self.position = model.embed.position
+        self.token_at_position = model.embed.token_at_position
         projection = torch.cat([a.query.permute(0, 2, 1).reshape(H * K, -1),
                                 a.key.permute(0, 2, 1).reshape(H * K, -1),
                                 a.value.permute(0, 2, 1).reshape(H * V, -1)])
@@ -427,6 +433,9 @@ class _Execution:
         x = self.token[tokens]  # (B, N, D)
         if self.position is not None:
             x = x + self.position[None, :tokens.shape[1]]
+        if self.token_at_position is not None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
+            x = x + self.token_at_position[positions, tokens]
         return x.permute(2, 0, 1).contiguous()
 
     def head_masks(self, valid: torch.Tensor) -> torch.Tensor:

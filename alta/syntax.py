@@ -378,6 +378,9 @@ class _ToAst(Transformer):
     def cat_type(self, meta, c):
         return ast.CatType(_span(meta), c[0])
 
+    def same_kind(self, meta, c):
+        return ast.SameKind(_span(meta))
+
     def bool_type(self, meta, c):
         return ast.BoolType(_span(meta))
 

@@ -188,6 +188,12 @@ def unroll(compiled, layers: int, mlp: tuple[tuple[DenseParameters, ...], str] |
     if layers < 1:
         raise AltaError.at(f"unroll needs at least 1 layer, got {layers}")
     p, program, config = compiled.parameters, compiled.program, compiled.config
+    if p.embed.token_at_position is not None:
+        joint = next(v.name for v in program.variables if v.init_from == "token and position")
+        raise AltaError.at(f"'{joint}' is initialised from the token and the position together "
+                           "(an embedding row per pair), and TransformerLens embeds a token's "
+                           "row plus a position's: export it to PyTorch instead",
+                           program.variable(joint).span, program.source)
     D = compiled.layout.width
     n_ctx = _context(compiled, max_length)
     if mlp is None:

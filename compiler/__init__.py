@@ -66,6 +66,7 @@ def model_config(program: ir.Program, layout: ResidualLayout, parameters: Parame
         value_width=attention.value.shape[2], mlp_widths=report.mlp_widths,
         activation="clipped_relu",
         max_positions=position.shape[0] if position is not None else 0,
+        token_at_position=parameters.embed.token_at_position is not None,
         head_offsets=tuple(h.offsets for h in program.heads), attention_scale=1.0,
         halting_widths=tuple(layer.weight.shape[1] for layer in parameters.halting),
         max_layers=program.max_layers, attention_sink=attention.sink is not None,

@@ -26,7 +26,6 @@ values the signal can really take on either side of the snapping boundary:
 
 from __future__ import annotations
 
-import bisect
 import functools
 import itertools
 import math
@@ -37,11 +36,11 @@ from fractions import Fraction
 import numpy as np
 
 from alta import ir, semantics
+from alta.means import achievable_means
 
 DEFAULT_GUARANTEED_LENGTH = 100_000  # for programs that declare no max_length
 FLOAT32_EPS = 2.0 ** -24
 ROUNDING_SLACK = 8  # float32 operations besides the mean's sum: softmax, step units, weights
-RATIONAL_DENOMINATORS = 10 ** 6  # declared values are read as the rationals they print as
 
 
 @dataclass(frozen=True)
@@ -193,11 +192,7 @@ def mean_windows(values: Sequence[float], source: Sequence[float],
     above it (exact rationals). The declared values themselves count as means, so the
     windows hold them too."""
     exact_values = [Fraction(v) for v in values]
-    rationals = sorted({_rational(v) for v in source})
-    if count == 1 or len(rationals) == 1:
-        achievable = _Listed(rationals)  # one value, or the mean of copies of one value
-    else:
-        achievable = _Means(rationals, count)
+    achievable = achievable_means(source, count)
     windows = []
     for k, boundary in enumerate(semantics.snap_boundaries(values)):
         t = Fraction(float(boundary))
@@ -207,68 +202,6 @@ def mean_windows(values: Sequence[float], source: Sequence[float],
         above = exact_values[k + 1] if above is None else min(above, exact_values[k + 1])
         windows.append((below, above))
     return windows
-
-
-def _rational(v: float) -> Fraction:
-    """The rational a declared number stands for (1/3, not the float's binary fraction),
-    when one with a small denominator rounds to it exactly; else the float itself."""
-    r = Fraction(v).limit_denominator(RATIONAL_DENOMINATORS)
-    return r if float(r) == v else Fraction(v)
-
-
-class _Listed:
-    """Exactly these values."""
-
-    def __init__(self, values: list[Fraction]) -> None:
-        self.values = values
-
-    def around(self, t: Fraction) -> tuple[Fraction | None, Fraction | None]:
-        i = bisect.bisect_left(self.values, t)  # values[:i] < t <= values[i:]
-        return (self.values[i - 1] if i else None,
-                self.values[i] if i < len(self.values) else None)
-
-
-class _Means:
-    """Every s / (q k) with 1 <= k <= count inside [min, max] of the rationals n_i / q: a
-    superset of the means of k of them (sound: it can only narrow a window)."""
-
-    def __init__(self, values: list[Fraction], count: int) -> None:
-        self.q = math.lcm(*(v.denominator for v in values))
-        self.low, self.high = values[0] * self.q, values[-1] * self.q  # integers
-        self.count = count
-
-    def around(self, t: Fraction) -> tuple[Fraction | None, Fraction | None]:
-        # x = s / (q k) is achievable iff q x = s / k has a denominator <= count: the
-        # neighbours of q t in the Farey sequence of that order, clipped to the range.
-        below, above = _farey_neighbours(t * self.q, self.count)
-        below = None if below < self.low else min(below, self.high)
-        above = None if above > self.high else max(above, self.low)
-        return (None if below is None else below / self.q,
-                None if above is None else above / self.q)
-
-
-def _farey_neighbours(t: Fraction, order: int) -> tuple[Fraction, Fraction]:
-    """The largest fraction < t and the smallest >= t among those with denominators <=
-    order, by a Stern-Brocot descent that takes each run of moves in one direction at once
-    (O(log order) rounds of integer arithmetic)."""
-    p, r = t.numerator, t.denominator
-    z = -((-p) // r) - 1  # z < t <= z + 1
-    a, b, c, d = z, 1, z + 1, 1  # a/b < t <= c/d, neighbours: b c - a d = 1
-    while True:
-        # Move the upper bound down: (c + j a) / (d + j b) >= t for j <= (r c - p d) /
-        # (p b - r a); p b - r a > 0 since a/b < t.
-        j = min((r * c - p * d) // (p * b - r * a), (order - d) // b)
-        if j > 0:
-            c, d = c + j * a, d + j * b
-        # Move the lower bound up: (a + i c) / (b + i d) < t for i < (p b - r a) /
-        # (r c - p d), any i when t == c/d.
-        gap = r * c - p * d
-        i = (p * b - r * a - 1) // gap if gap > 0 else order
-        i = min(i, (order - b) // d)
-        if i > 0:
-            a, b = a + i * c, b + i * d
-        if j <= 0 and i <= 0:  # the mediant's denominator exceeds the order
-            return Fraction(a, b), Fraction(c, d)
 
 
 def _float32_positions(windows, source: Sequence[float]) -> int:

@@ -11,6 +11,11 @@ checkpoint loaded without the source. This stage plans three kinds of extra stat
   attention sink whose logit equals a match's score. With k selected positions the sink keeps
   1 / (k + 1) of the attention, so the head outputs k / (k + 1) (leakage aside): 0 for none,
   1/2 for one, at least 2/3 for several. The MLP buckets it like a numerical head;
+- per `same` head h (several positions may be selected if they hold one value), an
+  *agreement* reading `h.agrees` of h's own output block, computed in the MLP's expansion
+  (compiler/weights.py): 1 where one component of the averaged one-hot is within 1/(4N) of
+  1 (the selected values agree), 0 where every component is at most 1 - 1/N (they differ);
+  its selection head says only none or some;
 - per read site (each `Read` of a head in the MLP body, in evaluation order), a flag
   `fault.N` that the MLP sets to 1 where the site is reached and its head is undefined.
 
@@ -36,13 +41,14 @@ from alta.errors import Span
 
 ONE = "one."  # names with a dot cannot clash with a program's identifiers
 SELECTED = ".selected"
+AGREES = ".agrees"
 FAULT = "fault."
 
 # What a selection head outputs (k / (k + 1)), as the values it is bucketed into.
 CATEGORICAL_SELECTION = (0.0, 0.5, 2.0 / 3.0)  # none, one, several
 NUMERICAL_SELECTION = (0.0, 0.5)  # none, some
-DEFINED = frozenset({0.5})  # exactly one selected (a numerical head: at least one)
-UNDEFINED = {True: frozenset({0.0}), False: frozenset({0.0, 2.0 / 3.0})}  # by `numerical`
+DEFINED = frozenset({0.5})  # exactly one selected (a numerical or `same` head: some)
+AGREEMENT = (0.0, 1.0)  # what `h.agrees` reads: the selected values differ, or agree
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,29 @@ def selection_name(head: str) -> str:
     return head + SELECTED
 
 
+def agreement_name(head: str) -> str:
+    return head + AGREES
+
+
+def defined_atoms(head: ir.Head) -> dict[str, frozenset]:
+    """The atoms that hold exactly where the head's output is defined."""
+    atoms = {selection_name(head.name): DEFINED}
+    if head.same:
+        atoms[agreement_name(head.name)] = frozenset({1.0})
+    return atoms
+
+
+def undefined_atoms(head: ir.Head) -> list[dict[str, frozenset]]:
+    """Disjoint sets of atoms, one of which holds exactly where the head is undefined."""
+    none = {selection_name(head.name): frozenset({0.0})}
+    if head.numerical:
+        return [none]
+    if head.same:
+        return [none, {selection_name(head.name): DEFINED,
+                       agreement_name(head.name): frozenset({0.0})}]
+    return [{selection_name(head.name): frozenset({0.0, 2.0 / 3.0})}]  # none, or several
+
+
 def selection_buckets(values: tuple[float, ...]):
     """How the MLP reads a selection head: ramps in the middle half of each gap (none 0,
     one 1/2, several 2/3 and above), as for a variable: the attention keeps the share within
@@ -102,7 +131,7 @@ def selection_buckets(values: tuple[float, ...]):
 
 def averaged(head: ir.Head) -> str:
     """The variable a head's attention averages: its value, or for a count head the
-    constant `one` (with the sink, k selected positions then give k / (k + 1))."""
+    constant `one` (with the sink, k selected positions then give k / (k + M))."""
     return ONE if head.counts else head.value
 
 
@@ -124,9 +153,10 @@ def plan_faults(program: ir.Program, detector: bool = True) -> FaultPlan:
                               ir.Const(s.span, "float", 0.0), None, s.span) for s in sites)
     selection, heads = {}, []
     for head in counted if detector else ():
-        values = NUMERICAL_SELECTION if head.numerical else CATEGORICAL_SELECTION
+        values = NUMERICAL_SELECTION if head.numerical or head.same else CATEGORICAL_SELECTION
         name = selection_name(head.name)
-        heads.append(replace(head, name=name, type=ir.Numerical(values), value=ONE))
+        heads.append(replace(head, name=name, type=ir.Numerical(values), value=ONE,
+                             same=False))
         selection[name] = head.name
     augmented = replace(program, variables=program.variables + (one,) + flags,
                         heads=program.heads + tuple(heads))
@@ -172,6 +202,7 @@ def fault_rules(plan: FaultPlan, domains: dict) -> list:
 
     program = plan.program
     selection = {name: program.type_of(name).values for name in plan.selection}
+    selection |= {agreement_name(h.name): AGREEMENT for h in program.heads if h.same}
     domains = domains.extended(selection)
     definitions = local_definitions(program.mlp)
     rules = []
@@ -183,8 +214,9 @@ def fault_rules(plan: FaultPlan, domains: dict) -> list:
                 continue
             atoms = {n: frozenset({v}) for n, v in assignment.items()}
             for name in heads:
-                atoms[selection_name(name)] = DEFINED
-            atoms[selection_name(site.head)] = UNDEFINED[program.head(site.head).numerical]
-            rules.append(Rule(tuple(Atom(n, atoms[n]) for n in sorted(atoms)),
-                              (Write(site.name, 0.0, 1.0),), (site.span.line,)))
+                atoms.update(defined_atoms(program.head(name)))
+            for undefined in undefined_atoms(program.head(site.head)):
+                case = atoms | undefined
+                rules.append(Rule(tuple(Atom(n, case[n]) for n in sorted(case)),
+                                  (Write(site.name, 0.0, 1.0),), (site.span.line,)))
     return minimise(program, rules, domains)

@@ -45,6 +45,9 @@ class HeadBlocks(NamedTuple):
     scores_of: int | None = None  # an earlier head with the same scores and mask, if any
     weights_of: int | None = None  # an earlier head with the same scores, mask and sink
     counts: bool = False  # its value is the constant 1: it outputs the keys' attention share
+    # Its value block is categorical and its output one numerical dimension: the mean of
+    # the values' numbers (each value dimension weighted by its number), not a copy.
+    averages_numbers: bool = False
 
 
 ColumnBlocks = tuple[tuple[np.ndarray, np.ndarray], ...]  # (input rows, output columns) each
@@ -129,7 +132,9 @@ def _head_blocks(program: ir.Program, layout: ResidualLayout, parameters: Parame
                                layout.block(t.key).start, t.width, t.column, t.diagonal)
                     for t in score_terms(program, h)),
         value=layout.block(averaged(h)).start, value_size=layout.block(averaged(h)).size,
-        output=layout.block(h.name).start) for h in heads)
+        output=layout.block(h.name).start,
+        averages_numbers=(layout.block(averaged(h)).kind, layout.block(h.name).kind) == (
+            "categorical", "numerical")) for h in heads)
     if not _block_diagonal(parameters, blocks):
         return None
     blocks = _shared_scores(parameters, blocks, tuple(h.offsets for h in heads))
@@ -155,8 +160,13 @@ def _block_diagonal(parameters: Parameters, blocks: tuple[HeadBlocks, ...]) -> b
                 and np.array_equal(key, attention.key[h])):
             return False
         value, output = np.zeros_like(attention.value[h]), np.zeros_like(attention.output[h])
-        _copy_diagonal(value, attention.value[h], b.value, 0, b.value_size)
-        _copy_diagonal(output, attention.output[h], 0, b.output, b.value_size)
+        if b.averages_numbers:  # the value block into column 0, that onto the output
+            rows = slice(b.value, b.value + b.value_size)
+            value[rows, 0] = attention.value[h][rows, 0]
+            output[0, b.output] = attention.output[h][0, b.output]
+        else:
+            _copy_diagonal(value, attention.value[h], b.value, 0, b.value_size)
+            _copy_diagonal(output, attention.output[h], 0, b.output, b.value_size)
         if not (np.array_equal(value, attention.value[h])
                 and np.array_equal(output, attention.output[h])):
             return False

@@ -44,6 +44,8 @@ from alta.compiler.rules import (
     writing_paths,
     written_variables,
 )
+from alta.errors import AltaError
+from alta.semantics import show
 
 
 def reachable_values(program: ir.Program) -> dict[str, tuple]:
@@ -68,17 +70,22 @@ def static_rows(program: ir.Program, written: list[str]) -> StaticRows | None:
     """The joint initial values of the token- and position-initialised variables that the
     MLP never writes, over every (token, position) the framing allows; None where there
     is nothing to gain (fewer than two such variables, or positions without a bound)."""
-    static = [v for v in program.variables
-              if v.name not in written and v.init_from in ("token", "position")]
+    static = [v for v in program.variables if v.name not in written
+              and v.init_from in ("token", "position", "token and position")]
     if len(static) < 2 or (program.max_length is None
                            and any(v.init_from == "position" for v in static)):
         return None
     rows = set()
+    joint = {v.name: token_position_table(program, v) for v in static
+             if v.init_from == "token and position"}
     for token, position in _placements(program):
         row = []
         for var in static:
             if var.init_from == "token":
                 row.append(_stored(var.type, var.token_table[token]))
+                continue
+            if var.init_from == "token and position":
+                row.append(joint[var.name][token, position])
                 continue
             try:
                 value = evaluate_scalar(var.init, {"position": position})
@@ -117,10 +124,41 @@ def _placements(program: ir.Program):
                     if start + n + offset < limit)
 
 
+def token_position_table(program: ir.Program, var: ir.Variable) -> dict[tuple[int, int], object]:
+    """A variable initialised from both the token and the position: its stored initial value
+    at every (token id, position) some input puts together. No input reaches the other
+    pairs, so they have no value (and the compiled embedding leaves them 0)."""
+    if program.max_length is None:
+        raise needs_max_length(program, var)
+    table = {}
+    for token, position in _placements(program):
+        where = f'for token "{program.vocab[token]}" at position {position}'
+        try:
+            value = evaluate_scalar(var.init, {"token": token, "position": position})
+        except PathError as err:
+            raise AltaError.at(f"initialising '{var.name}' {where}: {err.message}", err.span,
+                               program.source) from None
+        value = int(value) if isinstance(value, bool) else value
+        if not var.type.contains(value):
+            raise AltaError.at(f"initialiser gives {show(value)} {where}, which is not a "
+                               f"value of '{var.name}' ({var.type.describe()})", var.init.span,
+                               program.source)
+        table[token, position] = _stored(var.type, value)
+    return table
+
+
+def needs_max_length(program: ir.Program, var: ir.Variable) -> AltaError:
+    return AltaError.at(f"variable '{var.name}' is initialised from 'position', so compiling "
+                        "needs 'max_length N' (the size of the position embedding)", var.span,
+                        program.source)
+
+
 def _initial_values(program: ir.Program, var: ir.Variable) -> list:
     type_ = var.type
     if var.init_from == "token":
         return [_stored(type_, v) for v in var.token_table]
+    if var.init_from == "token and position":
+        return list(dict.fromkeys(token_position_table(program, var).values()))
     if var.init_from == "constant":
         return [_stored(type_, var.init.value)]
     if program.max_length is None:  # any position: nothing narrower is sound

@@ -30,10 +30,11 @@ import numpy as np
 
 from alta import ir
 from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds, sink_weight
-from alta.compiler.faults import FAULT, ONE, SELECTED, averaged, selection_buckets
+from alta.compiler.faults import AGREES, FAULT, ONE, SELECTED, averaged, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.compiler.scores import key_width, score_terms
+from alta.compiler.values import needs_max_length, token_position_table
 from alta.errors import AltaError
 from alta.parameters import (
     AttentionParameters,
@@ -119,7 +120,7 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
     selection = selection or {}
     attention, scales = _attention(program, layout, target, selection)
     atoms = [a for r in rules.all_rules for a in r.atoms]
-    expansion = _expansion(program, layout, sorted({a.name for a in atoms}),
+    expansion = _expansion(program, layout, sorted({a.name for a in atoms}), target,
                            _count_parts(program, atoms))
     mlp = _mlp(program, layout, rules.mlp + rules.faults, expansion)
     halting = ()
@@ -178,10 +179,13 @@ def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple[int, ...]]]
     return parts
 
 
-def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str],
+def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], target: int,
                count_parts: dict[str, list[tuple[int, ...]]]) -> _Expansion:
     first, second = _Layer(), _Layer()
     for name in read:
+        if name.endswith(AGREES):
+            _agreement(first, second, name, layout.block(name.removesuffix(AGREES)), target)
+            continue
         block = layout.block(name)
         type_ = program.type_of(name)
         if block.kind == "count":
@@ -258,6 +262,20 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str],
     return _Expansion(first, second, resets, reset_bias)
 
 
+def _agreement(first: _Layer, second: _Layer, name: str, block, target: int) -> None:
+    """Whether a `same` head's selected values agree, from its averaged one-hot: one ramp
+    per value from 1 - 3/(4N) to 1 - 1/(4N). Values that differ leave every component at
+    most 1 - 1/N (k - 1 of k positions at best), values that agree one within the softmax
+    leakage, under 1/(4N) (the head's scale: `_head_scale`), of 1; at most one ramp is on."""
+    low, high = 1.0 - 0.75 / target, 1.0 - 0.25 / target
+    slope = 1.0 / (high - low)
+    for v in range(block.size):
+        first.add((name, "top", v), {block.start + v: slope}, -slope * low)
+    tops = {first.index[(name, "top", v)]: 1.0 for v in range(block.size)}
+    second.add((name, 1.0), tops, 0.0)
+    second.add((name, 0.0), {unit: -1.0 for unit in tops}, 1.0)
+
+
 def _mlp(program: ir.Program, layout: ResidualLayout, rules: tuple,
          expansion: _Expansion) -> tuple[DenseParameters, ...]:
     W1, b1 = expansion.first.dense(layout.width)
@@ -295,6 +313,7 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> EmbeddingParamet
     D = layout.width
     token = np.zeros((len(program.vocab), D))
     position_vars = [v for v in program.variables if v.init_from == "position"]
+    joint_vars = [v for v in program.variables if v.init_from == "token and position"]
     for var in program.variables:
         if var.init_from == "token":
             for t, value in enumerate(var.token_table):
@@ -303,11 +322,16 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> EmbeddingParamet
             value = var.init.value
             for t in range(len(program.vocab)):
                 layout.write(token[t], var.name, value, 1.0)
-    if position_vars:
+    if position_vars or joint_vars:
         if program.max_length is None:
-            raise AltaError.at(f"variable '{position_vars[0].name}' is initialised from "
-                               "'position', so compiling needs 'max_length N' (the size of the "
-                               "position embedding)", position_vars[0].span, program.source)
+            raise needs_max_length(program, (position_vars + joint_vars)[0])
+        joint = None
+        if joint_vars:
+            # Not a sum of a token's row and a position's: a row per (position, token).
+            joint = np.zeros((program.max_length, len(program.vocab), D))
+            for var in joint_vars:
+                for (t, p), value in token_position_table(program, var).items():
+                    layout.write(joint[p, t], var.name, value, 1.0)
         position = np.zeros((program.max_length, D))
         for var in position_vars:
             for p in range(program.max_length):
@@ -320,7 +344,7 @@ def _embeddings(program: ir.Program, layout: ResidualLayout) -> EmbeddingParamet
                 if isinstance(var.type, ir.Numerical):  # stored as the declared value
                     value = var.type.declared(value)
                 layout.write(position[p], var.name, value, 1.0)
-        return EmbeddingParameters(token, position)
+        return EmbeddingParameters(token, position, joint)
     return EmbeddingParameters(token)
 
 
@@ -356,6 +380,13 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
             K[h, key.start:key.stop, columns] = np.eye(term.width)
             Q[h, query.start:query.stop, columns] = beta * term.matrix.T
         value, out = layout.block(averaged(head)), layout.block(head.name)
+        if value.kind == "categorical" and out.kind == "numerical":
+            # The mean of a categorical variable's numbers: each value's one-hot dimension
+            # carries the number itself into the head's one column.
+            for v, number in enumerate(program.variable(head.value).type.values):
+                V[h, value.start + v, 0] = float(number)
+            out_proj[h, 0, out.start] = 1.0
+            continue
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0
             out_proj[h, v, out.start + v] = 1.0
@@ -376,6 +407,9 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
         buckets = bucket_thresholds(program, head.name)
         tolerance = buckets.tolerance if buckets.steps else 0.25
         magnitude, exact_up_to = 1.0, buckets.positions
+    elif head.same:  # the agreement ramps need the leakage under 1/(4N)
+        tolerance, magnitude = 0.25 / target, 1.0
+        exact_up_to = target
     elif not head.numerical:
         tolerance, magnitude = 0.25, 1.0
         exact_up_to = target

@@ -13,8 +13,9 @@ from helpers import NEAR_TIE, check, prog, program_head
 from alta import semantics
 from alta.compiled import run_compiled
 from alta.compiler import compile_program
-from alta.compiler.buckets import _farey_neighbours, bucket_thresholds, mean_windows
+from alta.compiler.buckets import bucket_thresholds, mean_windows
 from alta.interpreter import run
+from alta.means import farey_neighbours
 
 
 def test_farey_neighbours_by_brute_force():
@@ -23,7 +24,7 @@ def test_farey_neighbours_by_brute_force():
         order = rng.randint(1, 30)
         denominator = rng.randint(1, 60)
         t = Fraction(rng.randint(-6 * denominator, 6 * denominator), denominator)
-        below, above = _farey_neighbours(t, order)
+        below, above = farey_neighbours(t, order)
         fractions = {Fraction(s, k) for k in range(1, order + 1)
                      for s in range(-8 * k - 1, 8 * k + 2)}
         assert below == max(f for f in fractions if f < t), (t, order)

@@ -161,6 +161,20 @@ COMPILE_ONLY = [
             x = p % 2
     """, 6, 1, "initialiser gives 10 at position 10, which is not a value of 'p' (cat 10); "
                "positions go up to max_length - 1 = 11", id="position-initialiser-out-of-range"),
+    pytest.param("""
+        max_length 4
+        var y: cat 4 = token + position
+        mlp:
+            x = y % 2
+    """, 6, 16, "initialiser gives 4 for token \"1\" at position 3, which is not a value of "
+                "'y' (cat 4)", id="token-and-position-initialiser-out-of-range"),
+    pytest.param("""
+        max_length 4
+        var y: cat 4 = 3 // (position - token)
+        mlp:
+            x = y % 2
+    """, 6, 16, "initialising 'y' for token \"0\" at position 0: division by zero",
+        id="token-and-position-initialiser-divides-by-zero"),
 ]
 
 
