@@ -192,6 +192,11 @@ class VocabType(Node):
 
 
 @dataclass(frozen=True)
+class CountType(Node):
+    """`head NAME: count ...`: the head yields how many positions it selects."""
+
+
+@dataclass(frozen=True)
 class NumType(Node):
     values: Expr
 
@@ -286,8 +291,8 @@ class VarDecl(Node):
 @dataclass(frozen=True)
 class HeadDecl(Node):
     name: Name
-    type: TypeExpr | SameKind | None
-    value: Name
+    type: TypeExpr | SameKind | CountType | None
+    value: Name | None  # None: a count head without a value (as it should be)
     where: Expr | None  # tests of keys against queries or constants; None: every position
     offsets: Expr | None
 

@@ -15,6 +15,7 @@ alta.lowering.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import itertools
 import math
@@ -518,6 +519,12 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
 
 
 def _check_head(d: ast.HeadDecl, ctx: Context, uses: _MeanUses) -> ir.Head:
+    if isinstance(d.type, ast.CountType):
+        return _check_count_head(d, uses.max_length, ctx)
+    if d.value.id == "count" and d.value.id not in ctx.env.state_names:
+        raise ctx.error("there is no variable 'count'; a head that counts the positions it "
+                        f"selects is declared 'head {d.name.id}: count where ...' (no value)",
+                        d.value.span)
     value = head_operand(d.value, "value", ctx)
     if isinstance(value.type, ir.SetValued):
         raise ctx.error(f"a head's value must be categorical or numerical; "
@@ -532,6 +539,31 @@ def _check_head(d: ast.HeadDecl, ctx: Context, uses: _MeanUses) -> ir.Head:
         return ir.Head(d.name.id, value.type, value.name, terms, offsets, d.span, same=True)
     return ir.Head(d.name.id, _head_type(d, value, offsets, ctx, uses), value.name, terms,
                    offsets, d.span)
+
+
+def _check_count_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> ir.Head:
+    """`head n: count where ... at ...`: the number of selected positions, an integer
+    0..maximum; the maximum is what one position can select: the most of its offsets that
+    land inside max_length positions, else max_length itself."""
+    if d.value is not None:
+        raise ctx.error(f"a count head counts the positions it selects and reads no value: "
+                        f"write 'head {d.name.id}: count where ...' without "
+                        f"'= {d.value.id}'", d.value.span)
+    terms = selection_terms(d.where, ctx)
+    offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
+    if offsets is None:
+        if max_length is None:
+            raise ctx.error(f"count head '{d.name.id}' can select every position, so its "
+                            "counts are bounded only by the input's length: declare "
+                            "'max_length N' (counts 0..N) or give it offsets ('at -4..-1')",
+                            d.name.span)
+        maximum = max_length
+    elif max_length is None:
+        maximum = len(offsets)
+    else:  # the most offsets that land inside the sequence, at any query position
+        maximum = max(bisect.bisect_right(offsets, max_length - 1 - i)
+                      - bisect.bisect_left(offsets, -i) for i in range(max_length))
+    return ir.Head(d.name.id, ir.Categorical(maximum + 1), None, terms, offsets, d.span)
 
 
 def _offsets(expr: ast.Expr, ctx: Context) -> tuple[int, ...]:

@@ -31,7 +31,8 @@ from alta.syntax import keywords
 
 _DECLARATIONS = {"program", "vocab", "input", "output", "halt", "max_layers", "max_length",
                  "const", "enum", "var", "head", "mlp", "def"}
-_TYPES = {"cat", "bool", "num", "set", "of"}  # `vocab` is both; it is shown as a declaration
+# `vocab` is both a type and a declaration; it is shown as a declaration.
+_TYPES = {"cat", "bool", "num", "set", "of", "count"}
 _CONSTANTS = {"true", "false"}
 _WORD_OPERATORS = {"and", "or", "not", "in"}
 

@@ -167,8 +167,16 @@ def attend(program: ir.Program, values: dict[str, np.ndarray],
 
 def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
     """One head's output and where it is undefined, for every query position."""
-    value = np.asarray(values[head.value], dtype=np.float64 if head.numerical else np.int64)
     batch, n = valid.shape
+    if head.counts:  # how many positions it selects: defined everywhere, 0 included
+        count = np.zeros((batch, n), dtype=np.int64)
+        step = max(1, _ATTENTION_CHUNK // max(n * n, 1))
+        for start in range(0, batch, step):
+            rows = slice(start, start + step)
+            count[rows] = selection(head, {k: v[rows] for k, v in values.items()},
+                                    valid[rows]).sum(axis=2)
+        return count, np.zeros((batch, n), dtype=bool)
+    value = np.asarray(values[head.value], dtype=np.float64 if head.numerical else np.int64)
     if head.same:
         return _agreed_value(head, values, valid, value)
     if not head.where and head.offsets is not None and len(head.offsets) == 1:

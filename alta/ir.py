@@ -353,11 +353,13 @@ class Term:
 
 @dataclass(frozen=True)
 class Head:
-    """`name = value where TERMS at offsets`."""
+    """`name = value where TERMS at offsets`, or `name: count where TERMS at offsets`."""
 
     name: str
-    type: ValueType  # Categorical (selects one position) or Numerical (mean)
-    value: str
+    # Categorical (selects one position), Numerical (mean), or for a count head the counts
+    # 0..maximum as a Categorical
+    type: ValueType
+    value: str | None  # None: a count head (how many positions it selects; never undefined)
     where: tuple[Term, ...]  # all must hold; () without `where`: every position qualifies
     offsets: tuple[int, ...] | None  # relative offsets j - i, or None for any
     span: Span
@@ -368,6 +370,10 @@ class Head:
     @property
     def numerical(self) -> bool:
         return isinstance(self.type, Numerical)
+
+    @property
+    def counts(self) -> bool:
+        return self.value is None
 
 
 @dataclass(frozen=True)

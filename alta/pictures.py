@@ -125,7 +125,8 @@ def _undefined_codes(head, selected: np.ndarray, undefined: np.ndarray | None) -
     record of the layer (None for a run of no layers: then its rule, attend_head's)."""
     count = selected.sum(axis=1)
     if undefined is None:
-        undefined = (count == 0) | ((count > 1) & (not head.numerical) & (not head.same))
+        undefined = np.zeros(count.shape, bool) if head.counts else \
+            (count == 0) | ((count > 1) & (not head.numerical) & (not head.same))
     return np.where(undefined, np.where(count == 0, 1, 2), 0)
 
 

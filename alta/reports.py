@@ -49,8 +49,12 @@ def summarize(program: ir.Program) -> str:
                                            for t in h.where)
         if h.offsets is not None:
             sel += f" at {_offsets(h.offsets)}"
-        kind = "mean of" if isinstance(h.type, ir.Numerical) else "reads"
-        lines.append(f"    {h.name:<{width}}  {h.type.describe():<24} {kind} {h.value}{sel}")
+        if h.counts:
+            what = f"{'count 0..' + str(h.type.size - 1):<24} counts positions{sel}"
+        else:
+            kind = "mean of" if isinstance(h.type, ir.Numerical) else "reads"
+            what = f"{h.type.describe():<24} {kind} {h.value}{sel}"
+        lines.append(f"    {h.name:<{width}}  {what}")
     statements = sum(isinstance(node, ir.Stmt) for node in ir.walk(program.mlp))
     lines.append(f"  mlp        {statements} statements after unrolling")
     halt = "when " + program.source.line(program.halt.span.line).strip().removeprefix(

@@ -395,7 +395,11 @@ class _ToAst(Transformer):
 
     def head_decl(self, meta, c):
         name, type_, value, where, offsets = c
-        return ast.HeadDecl(_span(meta), _name(name), type_, _name(value), where, offsets)
+        return ast.HeadDecl(_span(meta), _name(name), type_,
+                            _name(value) if value is not None else None, where, offsets)
+
+    def count_type(self, meta, c):
+        return ast.CountType(_span(meta))
 
     def head_where(self, meta, c):
         return c[0]

@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass, replace
 
 from alta import ir
-from alta.compiler.faults import FaultPlan, FaultSite, fault_rules, plan_faults
+from alta.compiler.faults import FaultSite, fault_rules, plan_faults
 from alta.compiler.layout import ResidualLayout, build_layout
 from alta.compiler.rules import RuleSet, compile_rules
 from alta.compiler.structure import ExecutionPlan, plan_execution
@@ -47,7 +47,7 @@ def compile_program(program: ir.Program, max_length: int | None = None,
     `fault_detector` the model answers silently where the interpreter reports an undefined
     read (for measuring what the detector costs)."""
     domains = reachable_values(program)                  # the values each name can take
-    plan = plan_faults(program) if fault_detector else FaultPlan(program, (), (), {})
+    plan = plan_faults(program, detector=fault_detector)
     rules = replace(compile_rules(program, domains),     # MLP body -> minimised sparse rules
                     faults=tuple(fault_rules(plan, domains)))  # + undefined head reads
     layout = build_layout(plan.program, appended=plan.synthetic)  # -> residual dimensions

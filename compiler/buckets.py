@@ -95,6 +95,9 @@ def bucket_thresholds(program: ir.Program, name: str, length: int | None = None)
     sequence to plan for (default: the program's max_length, else 100,000); the result's
     `positions` says how much of it float32 can guarantee."""
     type_ = program.type_of(name)
+    if name in program.head_index and program.head(name).counts:
+        target = length or program.max_length or DEFAULT_GUARANTEED_LENGTH
+        return count_buckets(type_.size - 1, target)
     assert isinstance(type_, ir.Numerical), name
     values = type_.values
     if name not in program.head_index:
@@ -104,6 +107,49 @@ def bucket_thresholds(program: ir.Program, name: str, length: int | None = None)
     target = length or program.max_length or DEFAULT_GUARANTEED_LENGTH
     offsets = len(head.offsets) if head.offsets is not None else None
     return _head_buckets(values, source, offsets, target)
+
+
+def sink_weight(maximum: int) -> int:
+    """How many matches a count head's attention sink weighs as: the head's maximum count
+    M (at least 1). The sink's logit is a match's plus ln M (compiler/weights.py)."""
+    return max(maximum, 1)
+
+
+def count_share(count, maximum: int):
+    """What a count head's dimension holds for `count` selected positions: their share of
+    the attention, k / (k + M), the sink taking the rest. With the sink weighing as M
+    matches, the shares stay nearly evenly spaced (gaps above 1 / (4 M)) and small, so
+    float32 resolves them far longer than k / (k + 1) (whose gaps shrink as 1 / k^2)."""
+    return count / (count + sink_weight(maximum))
+
+
+# The sink's logit ln M + beta and a match's beta are float32: M acts as M (1 + d) with
+# |d| a few tens of u, moving each share by at most that relative amount; counted as this
+# many more roundings in the bound below.
+SINK_ROUNDING = 32
+
+
+@functools.lru_cache(maxsize=64)
+def count_buckets(maximum: int, target: int) -> Buckets:
+    """How the MLP reads a count head: bucket k is the count k, the steps sit in the middle
+    half of each gap between the shares of k and k + 1 (no other value is possible, so the
+    windows are the gaps themselves). The guaranteed length is the most positions c <= target
+    for which float32 keeps the shares of every count up to min(c, maximum) inside their
+    windows, by the bound for means of values in [0, 1] (`_float32_positions`: the shares
+    are means of 1 at the selected positions and 0 at the sink)."""
+    weight = sink_weight(maximum)
+    shares = [Fraction(k, k + weight) for k in range(maximum + 1)]
+    windows = list(itertools.pairwise(shares))
+
+    def exact(c: int) -> bool:  # counts 0..min(c, maximum) read exactly
+        c = min(c, maximum)
+        return _float32_positions(windows[:c], (0.0, 1.0)) - SINK_ROUNDING // 2 >= c
+
+    low, high = 0, target
+    while low < high:  # the largest exact c (exact is monotone: fewer counts, fewer windows)
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if exact(mid) else (low, mid - 1)
+    return Buckets(tuple(range(maximum + 1)), steps_between(shares, windows), low)
 
 
 def _gaps(values: Sequence[float]) -> list[tuple[Fraction, Fraction]]:

@@ -129,11 +129,22 @@ def selection_buckets(values: tuple[float, ...]):
     return Buckets(values, steps_between(values, itertools.pairwise(exact)))
 
 
-def plan_faults(program: ir.Program) -> FaultPlan:
-    guarded = tuple(_reads(program.mlp, ()))
+def averaged(head: ir.Head) -> str:
+    """The variable a head's attention averages: its value, or for a count head the
+    constant `one` (with the sink, k selected positions then give k / (k + M))."""
+    return ONE if head.counts else head.value
+
+
+def plan_faults(program: ir.Program, detector: bool = True) -> FaultPlan:
+    """The fault detector's state (none without `detector`), and `one` wherever a selection
+    head or a count head averages it. Count heads are never undefined: no sites, no
+    selection heads."""
+    counted = [h for h in program.heads if not h.counts]
+    guarded = tuple(_reads(program.mlp, ())) if detector else ()
+    guarded = tuple(g for g in guarded if not program.head(g.read.name).counts)
     sites = tuple(FaultSite(f"{FAULT}{i}", g.read.name, g.read.span)
                   for i, g in enumerate(guarded))
-    if not program.heads:
+    if not (counted and detector) and len(counted) == len(program.heads):
         return FaultPlan(program, (), (), {})
     span = Span(1, 1, 1, 1)
     one = ir.Variable(ONE, ir.Numerical((0.0, 1.0)), "constant",
@@ -141,7 +152,7 @@ def plan_faults(program: ir.Program) -> FaultPlan:
     flags = tuple(ir.Variable(s.name, ir.Numerical((0.0, 1.0)), "constant",
                               ir.Const(s.span, "float", 0.0), None, s.span) for s in sites)
     selection, heads = {}, []
-    for head in program.heads:
+    for head in counted if detector else ():
         values = NUMERICAL_SELECTION if head.numerical or head.same else CATEGORICAL_SELECTION
         name = selection_name(head.name)
         heads.append(replace(head, name=name, type=ir.Numerical(values), value=ONE,
@@ -197,7 +208,8 @@ def fault_rules(plan: FaultPlan, domains: dict) -> list:
     rules = []
     for site, guarded in zip(plan.sites, plan.guarded):
         for assignment in guarded_region(program, guarded.guards, definitions, domains):
-            heads = {n for n in assignment if n in program.head_index}
+            heads = {n for n in assignment  # count heads are always defined
+                     if n in program.head_index and not program.head(n).counts}
             if site.head in heads:  # an earlier read of the same head reports it
                 continue
             atoms = {n: frozenset({v}) for n, v in assignment.items()}

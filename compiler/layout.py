@@ -2,11 +2,13 @@
 one codec between variables' values and those dimensions.
 
 Categorical values are one-hot blocks, numerical values one scalar dimension, set values
-multi-hot blocks; every head output has a block of its own. Each dimension knows its
-variable, its value and the source line that declared it, so a residual vector can be read
-back into variables and any dimension explained. `ResidualLayout.encode`, `.write` and
-`.decode` are the only places that map values to dimensions and back: the compiler's
-weights, the compiled model's read-back and the trace datasets all go through them.
+multi-hot blocks, a count head's count k one scalar dimension holding k / (k + M) (its
+attention share, M its maximum count: compiler/buckets.py); every head output has a block
+of its own. Each dimension knows its variable, its value and the source line that declared
+it, so a residual vector can be read back into variables and any dimension explained.
+`ResidualLayout.encode`, `.write` and `.decode` are the only places that map values to
+dimensions and back: the compiler's weights, the compiled model's read-back and the trace
+datasets all go through them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Literal
 import numpy as np
 
 from alta import ir
+from alta.compiler.buckets import count_share
 from alta.semantics import set_to_bits, snap
 
-BlockKind = Literal["categorical", "numerical", "set"]
+BlockKind = Literal["categorical", "numerical", "set", "count"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Block:
     line: int
     labels: tuple[str, ...]  # what each dimension means ("3", "I_JUMP", "value", "has 2")
     low: int = 0  # a categorical block: the value of its first dimension (`cat -8..8`: -8)
+    maximum: int = 0  # a count block: the head's maximum count (its share is k / (k + M))
 
     @property
     def stop(self) -> int:
@@ -55,7 +59,7 @@ class ResidualLayout:
     def dim(self, name: str, value=None) -> int:
         """The dimension of a categorical value or set element, or a numerical scalar."""
         b = self.block(name)
-        return b.start if b.kind == "numerical" else b.start + int(value) - b.low
+        return b.start if b.kind in ("numerical", "count") else b.start + int(value) - b.low
 
     def describe(self, d: int) -> tuple[str, str, int]:
         """(name, meaning, source line) of dimension d."""
@@ -90,12 +94,18 @@ class ResidualLayout:
 
         Categorical: the largest dimension of the block; numerical variables: the nearest
         declared value (heads keep the raw mean: compiler.buckets says how the MLP reads it);
-        sets: the bit mask of dimensions above one half."""
+        sets: the bit mask of dimensions above one half; count heads: the count whose share
+        is nearest (the compiled MLP's steps sit between them)."""
         values = {}
         for b in self.blocks:
             x = residual[..., b.start:b.stop]
             if b.kind == "categorical":
                 values[b.name] = np.argmax(x, axis=-1).astype(np.int64) + b.low
+            elif b.kind == "count":  # the count whose share is nearest
+                shares = count_share(np.arange(b.maximum + 1), b.maximum)
+                middles = (shares[1:] + shares[:-1]) / 2
+                values[b.name] = np.searchsorted(middles, x[..., 0].astype(np.float64),
+                                                 side="right").astype(np.int64)
             elif b.kind == "numerical":
                 raw = x[..., 0].astype(np.float64)
                 known = b.name in program.variable_index  # not a head, nor the compiler's own
@@ -111,13 +121,15 @@ class ResidualLayout:
     def to_json(self) -> list[dict]:
         return [{"name": b.name, "kind": b.kind, "start": b.start, "size": b.size,
                  "head": b.is_head, "line": b.line, "labels": list(b.labels),
-                 **({"low": b.low} if b.low else {})}
+                 **({"low": b.low} if b.low else {}),
+                 **({"maximum": b.maximum} if b.kind == "count" else {})}
                 for b in self.blocks]
 
     @classmethod
     def from_json(cls, data: list[dict]) -> ResidualLayout:
         return cls(tuple(Block(d["name"], d["kind"], d["start"], d["size"], d["head"], d["line"],
-                               tuple(d["labels"]), d.get("low", 0)) for d in data))
+                               tuple(d["labels"]), d.get("low", 0), d.get("maximum", 0))
+                         for d in data))
 
 
 def build_layout(program: ir.Program, appended: tuple[str, ...] = ()) -> ResidualLayout:
@@ -126,17 +138,22 @@ def build_layout(program: ir.Program, appended: tuple[str, ...] = ()) -> Residua
     blocks = []
     start = 0
     entries = [(v.name, v.type, False, v.span.line) for v in program.variables] + \
-              [(h.name, h.type, True, h.span.line) for h in program.heads]
+              [(h.name, "count" if h.counts else h.type, True, h.span.line)
+               for h in program.heads]
     entries.sort(key=lambda entry: entry[0] in appended)
     for name, type_, is_head, line in entries:
-        low = 0
-        if isinstance(type_, ir.Categorical):
+        low = maximum = 0
+        if type_ == "count":
+            kind, labels = "count", ("share",)
+            maximum = program.type_of(name).size - 1
+        elif isinstance(type_, ir.Categorical):
             kind, labels, low = "categorical", tuple(map(type_.format, type_.values)), type_.low
         elif isinstance(type_, ir.Numerical):
             kind, labels = "numerical", ("value",)
         else:
             kind, labels = "set", tuple(f"has {v}" for v in range(type_.size))
-        blocks.append(Block(name, kind, start, len(labels), is_head, line, labels, low))
+        blocks.append(Block(name, kind, start, len(labels), is_head, line, labels, low,
+                            maximum))
         start += len(labels)
     return ResidualLayout(tuple(blocks))
 
@@ -150,4 +167,6 @@ def _encode_block(block: Block, x: np.ndarray) -> np.ndarray:
         return out
     if block.kind == "numerical":
         return np.asarray(x, np.float64).reshape(rows, 1)
+    if block.kind == "count":
+        return count_share(np.asarray(x, np.float64), block.maximum).reshape(rows, 1)
     return ((x[:, None].astype(np.int64) >> np.arange(block.size)) & 1).astype(np.float64)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from alta import ir
-from alta.compiler.faults import ONE, plan_faults
+from alta.compiler.faults import ONE, averaged, plan_faults
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.scores import score_terms
 from alta.parameters import DenseParameters, Parameters
@@ -104,7 +104,7 @@ class ExecutionPlan:
 def model_heads(program: ir.Program, parameters: Parameters) -> tuple[ir.Head, ...]:
     """The model's heads: the program's, then (compiled with a fault detector) the selection
     heads that count what each of them selects."""
-    if parameters.attention.sink is None:
+    if parameters.attention.query.shape[0] == len(program.heads):  # compiled without one
         return program.heads
     return plan_faults(program).program.heads
 
@@ -131,9 +131,9 @@ def _head_blocks(program: ir.Program, layout: ResidualLayout, parameters: Parame
         terms=tuple(TermBlocks(layout.block(t.query).start, layout.block(t.query).size,
                                layout.block(t.key).start, t.width, t.column, t.diagonal)
                     for t in score_terms(program, h)),
-        value=layout.block(h.value).start, value_size=layout.block(h.value).size,
+        value=layout.block(averaged(h)).start, value_size=layout.block(averaged(h)).size,
         output=layout.block(h.name).start,
-        averages_numbers=(layout.block(h.value).kind, layout.block(h.name).kind) == (
+        averages_numbers=(layout.block(averaged(h)).kind, layout.block(h.name).kind) == (
             "categorical", "numerical")) for h in heads)
     if not _block_diagonal(parameters, blocks):
         return None

@@ -15,7 +15,8 @@ interpreter can ever produce there (an over-approximation: sound, not exact), to
 - a categorical head yields a value of its value variable at one selected position; a
   numerical head over one relative offset yields one value of its value variable, snapped
   to the head's declared values; a numerical head that averages yields any of its declared
-  values (the mean of a single possible value is that value).
+  values (the mean of a single possible value is that value); a count head, any count
+  from 0 to its maximum.
 
 Sets only grow, so a path enumerated on the way is a path of the final sets too: an error
 found on one is an error the rule enumeration would report as well.
@@ -28,7 +29,11 @@ that occur with it (a word never stands at position 0 behind a start token).
 
 from __future__ import annotations
 
-from alta import ir
+import itertools
+
+import numpy as np
+
+from alta import ir, semantics
 from alta.compiler.rules import (
     PathError,
     ReachableDomains,
@@ -184,6 +189,11 @@ def _domains(program: ir.Program, values: dict[str, set]) -> dict[str, tuple]:
         domains[var.name] = tuple(v for v in declared_domain(program, var.name)
                                   if v in values[var.name])
     for head in program.heads:
+        if head.counts:  # any count up to the most positions one query can select
+            most = _most_selected(program, head, values)
+            domains[head.name] = tuple(v for v in declared_domain(program, head.name)
+                                       if most is None or v <= most)
+            continue
         source = values[head.value]
         if not head.numerical:
             options = source
@@ -196,12 +206,104 @@ def _domains(program: ir.Program, values: dict[str, set]) -> dict[str, tuple]:
     return domains
 
 
+# Past this many (placement, key value, query values) triples the bound is not worth it.
+_MOST_SELECTED_WORK = 20_000_000
+
+
+def _most_selected(program: ir.Program, head: ir.Head, values: dict[str, set]) -> int | None:
+    """An upper bound on how many positions a count head selects for one query, sharper
+    than its type's (max_length): a position counts only if some token the framing can put
+    there gives keys that pass every term for the query's values. So `where key < key`
+    never counts a start token whose key is above every word's, and `where tok == tok`
+    counts at most the words for a word's query (the start, for the start's own). Key
+    variables the MLP writes may hold any of their reachable values anywhere. None: no
+    bound (no `where`, no max_length, or too much work)."""
+    if not head.where or program.max_length is None:
+        return None
+    written = set(written_variables(program))
+    by_position = [program.variable(t.key) for t in head.where
+                   if program.variable(t.key).init_from == "position"]
+    placements = [(t, p) for t, p in _placements(program)
+                  if all(_initialises(var, p) for var in by_position)]
+    queries = sorted({t.query for t in head.where if t.query is not None})
+    combos = sorted(_query_values(program, queries, values, written))
+    keys = {t.key for t in head.where}
+    width = max(1, max((len(values[k]) for k in keys if k in written), default=1))
+    if len(placements) * len(combos) * width > _MOST_SELECTED_WORK:
+        return None
+    query_arrays = {q: np.array([c[i] for c in combos])[None, None, :]
+                    for i, q in enumerate(queries)}
+    rows = np.ones((len(placements), len(combos)), bool)
+    for term in head.where:
+        key = _key_values(program, program.variable(term.key), placements, values, written)
+        holds = ir.selects(term.test, lambda name, key=key: key[:, :, None],
+                           lambda name: query_arrays[name])
+        rows &= np.broadcast_to(holds, key.shape + (len(combos),)).any(axis=1)
+    selectable = np.zeros((program.max_length, len(combos)), bool)
+    np.logical_or.at(selectable, np.array([p for _, p in placements]), rows)
+    return int(selectable.sum(axis=0).max())
+
+
+def _query_values(program: ir.Program, queries: list[str], values: dict[str, set],
+                  written: set[str]) -> set[tuple]:
+    """The values the query variables can take together at one position: those fixed by
+    the token and position from the placements the framing allows, the others any
+    reachable value."""
+    fixed = [program.variable(q) for q in queries
+             if q not in written and program.variable(q).init_from in ("token", "position")]
+    free = [q for q in queries if q not in {v.name for v in fixed}]
+    rows = set()
+    for token, position in _placements(program):
+        if all(v.init_from != "position" or _initialises(v, position) for v in fixed):
+            rows.add(tuple(_placed(v, token, position) for v in fixed))
+    out = set()
+    for row in rows:
+        known = dict(zip((v.name for v in fixed), row, strict=True))
+        for others in itertools.product(*(sorted(_as_bits(v) for v in values[q])
+                                          for q in free)):
+            known.update(zip(free, others, strict=True))
+            out.add(tuple(known[q] for q in queries))
+    return out
+
+
+def _placed(var: ir.Variable, token: int, position: int) -> int:
+    """A token- or position-initialised variable's value at a placement (as an integer,
+    sets as bit masks)."""
+    if var.init_from == "token":
+        return _as_bits(var.token_table[token])
+    return _as_bits(evaluate_scalar(var.init, {"position": position}))
+
+
+def _initialises(var: ir.Variable, position: int) -> bool:
+    """Whether a position-initialised variable gets a value at `position` (else no run that
+    long gets past initialisation)."""
+    try:
+        value = evaluate_scalar(var.init, {"position": position})
+    except PathError:
+        return False
+    return var.type.contains(int(value) if isinstance(value, bool) else value)
+
+
+def _key_values(program, var: ir.Variable, placements, values, written) -> np.ndarray:
+    """(placement, candidate) key values: the one a variable fixed by its token or position
+    has there, else every reachable value, everywhere."""
+    if var.name in written or var.init_from == "constant":
+        every = np.array(sorted(values[var.name]), dtype=np.int64)
+        return np.broadcast_to(every[None, :], (len(placements), len(every)))
+    return np.array([_placed(var, t, p) for t, p in placements], dtype=np.int64)[:, None]
+
+
+def _as_bits(value) -> int:
+    return semantics.set_to_bits(value) if isinstance(value, frozenset) else int(value)
+
+
 def _readers(program: ir.Program, written: list[str]) -> dict[str, list[str]]:
     """Per variable, the written variables whose slice of the MLP reads it (directly or
     through a head over it)."""
     heads_over = {}
     for head in program.heads:
-        heads_over.setdefault(head.value, set()).add(head.name)
+        if not head.counts:  # a count reads no variable's value
+            heads_over.setdefault(head.value, set()).add(head.name)
     readers = {v.name: [] for v in program.variables}
     for name in written:
         reads = names_read_writing(program, name)

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alta import ir
-from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds
-from alta.compiler.faults import AGREES, FAULT, ONE, SELECTED, selection_buckets
+from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds, sink_weight
+from alta.compiler.faults import AGREES, FAULT, ONE, SELECTED, averaged, selection_buckets
 from alta.compiler.layout import ResidualLayout
 from alta.compiler.rules import RuleSet, evaluate_scalar
 from alta.compiler.scores import key_width, score_terms
@@ -119,8 +119,9 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
     target = max_length or program.max_length or DEFAULT_GUARANTEED_LENGTH
     selection = selection or {}
     attention, scales = _attention(program, layout, target, selection)
-    expansion = _expansion(program, layout, sorted({a.name for r in rules.all_rules
-                                                     for a in r.atoms}), target)
+    atoms = [a for r in rules.all_rules for a in r.atoms]
+    expansion = _expansion(program, layout, sorted({a.name for a in atoms}), target,
+                           _count_parts(program, atoms))
     mlp = _mlp(program, layout, rules.mlp + rules.faults, expansion)
     halting = ()
     if program.halt is not None:
@@ -157,8 +158,29 @@ def _buckets(program: ir.Program, name: str):
     return bucket_thresholds(program, name)
 
 
-def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str],
-               target: int) -> _Expansion:
+def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple[int, ...]]]:
+    """Per count head the rules read, its counts in runs that no atom tells apart (a head
+    read only as `n == 0` has two: 0, and 1..M), so that it needs one bucket per run and
+    steps only between runs, not M + 1 buckets."""
+    tests: dict[str, list[frozenset]] = {}
+    for atom in atoms:
+        if atom.name in program.head_index and program.head(atom.name).counts:
+            tests.setdefault(atom.name, []).append(atom.values)
+    parts = {}
+    for name, sets in tests.items():
+        runs, signature = [], None
+        for count in program.type_of(name).values:
+            mine = tuple(count in values for values in sets)
+            if mine != signature:
+                runs.append(())
+                signature = mine
+            runs[-1] += (count,)
+        parts[name] = runs
+    return parts
+
+
+def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], target: int,
+               count_parts: dict[str, list[tuple[int, ...]]]) -> _Expansion:
     first, second = _Layer(), _Layer()
     for name in read:
         if name.endswith(AGREES):
@@ -166,7 +188,25 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str],
             continue
         block = layout.block(name)
         type_ = program.type_of(name)
-        if block.kind in ("categorical", "set"):
+        if block.kind == "count":
+            # Steps only between runs of counts (compiler/buckets.py places them); bucket j
+            # is the step below its run minus the step above it, one unit for every count
+            # in the run.
+            steps = _buckets(program, name).steps
+            runs = count_parts[name]
+            for j, run in enumerate(runs[:-1]):
+                step = steps[run[-1]]  # between run[-1] and the next count
+                slope = 1.0 / (step.end - step.start)
+                first.add((name, "step", j), {block.start: slope}, -slope * step.start)
+            for j, run in enumerate(runs):
+                ws = {}
+                if j > 0:
+                    ws[first.index[(name, "step", j - 1)]] = 1.0
+                if j < len(runs) - 1:
+                    ws[first.index[(name, "step", j)]] = -1.0
+                unit = second.add((name, run[0]), ws, 1.0 if j == 0 else 0.0)
+                second.index.update({(name, count): unit for count in run})
+        elif block.kind in ("categorical", "set"):
             for v in range(block.size):  # sharpen: 2x - 1/2
                 first.add((name, "bit", v), {block.start + v: 2.0}, -0.5)
             if block.kind == "categorical":  # the unit of value low + v
@@ -198,13 +238,13 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str],
     reset_bias = np.zeros(layout.width)
     for head in program.heads:
         block = layout.block(head.name)
-        if block.kind == "numerical":
+        if block.kind in ("numerical", "count"):
             # Subtract the mean exactly: divided by a power of two P >= 2 max|value|, its
             # positive (and, if the values have a sign, negative) part lies in [0, 1/2], so a
             # mean that float32 rounded a little past the declared range is not clipped, and
             # scaling by P is exact. The block is left at exactly 0, so nothing carries over
             # into the next layer's mean (compiler/buckets.py relies on it).
-            values = program.type_of(head.value).values
+            values = program.type_of(averaged(head)).values
             largest = max(abs(v) for v in values) or 1.0
             power = 2.0 ** (math.ceil(math.log2(largest)) + 1)
             signs = (1.0, -1.0) if min(values) < 0 else (1.0,)
@@ -331,12 +371,15 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
             scale = _head_scale(program, head, target)
             scales.append(scale)
             beta = betas[head.name] = scale.beta
+            if head.counts:  # the sink weighs as M matches: k of them keep k / (k + M)
+                match = beta if head.where else 0.0
+                sink[h] = match + math.log(sink_weight(head.type.size - 1))
         for term in score_terms(program, head):  # K one-hot onto its columns, Q the form
             key, query = layout.block(term.key), layout.block(term.query)
             columns = slice(term.column, term.column + term.width)
             K[h, key.start:key.stop, columns] = np.eye(term.width)
             Q[h, query.start:query.stop, columns] = beta * term.matrix.T
-        value, out = layout.block(head.value), layout.block(head.name)
+        value, out = layout.block(averaged(head)), layout.block(head.name)
         if value.kind == "categorical" and out.kind == "numerical":
             # The mean of a categorical variable's numbers: each value's one-hot dimension
             # carries the number itself into the head's one column.
@@ -347,7 +390,8 @@ def _attention(program: ir.Program, layout: ResidualLayout, target: int, selecti
         for v in range(value.size):
             V[h, value.start + v, v] = 1.0
             out_proj[h, v, out.start + v] = 1.0
-    return AttentionParameters(Q, K, V, out_proj, sink if selection else None), scales
+    has_sink = selection or any(h.counts for h in program.heads)
+    return AttentionParameters(Q, K, V, out_proj, sink if has_sink else None), scales
 
 
 def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
@@ -359,7 +403,11 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
     each step (compiler/buckets.py), half of it for softmax leakage and half for float32
     rounding of the mean; the buckets say up to which length the rounding fits.
     """
-    if head.same:  # the agreement ramps need the leakage under 1/(4N)
+    if head.counts:  # the mean of 1 (the selected) and 0 (the sink): k / (k + M)
+        buckets = bucket_thresholds(program, head.name)
+        tolerance = buckets.tolerance if buckets.steps else 0.25
+        magnitude, exact_up_to = 1.0, buckets.positions
+    elif head.same:  # the agreement ramps need the leakage under 1/(4N)
         tolerance, magnitude = 0.25 / target, 1.0
         exact_up_to = target
     elif not head.numerical:
@@ -371,7 +419,7 @@ def _head_scale(program: ir.Program, head: ir.Head, target: int) -> HeadScale:
         source = program.variable(head.value).type.values
         magnitude = max(max(source) - min(source), 1e-12)
         exact_up_to = buckets.positions
-    leak_budget = tolerance / 2 if head.numerical else tolerance
+    leak_budget = tolerance / 2 if head.numerical or head.counts else tolerance
     # beta is chosen for `target` positions, with a safety factor of e^2 on the leakage.
     beta = max(math.log(target * magnitude / leak_budget) + 2.0, 1.0)
     guaranteed = min(target, exact_up_to)

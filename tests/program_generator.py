@@ -681,6 +681,7 @@ class _Generator:
             makers += [self.head_set_positions, self.head_everyone]
         if self.L <= 6:
             makers += [self.head_mean_all, self.head_compare]
+        makers += [self.head_count]
         count = rng.randint(2, 4)
         made = 0
         for _ in range(40):
@@ -965,6 +966,17 @@ class _Generator:
         self.cat_head(self.fresh("h"), value,
                       f"head @ = {value.name} where {km.name} in {qs.name}",
                       "(" + " + ".join(terms) + ") == 1")
+        return True
+
+    def head_count(self) -> bool:
+        """`head @: count where k == k [at -2..-1]`: how many positions hold my key (never
+        undefined), counts 0..max_length, or 0..2 over the two offsets."""
+        key = self.value_var(numerical=False)
+        offsets = self.L >= 3 and self.rng.random() < 0.5
+        most = 2 if offsets else self.L
+        at = " at -2..-1" if offsets else ""
+        self.add_head(HeadInfo(self.fresh("h"), False, size=most + 1, guard=None, decl=(
+            f"head @: count where {key.name} == {key.name}{at}")))
         return True
 
     def head_everyone(self) -> bool:
