@@ -269,9 +269,12 @@ def state_ref(e: ast.Expr, scope: Scope, ctx: Context) -> ast.Expr:
     if base.id in env.families:
         return _member(env.families[base.id], e, scope, ctx)
     if base.id in env.state_names and base.id not in env.family_names:
-        what = "head" if base.id in env.head_names else "variable"
-        raise ctx.error(f"'{base.id}' is a {what}, not a family: only names declared in a "
-                        "'for ... in ...:' block of declarations take an index", e.span)
+        what, type_ = (("head", env.heads.get(base.id)) if base.id in env.head_names else
+                       ("variable", env.variables.get(base.id)))
+        shown = f" ({type_.type.describe()})" if type_ is not None else ""
+        raise ctx.error(f"'{base.id}' is a {what}{shown}, not a table or a family: only "
+                        "constant tables and families of declarations ('for k in ...:' "
+                        "around 'var' and 'head' lines) take an index", e.span)
     return e
 
 

@@ -159,6 +159,10 @@ _EXPRESSION_START = {"NAME", "INT", "LPAR"}
 
 
 def _expected_words(expected: set[str], in_brackets: bool = False) -> str:
+    if {"VAR", "HEAD"} <= expected <= {"VAR", "HEAD", "_NL", "_DEDENT"}:
+        # Inside a family block (the end of the line is only the parser merging states).
+        return ("'var' or 'head': a family block ('for ... in ...:' at top level) holds "
+                "only declarations of variables and heads")
     phrases = []
     if expected >= _EXPRESSION_START:
         # Every way to start an expression is possible: say so in one phrase.
