@@ -318,8 +318,8 @@ def _lower_compare(e: ast.Compare, scope: Scope, ctx: Context) -> ir.Expr:
         return membership(e, left, right, ctx)
     out = compare(e, left, right, ctx)
     if isinstance(out, ir.Compare) and e.op in ("==", "!="):
-        check_labels(e.right, scope, e.left, ctx)
-        check_labels(e.left, scope, e.right, ctx)
+        check_labels(e.right, scope, state_ref(e.left, scope, ctx), ctx)
+        check_labels(e.left, scope, state_ref(e.right, scope, ctx), ctx)
         _check_comparable_value(left, right, _generic(e.right, scope), ctx)
         _check_comparable_value(right, left, _generic(e.left, scope), ctx)
     return out
