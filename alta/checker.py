@@ -41,7 +41,7 @@ from alta.lowering import (
     const_eval,
     lower_block,
     lower_expr,
-    state_ref,
+    state_name,
 )
 from alta.means import rational, threshold_values
 from alta.operations import (
@@ -343,7 +343,7 @@ def _check_output(decls: list[ast.OutputDecl], ctx: Context) -> ir.Output:
         raise ctx.error("program has no 'output' declaration: say what 'alta run' prints, "
                         "e.g. 'output result at last'", Span(1, 1, 1, 1))
     d, env = decls[0], ctx.env
-    name = state_ref(d.variable, env.globals, ctx)
+    name = state_name(d.variable, env.globals, ctx, "the output")
     var = env.variable(name, no_head_here("output", name.id))
     where = None
     if d.where is not None:

@@ -278,6 +278,19 @@ def state_ref(e: ast.Expr, scope: Scope, ctx: Context) -> ast.Expr:
     return e
 
 
+def state_name(e: ast.StateRef, scope: Scope, ctx: Context, role: str) -> ast.Name:
+    """Where the syntax names a variable or head (`role`: a head's value, the output):
+    the plain name, or the family member `e` names."""
+    name = state_ref(e, scope, ctx)
+    if isinstance(name, ast.Name):
+        return name
+    base = name.value
+    if isinstance(base, ast.Name) and base.id not in ctx.env.declared:
+        raise ctx.env.undefined(base, "variable")
+    raise ctx.error(f"{role} must be a variable or a family's member, not an item of a "
+                    "table", name.span)
+
+
 def _member(family, e: ast.Index, scope: Scope, ctx: Context) -> ast.Name:
     """The member `family[INDEX]` names, as a `Name` spanning `e`."""
     index = lower_expr(e.index, scope, ctx)

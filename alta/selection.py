@@ -17,7 +17,7 @@ import numpy as np
 
 from alta import ast, ir
 from alta.environment import Context
-from alta.lowering import check_labels, const_eval, state_ref
+from alta.lowering import check_labels, const_eval, state_name, state_ref
 from alta.semantics import show
 
 ORDERING = ("<", "<=", ">", ">=")
@@ -99,7 +99,7 @@ def _names_state(e: ast.Expr, ctx: Context) -> bool:
 
 
 def head_operand(name: ast.StateRef, role: str, ctx: Context) -> ir.Variable:
-    name = state_ref(name, ctx.env.globals, ctx)
+    name = state_name(name, ctx.env.globals, ctx, f"a head's {role}")
     var = ctx.env.variable(name, f"a head's {role} must be a variable, not head '{name.id}' "
                                  "(heads read the state at the start of the layer)")
     ctx.effects.reads.add(name.id)
