@@ -136,9 +136,14 @@ Expr = (IntLit | FloatLit | StrLit | BoolLit | Name | Unary | Binary | Compare |
 
 # ---- statements -------------------------------------------------------------------------
 
+# A variable or head where a name is expected: `x`, or a family's member `x[INDEX]` (an
+# `Index` of a `Name`, its index known at compile time).
+StateRef = Name | Index
+
+
 @dataclass(frozen=True)
 class Assign(Node):
-    target: Name
+    target: StateRef
     value: Expr
 
 
@@ -243,7 +248,7 @@ class InputDecl(Node):
 
 @dataclass(frozen=True)
 class OutputDecl(Node):
-    variable: Name
+    variable: StateRef
     at: OutputAt | int | Name  # an int or a constant's name: a position index
     where: Expr | None
     default: Expr | None
@@ -286,15 +291,27 @@ class VarDecl(Node):
     name: Name
     type: TypeExpr
     init: Expr | None
+    index: Expr | None = None  # `var depth[k]: ...`: a family's member (inside a FamilyDecl)
 
 
 @dataclass(frozen=True)
 class HeadDecl(Node):
     name: Name
     type: TypeExpr | SameKind | CountType | None
-    value: Name | None  # None: a count head without a value (as it should be)
+    value: StateRef | None  # None: a count head without a value (as it should be)
     where: Expr | None  # tests of keys against queries or constants; None: every position
     offsets: Expr | None
+    index: Expr | None = None  # `head h[k] = ...`: a family's member (inside a FamilyDecl)
+
+
+@dataclass(frozen=True)
+class FamilyDecl(Node):
+    """`for TARGETS in ITERABLE:` + indexed declarations: each declaration is repeated for
+    every item of the constant collection, with the targets bound to it (alta/families.py)."""
+
+    targets: tuple[Name, ...]
+    iterable: Expr
+    decls: tuple[VarDecl | HeadDecl, ...]
 
 
 @dataclass(frozen=True)
@@ -310,7 +327,8 @@ class FuncDecl(Node):
 
 
 Decl = (ProgramDecl | VocabDecl | InputDecl | OutputDecl | HaltDecl | SettingDecl |
-        ConstDecl | ParamDecl | EnumDecl | VarDecl | HeadDecl | MlpDecl | FuncDecl)
+        ConstDecl | ParamDecl | EnumDecl | VarDecl | HeadDecl | FamilyDecl | MlpDecl |
+        FuncDecl)
 
 
 @dataclass(frozen=True)

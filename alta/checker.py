@@ -35,7 +35,15 @@ from alta.environment import (
     no_head_here,
 )
 from alta.errors import AltaError, Source, Span, read_text
-from alta.lowering import MAX_UNROLL, check_labels, const_eval, lower_block, lower_expr
+from alta.families import expand_state
+from alta.lowering import (
+    MAX_UNROLL,
+    check_labels,
+    const_eval,
+    lower_block,
+    lower_expr,
+    state_name,
+)
 from alta.means import rational, threshold_values
 from alta.operations import (
     check_constant_write,
@@ -79,16 +87,18 @@ def _check(module: ast.Module, source: Source, default_name: str,
     decls: dict[type, list] = {}
     for d in module.decls:
         decls.setdefault(type(d), []).append(d)
+    families = frozenset(d.name.id for f in module.decls if isinstance(f, ast.FamilyDecl)
+                         for d in f.decls)
     env = Env(source, state_names=frozenset(d.name.id for d in module.decls
-                                            if isinstance(d, (ast.VarDecl, ast.HeadDecl))))
+                                            if isinstance(d, (ast.VarDecl, ast.HeadDecl)))
+              | families, family_names=families)
     ctx = Context(env, Effects(), "const")
     programs = _single(decls, ast.ProgramDecl, "program", ctx)
     ctx = replace(ctx, env=_check_vocab(_single(decls, ast.VocabDecl, "vocab", ctx), ctx))
     ctx = replace(ctx, env=_check_compile_time_names(module.decls, params, ctx))
     settings = _check_settings(decls.get(ast.SettingDecl, []), ctx)
     framing = _check_framing(_single(decls, ast.InputDecl, "input", ctx), ctx)
-    ctx = replace(ctx, env=_check_state(decls.get(ast.VarDecl, []),
-                                        decls.get(ast.HeadDecl, []), ctx,
+    ctx = replace(ctx, env=_check_state(module.decls, ctx,
                                         _MeanUses(module.decls, settings.get("max_length"))))
     env = ctx.env
     mlps = _single(decls, ast.MlpDecl, "mlp", ctx)
@@ -334,7 +344,8 @@ def _check_output(decls: list[ast.OutputDecl], ctx: Context) -> ir.Output:
         raise ctx.error("program has no 'output' declaration: say what 'alta run' prints, "
                         "e.g. 'output result at last'", Span(1, 1, 1, 1))
     d, env = decls[0], ctx.env
-    var = env.variable(d.variable, no_head_here("output", d.variable.id))
+    name = state_name(d.variable, env.globals, ctx, "the output")
+    var = env.variable(name, no_head_here("output", name.id))
     where = None
     if d.where is not None:
         where = lower_expr(d.where, env.globals, ctx.at("state"))
@@ -378,26 +389,36 @@ class _MeanUses:
     max_length: int | None
 
 
-def _check_state(var_decls: list[ast.VarDecl], head_decls: list[ast.HeadDecl],
-                 ctx: Context, uses: _MeanUses) -> Env:
-    """Variables, then heads (which read variables)."""
+def _check_state(decls, ctx: Context, uses: _MeanUses) -> Env:
+    """Variables, then heads (which read variables); families (alta.families) become their
+    members, each checked in a scope with its family's names bound."""
+    written = [d for f in decls if isinstance(f, ast.FamilyDecl) for d in f.decls] + [
+        d for d in decls if isinstance(d, (ast.VarDecl, ast.HeadDecl))]
+    written.sort(key=lambda d: (isinstance(d, ast.HeadDecl), d.span.line, d.span.column))
     declared = dict(ctx.env.declared)
-    for d in var_decls:
-        _declare(declared, d.name, "variable", ctx)
-    for d in head_decls:
-        _declare(declared, d.name, "head", ctx)
-    env = replace(ctx.env, declared=declared,
-                  head_names=frozenset(d.name.id for d in head_decls))
+    for d in written:
+        what = "variable" if isinstance(d, ast.VarDecl) else "head"
+        _declare(declared, d.name, what if d.index is None else f"family of {what}s", ctx)
+    env = replace(ctx.env, declared=declared)
+    members, families = expand_state(decls, replace(ctx, env=env))
+    var_decls = [m for m in members if isinstance(m.decl, ast.VarDecl)]
+    head_decls = [m for m in members if isinstance(m.decl, ast.HeadDecl)]
+    env = replace(env, head_names=frozenset(m.decl.name.id for m in head_decls),
+                  state_names=env.state_names | {m.decl.name.id for m in members},
+                  families=families)
     variables, domains = {}, dict(env.label_domains)
-    for d in var_decls:
-        type_ = _check_type(d.type, replace(ctx, env=env))
+    for m in var_decls:
+        d = m.decl
+        type_ = _check_type(d.type, replace(ctx, env=replace(env, globals=m.scope)))
         domains[d.name.id] = _label_domain(d.type, env)
         env = replace(env, label_domains=dict(domains), variables=dict(variables))
-        variables[d.name.id] = _check_var(d, type_, replace(ctx, env=env))
+        variables[d.name.id] = _check_var(d, type_, replace(ctx, env=replace(env,
+                                                                             globals=m.scope)))
     env = replace(env, variables=variables)
     heads = {}
-    for d in head_decls:
-        head = _check_head(d, replace(ctx, env=env), uses)
+    for m in head_decls:
+        d = m.decl
+        head = _check_head(d, replace(ctx, env=replace(env, globals=m.scope)), uses)
         heads[d.name.id] = head
         if isinstance(head.type, ir.Categorical):  # it yields the value's tokens or members
             domains[d.name.id] = domains.get(head.value)
@@ -521,7 +542,8 @@ def _check_var(d: ast.VarDecl, type_: ir.ValueType, ctx: Context) -> ir.Variable
 def _check_head(d: ast.HeadDecl, ctx: Context, uses: _MeanUses) -> ir.Head:
     if isinstance(d.type, ast.CountType):
         return _check_count_head(d, uses.max_length, ctx)
-    if d.value.id == "count" and d.value.id not in ctx.env.state_names:
+    if isinstance(d.value, ast.Name) and d.value.id == "count" \
+            and d.value.id not in ctx.env.state_names:
         raise ctx.error("there is no variable 'count'; a head that counts the positions it "
                         f"selects is declared 'head {d.name.id}: count where ...' (no value)",
                         d.value.span)
@@ -547,8 +569,8 @@ def _check_count_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> 
     land inside max_length positions, else max_length itself."""
     if d.value is not None:
         raise ctx.error(f"a count head counts the positions it selects and reads no value: "
-                        f"write 'head {d.name.id}: count where ...' without "
-                        f"'= {d.value.id}'", d.value.span)
+                        f"write 'head {d.name.id}: count where ...' without its '= ...'",
+                        d.value.span)
     terms = selection_terms(d.where, ctx)
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
     if offsets is None:

@@ -70,13 +70,45 @@ class Scope:
         return Scope({**self.names, name: binding}, self.parent)
 
 
+@dataclass(frozen=True)
+class Family:
+    """A family of variables or heads (`for k in 0..2:` + `var depth[k]: ...`): its name, what
+    its members are, their indices in order (members are named `depth[0]`, ...) and where it
+    is declared."""
+
+    name: str
+    what: Literal["variable", "head"]
+    indices: tuple[int, ...]
+    span: Span
+
+    def member(self, index: int) -> str:
+        return member_name(self.name, index)
+
+    def describe(self) -> str:
+        """Its members in words: `depth[0] .. depth[2]`, or a list where indices skip."""
+        first, last = self.indices[0], self.indices[-1]
+        if len(self.indices) > 2 and self.indices == tuple(range(first, last + 1)):
+            return f"{self.member(first)} .. {self.member(last)}"
+        return ", ".join(self.member(i) for i in self.indices)
+
+
+def member_name(family: str, index: int) -> str:
+    """The name a family's member goes by everywhere after checking (the IR, traces,
+    checkpoints, pictures): as it is written in the source, `depth[2]`."""
+    return f"{family}[{index}]"
+
+
 @dataclass(frozen=True, eq=False)
 class Env:
     """The declarations visible to the code being lowered (the mappings are never changed
     once in an `Env`)."""
 
     source: Source
-    state_names: frozenset[str]  # every variable and head, known from the start
+    # Every name of a variable or head: plain names and family names from the start, family
+    # members (`depth[0]`) once the families are expanded.
+    state_names: frozenset[str]
+    family_names: frozenset[str] = frozenset()
+    families: Mapping[str, Family] = field(default_factory=dict)  # name -> Family, expanded
     vocab: tuple[str, ...] = ()
     enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     enum_of_member: Mapping[str, str] = field(default_factory=dict)

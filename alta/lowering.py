@@ -75,7 +75,7 @@ def _lower_stmt(s: ast.Stmt, scope: Scope, ctx: Context) -> tuple[list[ir.Stmt],
         case ast.For():
             out = []
             for item in _iterate(s, scope, ctx):
-                inner = _bind_targets(s.targets, item, scope.child(), s.iterable.span, ctx)
+                inner = bind_targets(s.targets, item, scope.child(), s.iterable.span, ctx)
                 out.extend(lower_block(s.body, inner, ctx))
             return out, scope
         case ast.Return():
@@ -102,7 +102,10 @@ def _lower_if(branches, orelse, scope: Scope, ctx: Context) -> list[ir.Stmt]:
 
 
 def _lower_assign(s: ast.Assign, scope: Scope, ctx: Context) -> ir.Stmt:
-    name, env = s.target, ctx.env
+    name, env = state_ref(s.target, scope, ctx), ctx.env
+    if isinstance(name, ast.Index):  # `T[0] = ...` for a constant table or a local
+        raise ctx.error(f"cannot assign to an item of '{name.value.id}': only variables "
+                        "(and a family's members, 'depth[0] = ...') are assigned", name.span)
     if ctx.in_function:
         raise ctx.error(f"helper function '{ctx.in_function}' cannot assign '{name.id}': "
                         "helpers are pure; return a value instead", s.span)
@@ -141,7 +144,7 @@ def _bind_local_name(name: ast.Name, scope: Scope, ctx: Context) -> None:
         raise ctx.error(f"duplicate local '{name.id}' in this block", name.span)
 
 
-def _constant_items(e: ast.Expr, scope: Scope, ctx: Context, what: str):
+def constant_items(e: ast.Expr, scope: Scope, ctx: Context, what: str):
     """The items of a constant collection in order (a set's in sorted order)."""
     value = lower_expr(e, scope, ctx)
     if not isinstance(value, ir.Const) or not isinstance(value.value, (tuple, frozenset)):
@@ -152,14 +155,14 @@ def _constant_items(e: ast.Expr, scope: Scope, ctx: Context, what: str):
 
 
 def _iterate(s: ast.For, scope: Scope, ctx: Context):
-    items = _constant_items(s.iterable, scope, ctx, "a 'for' loop")
+    items = constant_items(s.iterable, scope, ctx, "a 'for' loop")
     if len(items) > MAX_UNROLL:
         raise ctx.error(f"loop would unroll {len(items)} times (limit {MAX_UNROLL})",
                         s.iterable.span)
     return items
 
 
-def _bind_targets(targets, item, scope: Scope, span: Span, ctx: Context) -> Scope:
+def bind_targets(targets, item, scope: Scope, span: Span, ctx: Context) -> Scope:
     if len(targets) == 1:
         values = (item,)
     elif isinstance(item, tuple) and len(item) == len(targets):
@@ -210,6 +213,9 @@ def lower_expr(e: ast.Expr, scope: Scope, ctx: Context) -> ir.Expr:
         case ast.Comprehension():
             return _lower_comprehension(e, scope, ctx)
         case ast.Index():
+            member = state_ref(e, scope, ctx)
+            if member is not e:
+                return _read_state(member, ctx)
             return index(e, lower_expr(e.value, scope, ctx), lower_expr(e.index, scope, ctx), ctx)
         case ast.Call():
             return _lower_call(e, scope, ctx)
@@ -228,6 +234,8 @@ def _lower_name(e: ast.Name, scope: Scope, ctx: Context) -> ir.Expr:
             raise ctx.error(f"'{e.id}' can only be read in a variable's initialiser; "
                             "copy it into a variable there", e.span)
         return ir.InputRead(e.span, "int", e.id)
+    if e.id in env.families:
+        state_ref(e, scope, ctx)  # raises: a family is read through its members
     if e.id in env.state_names:
         return _read_state(e, ctx)
     if e.id in env.functions or e.id in BUILTINS:
@@ -239,6 +247,65 @@ def _lower_name(e: ast.Name, scope: Scope, ctx: Context) -> ir.Expr:
         raise ctx.error(f"constant '{e.id}' is used before its declaration on line {line}: "
                         "a constant may only use constants declared before it", e.span)
     raise env.undefined(e)
+
+
+def state_ref(e: ast.Expr, scope: Scope, ctx: Context) -> ast.Expr:
+    """A family's member as written, `depth[k]`, -> the `Name` it goes by (`depth[2]`, its
+    index evaluated at compile time in `scope`); every misuse of a family or an index on a
+    variable is an error here. Any other expression comes back unchanged (a constant table
+    indexed, a plain name), as do members before the families are expanded (constants
+    cannot read them: lowering the name says so)."""
+    env = ctx.env
+    if isinstance(e, ast.Name) and e.id in env.families and scope.lookup(e.id) is None:
+        family = env.families[e.id]
+        raise ctx.error(f"'{e.id}' is a family of {family.what}s ({family.describe()}): "
+                        f"name one of its members, e.g. '{family.member(family.indices[0])}'",
+                        e.span)
+    if not isinstance(e, ast.Index):
+        return e
+    base = state_ref(e.value, scope, ctx) if isinstance(e.value, ast.Index) else e.value
+    if not isinstance(base, ast.Name) or scope.lookup(base.id) is not None:
+        return e
+    if base.id in env.families:
+        return _member(env.families[base.id], e, scope, ctx)
+    if base.id in env.state_names and base.id not in env.family_names:
+        what, type_ = (("head", env.heads.get(base.id)) if base.id in env.head_names else
+                       ("variable", env.variables.get(base.id)))
+        shown = f" ({type_.type.describe()})" if type_ is not None else ""
+        raise ctx.error(f"'{base.id}' is a {what}{shown}, not a table or a family: only "
+                        "constant tables and families of declarations ('for k in ...:' "
+                        "around 'var' and 'head' lines) take an index", e.span)
+    return e
+
+
+def state_name(e: ast.StateRef, scope: Scope, ctx: Context, role: str) -> ast.Name:
+    """Where the syntax names a variable or head (`role`: a head's value, the output):
+    the plain name, or the family member `e` names."""
+    name = state_ref(e, scope, ctx)
+    if isinstance(name, ast.Name):
+        return name
+    base = name.value
+    if isinstance(base, ast.Name) and base.id not in ctx.env.declared:
+        raise ctx.env.undefined(base, "variable")
+    raise ctx.error(f"{role} must be a variable or a family's member, not an item of a "
+                    "table", name.span)
+
+
+def _member(family, e: ast.Index, scope: Scope, ctx: Context) -> ast.Name:
+    """The member `family[INDEX]` names, as a `Name` spanning `e`."""
+    index = lower_expr(e.index, scope, ctx)
+    if not isinstance(index, ir.Const):
+        raise ctx.error(f"the index of family '{family.name}' must be known at compile time "
+                        "(a constant, a parameter or a loop variable), but this one is known "
+                        "only at run time", e.index.span)
+    if index.kind not in ("int", "bool") or isinstance(index.value, bool):
+        raise ctx.error(f"the index of family '{family.name}' must be an integer, got "
+                        f"{show(index.value)}", e.index.span)
+    if index.value not in family.indices:
+        raise ctx.error(f"family '{family.name}' has no member {family.member(index.value)}: "
+                        f"its members are {family.describe()} (line {family.span.line})",
+                        e.index.span)
+    return ast.Name(e.span, family.member(index.value))
 
 
 def _read_state(e: ast.Name, ctx: Context) -> ir.Expr:
@@ -264,8 +331,8 @@ def _lower_compare(e: ast.Compare, scope: Scope, ctx: Context) -> ir.Expr:
         return membership(e, left, right, ctx)
     out = compare(e, left, right, ctx)
     if isinstance(out, ir.Compare) and e.op in ("==", "!="):
-        check_labels(e.right, scope, e.left, ctx)
-        check_labels(e.left, scope, e.right, ctx)
+        check_labels(e.right, scope, state_ref(e.left, scope, ctx), ctx)
+        check_labels(e.left, scope, state_ref(e.right, scope, ctx), ctx)
         _check_comparable_value(left, right, _generic(e.right, scope), ctx)
         _check_comparable_value(right, left, _generic(e.left, scope), ctx)
     return out
@@ -417,8 +484,8 @@ def _comprehension_scopes(clauses: tuple[ast.CompFor, ...], scope: Scope, ctx: C
         yield scope
         return
     first, rest = clauses[0], clauses[1:]
-    for item in _constant_items(first.iterable, scope, ctx, "a comprehension"):
-        inner = _bind_targets(first.targets, item, scope.child(), first.iterable.span, ctx)
+    for item in constant_items(first.iterable, scope, ctx, "a comprehension"):
+        inner = bind_targets(first.targets, item, scope.child(), first.iterable.span, ctx)
         if first.condition is None or const_eval(first.condition, inner, ctx):
             yield from _comprehension_scopes(rest, inner, ctx)
 
@@ -477,7 +544,7 @@ def _function_body(stmts: list, scope: Scope, ctx: Context, func: ast.FuncDecl) 
             case ast.Pass():
                 stmts = rest
             case _Bind():
-                scope = _bind_targets(s.targets, s.value, scope.child(), s.span, ctx)
+                scope = bind_targets(s.targets, s.value, scope.child(), s.span, ctx)
                 stmts = rest
             case ast.Return():
                 return lower_expr(s.value, scope, ctx)

@@ -11,11 +11,13 @@ error saying why.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from alta import ast, ir
 from alta.environment import Context
-from alta.lowering import check_labels, const_eval
+from alta.lowering import check_labels, const_eval, state_name, state_ref
 from alta.semantics import show
 
 ORDERING = ("<", "<=", ">", ">=")
@@ -72,6 +74,8 @@ def _selection(e: ast.Expr, ctx: Context) -> ir.Selection:
 
 
 def _key_test(e: ast.Compare, ctx: Context) -> ir.KeyTest:
+    scope = ctx.env.globals  # family members as `depth[k]` become their names
+    e = replace(e, left=state_ref(e.left, scope, ctx), right=state_ref(e.right, scope, ctx))
     if not _names_state(e.left, ctx):
         hint = " (write the key first: 'key > 2', not '2 < key')" if _names_state(
             e.right, ctx) else ""
@@ -94,7 +98,8 @@ def _names_state(e: ast.Expr, ctx: Context) -> bool:
                                         or ctx.env.globals.lookup(e.id) is None)
 
 
-def head_operand(name: ast.Name, role: str, ctx: Context) -> ir.Variable:
+def head_operand(name: ast.StateRef, role: str, ctx: Context) -> ir.Variable:
+    name = state_name(name, ctx.env.globals, ctx, f"a head's {role}")
     var = ctx.env.variable(name, f"a head's {role} must be a variable, not head '{name.id}' "
                                  "(heads read the state at the start of the layer)")
     ctx.effects.reads.add(name.id)

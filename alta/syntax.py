@@ -138,7 +138,7 @@ _TERMINAL_WORDS = {
 }
 
 _DECL_KEYWORDS = ("program", "vocab", "input", "output", "halt", "max_layers", "max_length",
-                  "const", "param", "enum", "var", "head", "mlp", "def")
+                  "const", "param", "enum", "var", "head", "mlp", "def", "for")
 
 
 def _describe_terminal(name: str) -> str | None:
@@ -159,6 +159,10 @@ _EXPRESSION_START = {"NAME", "INT", "LPAR"}
 
 
 def _expected_words(expected: set[str], in_brackets: bool = False) -> str:
+    if {"VAR", "HEAD"} <= expected <= {"VAR", "HEAD", "_NL", "_DEDENT"}:
+        # Inside a family block (the end of the line is only the parser merging states).
+        return ("'var' or 'head': a family block ('for ... in ...:' at top level) holds "
+                "only declarations of variables and heads")
     phrases = []
     if expected >= _EXPRESSION_START:
         # Every way to start an expression is possible: say so in one phrase.
@@ -339,7 +343,7 @@ class _ToAst(Transformer):
 
     def output_decl(self, meta, c):
         var, at, where, default = c
-        return ast.OutputDecl(_span(meta), _name(var), at if at is not None else "all", where,
+        return ast.OutputDecl(_span(meta), var, at if at is not None else "all", where,
                               default)
 
     def output_at(self, meta, c):
@@ -372,8 +376,19 @@ class _ToAst(Transformer):
         return ast.EnumDecl(_span(meta), _name(c[0]), tuple(_name(t) for t in c[1:]))
 
     def var_decl(self, meta, c):
-        name, type_, init = c
-        return ast.VarDecl(_span(meta), _name(name), type_, init)
+        name, index, type_, init = c
+        return ast.VarDecl(_span(meta), _name(name), type_, init, index)
+
+    def member_index(self, meta, c):
+        return c[0]
+
+    def member_ref(self, meta, c):
+        return ast.Index(_span(meta), _name(c[0]), c[1])
+
+    def family_decl(self, meta, c):
+        *targets, iterable = [x for x in c if not isinstance(x, (ast.VarDecl, ast.HeadDecl))]
+        decls = tuple(x for x in c if isinstance(x, (ast.VarDecl, ast.HeadDecl)))
+        return ast.FamilyDecl(_span(meta), tuple(_name(t) for t in targets), iterable, decls)
 
     def cat_type(self, meta, c):
         return ast.CatType(_span(meta), c[0])
@@ -394,9 +409,8 @@ class _ToAst(Transformer):
         return ast.SetType(_span(meta), c[0], c[1])
 
     def head_decl(self, meta, c):
-        name, type_, value, where, offsets = c
-        return ast.HeadDecl(_span(meta), _name(name), type_,
-                            _name(value) if value is not None else None, where, offsets)
+        name, index, type_, value, where, offsets = c
+        return ast.HeadDecl(_span(meta), _name(name), type_, value, where, offsets, index)
 
     def count_type(self, meta, c):
         return ast.CountType(_span(meta))
@@ -420,7 +434,7 @@ class _ToAst(Transformer):
         return tuple(stmts)
 
     def assign_stmt(self, meta, c):
-        return ast.Assign(_span(meta), _name(c[0]), c[1])
+        return ast.Assign(_span(meta), c[0], c[1])
 
     def let_stmt(self, meta, c):
         return ast.Let(_span(meta), _name(c[0]), c[1])

@@ -135,7 +135,8 @@ def near_misses(rng: random.Random, size: int, kinds: tuple[str, ...],
     if kind < cuts[3]:
         return "".join(s[:rng.randint(0, len(s))])
     flipped = {c: d for x in kinds for c, d in (x, x[::-1])}  # "(" <-> ")", "[" <-> "]"
-    other_kind = {c: d for x, y in zip(kinds, kinds[::-1]) for c, d in zip(x, y)}  # "(" <-> "["
+    # "(" -> "[" -> ... -> "(": with two kinds a swap, with more every kind changes
+    other_kind = {c: d for x, y in zip(kinds, kinds[1:] + kinds[:1]) for c, d in zip(x, y)}
     for _ in range(rng.choice([1, 1, 2])):
         i = rng.randrange(len(s))
         edit = rng.choice(edits)

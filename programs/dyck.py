@@ -1,11 +1,11 @@
-"""Sampler and oracle for dyck.alta: strings of brackets, 1 iff balanced (Dyck-KINDS: "()"
-alone, or "()" and "[]"; with one kind a square bracket is never balanced)."""
+"""Sampler and oracle for dyck.alta: strings of brackets, 1 iff balanced (Dyck-KINDS: the first
+KINDS of "()", "[]", "{}", "<>"; a bracket of another kind is never balanced)."""
 
 import random
 
 from alta.programs._common import near_misses
 
-KINDS = ("()", "[]")[:PARAMS["KINDS"]]  # noqa: F821 (PARAMS: the program's parameters)
+KINDS = ("()", "[]", "{}", "<>")[:PARAMS["KINDS"]]  # noqa: F821 (PARAMS: the program's parameters)
 SIZE = PARAMS["MAX_LENGTH"]  # noqa: F821
 UNIT = "chars"
 
@@ -13,9 +13,9 @@ PARTNERS = {close: open_ for open_, close in KINDS}
 
 
 def sample(rng: random.Random, size: int) -> str:
-    """Lengths from 0 to `size`: with one kind, about half balanced strings; with two,
+    """Lengths from 0 to `size`: with one kind, about half balanced strings; with more,
     about 40 %. The rest are balanced strings with one or two small edits (near misses
-    such as "([)]": with two kinds mostly one bracket's kind changed or two brackets
+    such as "([)]": with several kinds mostly one bracket's kind changed or two brackets
     swapped, else a bracket flipped, deleted, inserted or moved), prefixes of balanced
     strings, or uniformly random strings."""
     if len(KINDS) == 1:

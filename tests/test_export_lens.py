@@ -29,8 +29,8 @@ from alta.unrolled import evaluate, unroll
 from alta.verify import _Comparer
 
 # Per program: (inputs, sampler size, most ALTA layers unrolled). The unrolled models of the
-# wide programs hold hundreds of millions of parameters per few layers (dyck's 466-wide
-# key space, SCAN's 36 heads, frac_prevs's 2,207 MLP units): here they run a few inputs
+# wide programs hold hundreds of millions of parameters per few layers (SCAN's 36 heads,
+# frac_prevs's 2,207 MLP units): here they run a few inputs
 # over their first layers; `python benchmarks/export_lens.py` checks 100 inputs of each at
 # full depth.
 HEAVY = {"addition": (8, 2, 2), "dyck": (4, 2, 1), "frac_prevs": (8, 3, 1),

@@ -230,8 +230,8 @@ DYCK = (PROGRAMS / "dyck.alta").read_text()
     (["--set", "COLORS=1"], "has no parameter 'COLORS' to set"),
     (["--set", "KINDS=two"], "dyck.alta:{}:{}: error: parameter 'KINDS' is an integer".format(
         *place(DYCK, "param KINDS", "KINDS"))),
-    (["--set", "KINDS=3"], "dyck.alta:{}:{}: error: parameter 'KINDS' is set to 3".format(
-        *place(DYCK, "param KINDS", "1..2"))),
+    (["--set", "KINDS=5"], "dyck.alta:{}:{}: error: parameter 'KINDS' is set to 5".format(
+        *place(DYCK, "param KINDS", "1..4"))),
     (["--set", "KINDS=2", "--set", "MAX_LENGTH=300"], "'in 2..(400 if KINDS == 1 else 120)'"),
 ])
 def test_a_bad_set_option_is_a_clear_error(argv, message, capsys):
