@@ -569,7 +569,8 @@ def _check_count_head(d: ast.HeadDecl, max_length: int | None, ctx: Context) -> 
     land inside max_length positions, else max_length itself."""
     if d.value is not None:
         raise ctx.error(f"a count head counts the positions it selects and reads no value: "
-                        f"write 'head {d.name.id}: count where ...' without its '= ...'",
+                        f"write 'head {d.name.id}: count where ...' without "
+                        f"'= {d.value.id if isinstance(d.value, ast.Name) else '...'}'",
                         d.value.span)
     terms = selection_terms(d.where, ctx)
     offsets = None if d.offsets is None else _offsets(d.offsets, ctx)
