@@ -32,12 +32,14 @@ from alta.environment import (
     Context,
     Effects,
     Env,
+    member_name,
     no_head_here,
 )
 from alta.errors import AltaError, Source, Span, read_text
 from alta.families import expand_state
 from alta.lowering import (
     MAX_UNROLL,
+    ast_names,
     check_labels,
     const_eval,
     lower_block,
@@ -99,7 +101,8 @@ def _check(module: ast.Module, source: Source, default_name: str,
     settings = _check_settings(decls.get(ast.SettingDecl, []), ctx)
     framing = _check_framing(_single(decls, ast.InputDecl, "input", ctx), ctx)
     ctx = replace(ctx, env=_check_state(module.decls, ctx,
-                                        _MeanUses(module.decls, settings.get("max_length"))))
+                                        _MeanUses(module.decls, settings.get("max_length"),
+                                                  ctx.env.globals)))
     env = ctx.env
     mlps = _single(decls, ast.MlpDecl, "mlp", ctx)
     mlp = lower_block(mlps[0].body, env.globals.child(), ctx.at("mlp")) if mlps else ()
@@ -383,10 +386,12 @@ def _output_at(at: ast.Name | int | str, ctx: Context) -> int | str:
 @dataclass(frozen=True)
 class _MeanUses:
     """What a numerical head without declared values needs to derive them: the MLP and
-    helpers that read it (`_compared_constants`) and the program's max_length."""
+    helpers that read it (`_compared_constants`), the program's max_length, and the scope of
+    its constants (not a family's loop names: the MLP's loops bind their own)."""
 
     decls: tuple
     max_length: int | None
+    scope: object
 
 
 def _check_state(decls, ctx: Context, uses: _MeanUses) -> Env:
@@ -636,11 +641,11 @@ def _threshold_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...
     (`h > 0.5`, `h == 1 / 3`): the values those comparisons need (alta.means), for as many
     positions as the head can select."""
     name = d.name.id
-    thresholds, other = _compared_constants(name, uses.decls, ctx)
+    thresholds, other = _compared_constants(name, uses, ctx)
     count = len(offsets) if offsets is not None else uses.max_length
     why = None
     if other is not None:
-        why = (f"line {other.line} reads it other than by comparing it with a constant",)
+        why = (f"line {other[0].line} {other[1]}",)
     elif count is None:
         why = ("without max_length, the means it can take have no bound",)
     if why is not None or not thresholds:
@@ -653,17 +658,27 @@ def _threshold_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...
     return ir.Numerical(threshold_values(source, count, thresholds))
 
 
-def _compared_constants(head: str, decls, ctx: Context) -> tuple[list[Fraction], Span | None]:
-    """The constants the MLP compares `head` with, and where it reads it otherwise, if it
-    does (in a helper, any read counts as otherwise: a helper's code is generic)."""
+def _compared_constants(head: str, uses: _MeanUses, ctx: Context
+                        ) -> tuple[list[Fraction], tuple[Span, str] | None]:
+    """The constants the MLP compares `head` with, and where (and how) it reads it
+    otherwise, if it does (in a helper, any read counts as otherwise: a helper's code is
+    generic)."""
     found, other = set(), None
+    code = [d for d in uses.decls if isinstance(d, (ast.MlpDecl, ast.FuncDecl))]
+    local = _local_names(code)  # bound by loops, lets and parameters: not constants here
 
     def visit(node, parent, in_helper):
         nonlocal other
-        if isinstance(node, ast.Name) and node.id == head:
-            constant = _compared_with(node, parent, ctx) if not in_helper else None
+        reads = _reads_head(node, head, uses.scope, local, ctx)
+        if reads is None:  # its family, at an index the MLP's loops give
+            other = other or (node.span, "reads its family at an index known only once the "
+                                         "MLP's loops are unrolled")
+        elif reads:
+            constant = _compared_with(node, parent, uses.scope, local, ctx) \
+                if not in_helper else None
             if constant is None:
-                other = other or node.span
+                other = other or (node.span, "reads it other than by comparing it with a "
+                                             "constant")
             else:
                 found.add(constant)
         elif isinstance(node, tuple):
@@ -673,21 +688,67 @@ def _compared_constants(head: str, decls, ctx: Context) -> tuple[list[Fraction],
             for child in vars(node).values():
                 visit(child, node, in_helper)
 
-    for d in decls:
-        if isinstance(d, (ast.MlpDecl, ast.FuncDecl)):
-            visit(d.body, d, isinstance(d, ast.FuncDecl))
+    for d in code:
+        visit(d.body, d, isinstance(d, ast.FuncDecl))
     return sorted(found), other
 
 
-def _compared_with(name: ast.Name, parent, ctx: Context) -> Fraction | None:
+def _local_names(code) -> frozenset[str]:
+    """Every name the MLP and helpers bind (loop targets, lets, comprehension targets,
+    parameters), which may shadow a constant of the same name."""
+    bound = set()
+    for node in _nodes(tuple(code)):
+        if isinstance(node, (ast.For, ast.CompFor)):
+            bound |= {t.id for t in node.targets}
+        elif isinstance(node, ast.Let):
+            bound.add(node.target.id)
+        elif isinstance(node, ast.FuncDecl):
+            bound |= {p.id for p in node.params}
+    return frozenset(bound)
+
+
+def _nodes(node):
+    if isinstance(node, tuple):
+        for item in node:
+            yield from _nodes(item)
+    elif isinstance(node, ast.Node):
+        yield node
+        for child in vars(node).values():
+            yield from _nodes(child)
+
+
+def _constant(expr: ast.Expr, scope, local: frozenset[str], ctx: Context):
+    """The value of `expr` if it is a constant of the program (not of a loop), else None."""
+    if any(name.id in local for name in ast_names(expr)):
+        return None
+    try:
+        return const_eval(expr, scope, ctx)
+    except AltaError:
+        return None
+
+
+def _reads_head(node, head: str, scope, local: frozenset[str], ctx: Context) -> bool | None:
+    """Whether `node` reads `head`: its name, or (a family's member, `share[0]`) the family
+    at that index; None where it is the family at an index known only once the MLP's loops
+    are unrolled (`share[k]`), which may be it."""
+    if isinstance(node, ast.Name):
+        return node.id == head
+    if not (isinstance(node, ast.Index) and isinstance(node.value, ast.Name)
+            and head.startswith(node.value.id + "[")):
+        return False
+    index = _constant(node.index, scope, local, ctx)
+    if index is None:
+        return None
+    return isinstance(index, int) and member_name(node.value.id, index) == head
+
+
+def _compared_with(name: ast.Expr, parent, scope, local: frozenset[str], ctx: Context
+                   ) -> Fraction | None:
     """The constant `name` is compared with by `parent` (`name < 0.5`, `1 / 3 == name`)."""
     if not isinstance(parent, ast.Compare) or parent.op in ("in", "not in"):
         return None
     other = parent.right if parent.left is name else parent.left
-    try:
-        value = const_eval(other, ctx.env.globals, ctx)
-    except AltaError:
-        return None
+    value = _constant(other, scope, local, ctx)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return rational(value)

@@ -360,19 +360,19 @@ def _check_comparable_value(read: ir.Expr, const: ir.Expr, generic: bool,
 def _generic(e: ast.Expr, scope: Scope) -> bool:
     """Whether `e` uses a name bound by compile-time code generation (see ConstBinding)."""
     return any(isinstance(binding := scope.lookup(name.id), ConstBinding) and binding.generic
-               for name in _ast_names(e))
+               for name in ast_names(e))
 
 
-def _ast_names(node):
+def ast_names(node):
     """Every `Name` in an AST expression."""
     if isinstance(node, ast.Name):
         yield node
     elif isinstance(node, tuple):
         for item in node:
-            yield from _ast_names(item)
+            yield from ast_names(item)
     elif isinstance(node, ast.Node):
         for value in vars(node).values():
-            yield from _ast_names(value)
+            yield from ast_names(value)
 
 
 # ---- labelled values: tokens and enum members -------------------------------------------

@@ -153,3 +153,41 @@ mlp:
     assert len(derived.head("share").type.values) == 3
     big, small = compile_program(declared).report, compile_program(derived).report
     assert small.parameters * 20 < big.parameters
+
+
+def test_a_familys_members_compared_at_constant_indices_derive_their_own_values():
+    """`share[0] > 0.5` and `share[1] <= 0.25`: each member gets the values around its own
+    constant; both back ends agree with Python on inputs up to 40 words."""
+    program = check_source("""program members
+vocab "a" "b" "<s>"
+input "<s>" words
+max_length 41
+max_layers 1
+output both where is_word
+var is_word: bool = token != "<s>"
+var both: bool = 0
+for k in 0..1:
+    var is_k[k]: num {0, 1} = token == k
+    head share[k] = is_k[k] where is_word == 1 at -40..0
+mlp:
+    if is_word == 1:
+        both = share[0] > 0.5 and share[1] <= 0.25
+""", "members.alta")
+    assert 0.5 in program.head("share[0]").type.values
+    assert 0.25 in program.head("share[1]").type.values
+    assert 0.5 not in program.head("share[1]").type.values
+    rng = random.Random(9)
+    words = [[rng.choice("aab") for _ in range(rng.randint(1, 40))] for _ in range(120)]
+    texts = [" ".join(w) for w in words]
+
+    def expected(w):
+        return [int(Fraction(w[:i + 1].count("a"), i + 1) > Fraction(1, 2)
+                    and Fraction(w[:i + 1].count("b"), i + 1) <= Fraction(1, 4))
+                for i in range(len(w))]
+
+    interpreted = run(program, texts).final["both"]
+    compiled = compile_program(program)
+    decoded = compiled.layout.decode(run_compiled(compiled, texts).residual, program)["both"]
+    for b, w in enumerate(words):
+        assert [int(v) for v in interpreted[b, 1:len(w) + 1]] == expected(w)
+        assert [int(v) for v in decoded[b, 1:len(w) + 1]] == expected(w)
