@@ -76,28 +76,27 @@ def static_rows(program: ir.Program, written: list[str]) -> StaticRows | None:
                            and any(v.init_from == "position" for v in static)):
         return None
     rows = set()
-    joint = {v.name: token_position_table(program, v) for v in static
-             if v.init_from == "token and position"}
     for token, position in _placements(program):
-        row = []
-        for var in static:
-            if var.init_from == "token":
-                row.append(_stored(var.type, var.token_table[token]))
-                continue
-            if var.init_from == "token and position":
-                row.append(joint[var.name][token, position])
-                continue
-            try:
-                value = evaluate_scalar(var.init, {"position": position})
-            except PathError:
-                break
-            value = int(value) if isinstance(value, bool) else value
-            if not var.type.contains(value):
-                break
-            row.append(_stored(var.type, value))
-        else:
-            rows.add(tuple(row))
+        row = tuple(initial_value(var, token, position) for var in static)
+        if None not in row:  # else no run gets past initialisation there
+            rows.add(row)
     return StaticRows(tuple(v.name for v in static), frozenset(rows))
+
+
+def initial_value(var: ir.Variable, token: int | None, position: int):
+    """A variable's stored initial value where an input puts `token` at `position`; None
+    where initialising it fails there (the compiler reports it where the placement
+    occurs; `token_position_table`, `_embeddings`)."""
+    if var.init_from == "token":
+        return _stored(var.type, var.token_table[token])
+    if var.init_from == "constant":
+        return _stored(var.type, var.init.value)
+    try:
+        value = evaluate_scalar(var.init, {"token": token, "position": position})
+    except PathError:
+        return None
+    value = int(value) if isinstance(value, bool) else value
+    return _stored(var.type, value) if var.type.contains(value) else None
 
 
 def _placements(program: ir.Program):
@@ -163,16 +162,8 @@ def _initial_values(program: ir.Program, var: ir.Variable) -> list:
         return [_stored(type_, var.init.value)]
     if program.max_length is None:  # any position: nothing narrower is sound
         return list(declared_domain(program, var.name))
-    out = []
-    for p in range(program.max_length):
-        try:
-            value = evaluate_scalar(var.init, {"position": p})
-        except PathError:
-            continue  # no run gets past initialisation at this length
-        value = int(value) if isinstance(value, bool) else value
-        if type_.contains(value):  # otherwise initialisation fails: the compiler says so
-            out.append(_stored(type_, value))
-    return out
+    values = (initial_value(var, None, p) for p in range(program.max_length))
+    return [v for v in values if v is not None]  # None: the compiler reports it
 
 
 def _stored(type_: ir.ValueType, value):
@@ -221,10 +212,9 @@ def _most_selected(program: ir.Program, head: ir.Head, values: dict[str, set]) -
     if not head.where or program.max_length is None:
         return None
     written = set(written_variables(program))
-    by_position = [program.variable(t.key) for t in head.where
-                   if program.variable(t.key).init_from == "position"]
+    keys = [program.variable(t.key) for t in head.where]
     placements = [(t, p) for t, p in _placements(program)
-                  if all(_initialises(var, p) for var in by_position)]
+                  if all(initial_value(var, t, p) is not None for var in keys)]
     queries = sorted({t.query for t in head.where if t.query is not None})
     combos = sorted(_query_values(program, queries, values, written))
     keys = {t.key for t in head.where}
@@ -250,12 +240,13 @@ def _query_values(program: ir.Program, queries: list[str], values: dict[str, set
     the token and position from the placements the framing allows, the others any
     reachable value."""
     fixed = [program.variable(q) for q in queries
-             if q not in written and program.variable(q).init_from in ("token", "position")]
+             if q not in written and program.variable(q).init_from != "constant"]
     free = [q for q in queries if q not in {v.name for v in fixed}]
     rows = set()
     for token, position in _placements(program):
-        if all(v.init_from != "position" or _initialises(v, position) for v in fixed):
-            rows.add(tuple(_placed(v, token, position) for v in fixed))
+        row = tuple(initial_value(v, token, position) for v in fixed)
+        if None not in row:
+            rows.add(tuple(map(_as_bits, row)))
     out = set()
     for row in rows:
         known = dict(zip((v.name for v in fixed), row, strict=True))
@@ -266,31 +257,14 @@ def _query_values(program: ir.Program, queries: list[str], values: dict[str, set
     return out
 
 
-def _placed(var: ir.Variable, token: int, position: int) -> int:
-    """A token- or position-initialised variable's value at a placement (as an integer,
-    sets as bit masks)."""
-    if var.init_from == "token":
-        return _as_bits(var.token_table[token])
-    return _as_bits(evaluate_scalar(var.init, {"position": position}))
-
-
-def _initialises(var: ir.Variable, position: int) -> bool:
-    """Whether a position-initialised variable gets a value at `position` (else no run that
-    long gets past initialisation)."""
-    try:
-        value = evaluate_scalar(var.init, {"position": position})
-    except PathError:
-        return False
-    return var.type.contains(int(value) if isinstance(value, bool) else value)
-
-
 def _key_values(program, var: ir.Variable, placements, values, written) -> np.ndarray:
     """(placement, candidate) key values: the one a variable fixed by its token or position
     has there, else every reachable value, everywhere."""
     if var.name in written or var.init_from == "constant":
         every = np.array(sorted(values[var.name]), dtype=np.int64)
         return np.broadcast_to(every[None, :], (len(placements), len(every)))
-    return np.array([_placed(var, t, p) for t, p in placements], dtype=np.int64)[:, None]
+    return np.array([_as_bits(initial_value(var, t, p)) for t, p in placements],
+                    dtype=np.int64)[:, None]
 
 
 def _as_bits(value) -> int:

@@ -123,3 +123,32 @@ def test_transformer_lens_export_refuses_with_the_variable_named(placed_compiled
                                          "position together") as info:
         unroll(placed_compiled, 1)
     assert info.value.first.span.line == 9
+
+
+def test_a_count_head_keyed_on_token_and_position_counts_as_python():
+    """The compiler bounds a count head from its keys' values at every placement: a key
+    initialised from both the token and the position is evaluated with both."""
+    program = check_source(f"""program smaller_codes
+vocab "a" "b" "c" "<s>" "<e>"
+input "<s>" words "<e>"
+max_length {MAX_WORDS + 2}
+max_layers 1
+output smaller where is_word
+var is_word: bool = token < 3
+var code: cat 100 = token * 32 + position if token < 3 else 99
+var smaller: cat {MAX_WORDS + 3} = 0
+head below: count where code < code
+mlp:
+    if is_word == 1:
+        smaller = below
+""", "smaller_codes.alta")
+    inputs = random_inputs(5, 60)
+    texts = [" ".join(w) for w in inputs]
+    expected = [[sum(c < mine for c in codes) for mine in codes[1:-1]]
+                for codes in (oracle(w)["code"] for w in inputs)]
+    interpreted = run(program, texts).final["smaller"]
+    compiled = compile_program(program)
+    decoded = compiled.layout.decode(run_compiled(compiled, texts).residual, program)["smaller"]
+    for b, want in enumerate(expected):
+        assert [int(v) for v in interpreted[b, 1:len(want) + 1]] == want
+        assert [int(v) for v in decoded[b, 1:len(want) + 1]] == want
