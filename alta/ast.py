@@ -27,6 +27,17 @@ class Node:
     span: Span
 
 
+def walk(node):
+    """Every AST node in `node` (one, or a tuple of them), depth first."""
+    if isinstance(node, tuple):
+        for item in node:
+            yield from walk(item)
+    elif isinstance(node, Node):
+        yield node
+        for value in vars(node).values():
+            yield from walk(value)
+
+
 # ---- expressions ------------------------------------------------------------------------
 
 @dataclass(frozen=True)

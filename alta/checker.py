@@ -614,7 +614,8 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
         declared = _check_type(d.type, ctx)
         if isinstance(declared, ir.Numerical):
             if value.type.labels is not None:
-                what = "tokens" if value.type.labels == tuple(ctx.env.vocab) else "enum members"
+                domain = ctx.env.label_domains.get(value.name)
+                what = "tokens" if domain == "vocab" else "enum members"
                 raise ctx.error(f"a numerical head averages numbers, but '{value.name}' holds "
                                 f"{what} ({value.type.describe()})", d.value.span)
             return declared
@@ -643,19 +644,18 @@ def _threshold_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...
     name = d.name.id
     thresholds, other = _compared_constants(name, uses, ctx)
     count = len(offsets) if offsets is not None else uses.max_length
-    why = None
     if other is not None:
-        why = (f"line {other[0].line} {other[1]}",)
+        why = f"line {other[0].line} {other[1]}"
     elif count is None:
-        why = ("without max_length, the means it can take have no bound",)
-    if why is not None or not thresholds:
-        raise ctx.error(f"numerical head '{name}' averages over several positions: declare "
-                        f"its output values, e.g. 'head {name}: num {{0, 0.5, 1}} = ...'",
-                        d.name.span, ("ALTA derives them for a head the MLP only compares "
-                                      "with constants; " + (why or ("it is never read",))[0],))
-    type_ = value.type
-    source = type_.values if isinstance(type_, ir.Numerical) else tuple(type_.values)
-    return ir.Numerical(threshold_values(source, count, thresholds))
+        why = "without max_length, the means it can take have no bound"
+    elif not thresholds:
+        why = "it is never read"
+    else:
+        return ir.Numerical(threshold_values(value.type.values, count, thresholds))
+    raise ctx.error(f"numerical head '{name}' averages over several positions: declare its "
+                    f"output values, e.g. 'head {name}: num {{0, 0.5, 1}} = ...'", d.name.span,
+                    (f"ALTA derives them for a head the MLP only compares with constants; "
+                     f"{why}",))
 
 
 def _compared_constants(head: str, uses: _MeanUses, ctx: Context
@@ -697,7 +697,7 @@ def _local_names(code) -> frozenset[str]:
     """Every name the MLP and helpers bind (loop targets, lets, comprehension targets,
     parameters), which may shadow a constant of the same name."""
     bound = set()
-    for node in _nodes(tuple(code)):
+    for node in ast.walk(tuple(code)):
         if isinstance(node, (ast.For, ast.CompFor)):
             bound |= {t.id for t in node.targets}
         elif isinstance(node, ast.Let):
@@ -705,16 +705,6 @@ def _local_names(code) -> frozenset[str]:
         elif isinstance(node, ast.FuncDecl):
             bound |= {p.id for p in node.params}
     return frozenset(bound)
-
-
-def _nodes(node):
-    if isinstance(node, tuple):
-        for item in node:
-            yield from _nodes(item)
-    elif isinstance(node, ast.Node):
-        yield node
-        for child in vars(node).values():
-            yield from _nodes(child)
 
 
 def _constant(expr: ast.Expr, scope, local: frozenset[str], ctx: Context):

@@ -365,14 +365,7 @@ def _generic(e: ast.Expr, scope: Scope) -> bool:
 
 def ast_names(node):
     """Every `Name` in an AST expression."""
-    if isinstance(node, ast.Name):
-        yield node
-    elif isinstance(node, tuple):
-        for item in node:
-            yield from ast_names(item)
-    elif isinstance(node, ast.Node):
-        for value in vars(node).values():
-            yield from ast_names(value)
+    return (n for n in ast.walk(node) if isinstance(n, ast.Name))
 
 
 # ---- labelled values: tokens and enum members -------------------------------------------
