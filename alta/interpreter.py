@@ -170,11 +170,8 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
     batch, n = valid.shape
     if head.counts:  # how many positions it selects: defined everywhere, 0 included
         count = np.zeros((batch, n), dtype=np.int64)
-        step = max(1, _ATTENTION_CHUNK // max(n * n, 1))
-        for start in range(0, batch, step):
-            rows = slice(start, start + step)
-            count[rows] = selection(head, {k: v[rows] for k, v in values.items()},
-                                    valid[rows]).sum(axis=2)
+        for rows, selected in _selections(head, values, valid):
+            count[rows] = selected.sum(axis=2)
         return count, np.zeros((batch, n), dtype=bool)
     value = np.asarray(values[head.value], dtype=np.float64 if head.numerical else np.int64)
     if head.same:
@@ -193,10 +190,7 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
     else:
         count = np.zeros((batch, n), dtype=np.int64)
         total = np.zeros((batch, n), dtype=value.dtype)
-        step = max(1, _ATTENTION_CHUNK // max(n * n, 1))  # bound the (chunk, n, n) selection
-        for start in range(0, batch, step):
-            rows = slice(start, start + step)
-            selected = selection(head, {k: v[rows] for k, v in values.items()}, valid[rows])
+        for rows, selected in _selections(head, values, valid):
             count[rows] = selected.sum(axis=2)
             if head.numerical:
                 total[rows] = np.einsum("bij,bj->bi", selected, value[rows], dtype=np.float64)
@@ -211,16 +205,22 @@ def attend_head(head: ir.Head, values, valid) -> tuple[np.ndarray, np.ndarray]:
 _ATTENTION_CHUNK = 1 << 23
 
 
-def _agreed_value(head: ir.Head, values, valid, value) -> tuple[np.ndarray, np.ndarray]:
-    """A `same` head: the value its selected positions share; undefined where none is
-    selected or two of them differ."""
+def _selections(head: ir.Head, values, valid):
+    """(rows, selection of those rows), over the batch in chunks that bound the (chunk, n,
+    n) selection's size."""
     batch, n = valid.shape
-    out = np.zeros((batch, n), dtype=value.dtype)
-    undefined = np.ones((batch, n), dtype=bool)
     step = max(1, _ATTENTION_CHUNK // max(n * n, 1))
     for start in range(0, batch, step):
         rows = slice(start, start + step)
-        selected = selection(head, {k: v[rows] for k, v in values.items()}, valid[rows])
+        yield rows, selection(head, {k: v[rows] for k, v in values.items()}, valid[rows])
+
+
+def _agreed_value(head: ir.Head, values, valid, value) -> tuple[np.ndarray, np.ndarray]:
+    """A `same` head: the value its selected positions share; undefined where none is
+    selected or two of them differ."""
+    out = np.zeros(valid.shape, dtype=value.dtype)
+    undefined = np.ones(valid.shape, dtype=bool)
+    for rows, selected in _selections(head, values, valid):
         picked = np.take_along_axis(value[rows], selected.argmax(axis=2), axis=1)
         differs = (selected & (value[rows][:, None, :] != picked[:, :, None])).any(axis=2)
         out[rows] = picked
