@@ -291,10 +291,13 @@ def test_commands_without_a_model_never_import_jax(tmp_path):
     checkpoint = tmp_path / "parity.safetensors"
     inputs = tmp_path / "in.txt"
     inputs.write_text("1 0\n1 1 1\n")
+    config = tmp_path / "study.toml"  # an experiment's configuration, read but not run
+    config.write_text(f'program = "{parity}"\ntrain_lengths = "1..3"\ntest_lengths = [4]\n'
+                      'samples = 8\ntest_samples = 2\n')
     commands = [["check", "-q", parity], ["run", parity, "1 0"],
                 ["run", parity, "--inputs", inputs], ["compile", parity, "-o", checkpoint],
                 ["inspect", parity], ["inspect", checkpoint],
                 ["trace", parity, "--samples", "4", "--format", "jsonl", "--vectors",
                  "-o", tmp_path / "traces"],
-                ["coverage", parity, "--samples", "4"]]
+                ["coverage", parity, "--samples", "4"], ["coverage", "--training", config]]
     run_without_importing(commands)
