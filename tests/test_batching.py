@@ -18,7 +18,7 @@ from test_faults import CASES, OR_READS
 
 from alta import batching
 from alta.batching import BatchSettings, plan_batches, position_bucket, windows
-from alta.cache import cache_root
+from alta.cache import cache_root, kept
 from alta.compiled import ModelRunner, run_compiled, run_many
 from alta.compiler import compile_program
 from alta.errors import AltaRuntimeError
@@ -230,13 +230,32 @@ def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
 
 def test_a_warm_run_loads_the_executable_without_flax_or_lowering(tmp_path, monkeypatch):
     """A run whose executable is kept neither builds the model (Flax) nor lowers anything
-    (lowering an exported call initialises LAPACK through SciPy)."""
+    (lowering an exported call initialises LAPACK through SciPy), and a checkpoint's kept
+    checked program spares parsing (Lark)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("ALTA_COMPILATION_CACHE", str(cache))
     _run_checkpoint(tmp_path, ALTA_COMPILATION_CACHE=str(cache))
     done = run_without_importing([["run", tmp_path / "parity.safetensors", "1 1 0 1"]],
-                                 packages=("flax", "scipy"))
+                                 packages=("flax", "scipy", "lark"))
     assert done.stdout == "1\n"
+
+
+def test_kept_results_are_built_once_and_again_when_damaged_or_off(tmp_path):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    on = {"ALTA_COMPILATION_CACHE": str(tmp_path)}
+    assert kept("things", "k1", build, on) == {"value": 1}
+    assert kept("things", "k1", build, on) == {"value": 1} and len(calls) == 1
+    assert kept("things", "k2", build, on) == {"value": 2}  # another key: built
+    (tmp_path / "things" / "k1.pickle").write_bytes(b"damaged")
+    assert kept("things", "k1", build, on) == {"value": 3}  # damaged: built and kept again
+    assert kept("things", "k1", build, on) == {"value": 3}
+    off = {"ALTA_COMPILATION_CACHE": "0"}
+    assert kept("things", "k1", build, off) == {"value": 4} and len(calls) == 4
 
 
 def test_stored_runs_are_reused_and_damaged_ones_compiled_again(tmp_path):
