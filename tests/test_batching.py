@@ -218,8 +218,7 @@ def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
     # its own kept executable serves a checkpoint's run, not JAX's cache (see ModelRunner)
     assert not (xdg / "alta" / "jax").exists() or not any((xdg / "alta" / "jax").iterdir())
     runs = sorted((xdg / "alta" / "runs").iterdir())
-    # the run of the one shape it needed, exported and as this machine's executable
-    assert [p.suffix for p in runs] == [".jax-export", ".xla-executable"], runs
+    assert [p.suffix for p in runs] == [".xla-executable"], runs  # the one shape it needed
     stamps = [p.stat().st_mtime_ns for p in runs]
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
     assert [p.stat().st_mtime_ns for p in sorted((xdg / "alta" / "runs").iterdir())] == stamps
@@ -287,18 +286,10 @@ def kept_runs_scenario(directory: str) -> None:
 
     stored = outputs()
     assert {p.name.split("-")[1][0] for p in stored} == {"s", "d"}, stored  # both paths ran
-    forms = {suffix: {p.stem for p in stored if p.suffix == suffix}
-             for suffix in (".jax-export", ".xla-executable")}
-    assert forms[".jax-export"] == forms[".xla-executable"], forms  # each shape in both forms
+    assert {p.suffix for p in stored} == {".xla-executable"}
     before = {p: p.stat().st_mtime_ns for p in stored}
     assert outputs() == stored and {p: p.stat().st_mtime_ns for p in stored} == before
-    executables = [p for p in stored if p.suffix == ".xla-executable"]
-    for p in executables:  # a damaged executable: compiled again from the kept export
-        p.write_bytes(b"damaged")
-    assert outputs() == stored and all(p.read_bytes() != b"damaged" for p in executables)
-    exports = [p for p in stored if p.suffix == ".jax-export"]
-    assert all(p.stat().st_mtime_ns == before[p] for p in exports)  # the export served
-    for p in stored:  # both forms damaged: exported and compiled again
+    for p in stored:  # damaged: traced, compiled and kept again
         p.write_bytes(b"damaged")
     assert outputs() == stored and all(p.read_bytes() != b"damaged" for p in stored)
 
