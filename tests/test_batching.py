@@ -219,6 +219,8 @@ def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
     assert not (xdg / "alta" / "jax").exists() or not any((xdg / "alta" / "jax").iterdir())
     runs = sorted((xdg / "alta" / "runs").iterdir())
     assert [p.suffix for p in runs] == [".xla-executable"], runs  # the one shape it needed
+    # one CPU device per core: the one input's row padded to one row per device
+    assert runs[0].name.split("-")[1].startswith(f"d{_cores_devices()}x"), runs
     stamps = [p.stat().st_mtime_ns for p in runs]
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
     assert [p.stat().st_mtime_ns for p in sorted((xdg / "alta" / "runs").iterdir())] == stamps
@@ -233,10 +235,35 @@ def test_a_warm_run_loads_the_executable_without_flax_or_lowering(tmp_path, monk
     checked program spares parsing (Lark)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("ALTA_COMPILATION_CACHE", str(cache))
+    # the devices `alta run` makes, for the run in the process below too (which calls main)
+    monkeypatch.setenv("JAX_NUM_CPU_DEVICES", str(_cores_devices()))
     _run_checkpoint(tmp_path, ALTA_COMPILATION_CACHE=str(cache))
     done = run_without_importing([["run", tmp_path / "parity.safetensors", "1 1 0 1"]],
                                  packages=("flax", "scipy", "lark"))
     assert done.stdout == "1\n"
+
+
+def _cores_devices() -> int:
+    """The CPU devices `alta run` makes here: one per core, at most 8."""
+    return min(len(os.sched_getaffinity(0)), 8)
+
+
+def _cpu_devices(setup: str, **env) -> int:
+    code = f"{setup}; import jax; print(jax.device_count())"
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**environ, **env})
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def test_command_line_runs_get_one_cpu_device_per_core_unless_the_user_chose():
+    split = "from alta.devices import one_device_per_core; one_device_per_core()"
+    assert _cpu_devices(split) == _cores_devices()
+    assert _cpu_devices(split, JAX_NUM_CPU_DEVICES="1") == 1  # the user's choice stands
+    assert _cpu_devices(split, XLA_FLAGS="--xla_force_host_platform_device_count=3") == 3
+    assert _cpu_devices("import jax; " + split) == 1  # too late: JAX already started
 
 
 def test_kept_results_are_built_once_and_again_when_damaged_or_off(tmp_path):
