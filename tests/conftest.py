@@ -33,6 +33,24 @@ if not os.environ.get("ALTA_TEST_XLA_DEFAULTS"):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {QUICK_XLA_FLAGS}".strip()
 
 
+def pytest_configure(config):
+    # xdist's marker, named for runs without xdist too (`-p no:xdist`, `-n 0`)
+    config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that share a module-scoped fixture (not an autouse setting) run in one xdist
+    worker (`--dist loadgroup`, pyproject.toml), so the fixture is built once, not once in
+    each worker; the other tests are shared out one at a time."""
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None:
+            continue
+        if any(d.scope == "module" and not getattr(d, "_autouse", False)
+               for defs in definitions.name2fixturedefs.values() for d in defs[-1:]):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_sessionfinish(session):
     if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
         shutil.rmtree(_CACHE, ignore_errors=True)

@@ -13,8 +13,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import hashlib
+import io
 import itertools
+import os
+import pickle
 import random
 import re
 import subprocess
@@ -61,14 +67,58 @@ def library_program(name: str) -> ir.Program:
 
 @functools.cache
 def compiled_library(name: str):
-    """programs/NAME.alta compiled once per process."""
-    return compile_program(library_program(name))
+    """programs/NAME.alta compiled once per test run: the first process (xdist worker) that
+    needs it compiles it and leaves it, pickled under a key of its source and parameters, in
+    the run's cache directory (conftest.py); the others wait for it there and load it.
+    Without that directory (helpers imported outside pytest), compiled once per process."""
+    directory = os.environ.get("ALTA_COMPILATION_CACHE")
+    if not directory:
+        return compile_program(library_program(name))
+    path, params = library_entry(name)
+    key = hashlib.blake2b(repr((path.read_text(), sorted(params.items()))).encode(),
+                          digest_size=16).hexdigest()
+    stored = Path(directory) / "compiled-library" / f"{path.stem}-{key}.pickle"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    with open(stored.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if stored.exists():
+            return pickle.loads(stored.read_bytes())
+        compiled = compile_program(library_program(name))
+        partial = stored.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(compiled))
+        partial.replace(stored)
+        return compiled
 
 
 def alta(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
     """`alta ARGS` in a fresh process, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "alta.cli", *map(str, args)], input=stdin,
                           capture_output=True, text=True, timeout=300)
+
+
+def alta_main(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`alta ARGS` through its entry point in this process (`alta.cli.main`, argparse's
+    exits included): the exit status and output `alta` gives, without a fresh process's
+    start-up, for tests of what a command says rather than of the process (`alta` above)."""
+    from alta.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            _stdin(io.StringIO(stdin or "")):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse: --help, usage errors
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _stdin(stream):
+    saved, sys.stdin = sys.stdin, stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
 
 
 MODEL_PACKAGES = ("jax", "jaxlib", "flax", "optax")
@@ -223,7 +273,7 @@ def assert_rejected_with_a_located_message(case: Case) -> None:
 def assert_check_command_reports(case: Case, tmp_path: Path) -> None:
     path = tmp_path / "bad.alta"
     path.write_text(case.source)
-    done = alta("check", path)
+    done = alta_main("check", path)
     output = done.stdout + done.stderr
     assert "Traceback" not in output
     assert done.returncode == 1, output

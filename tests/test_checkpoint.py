@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import PROGRAMS, alta
+from helpers import PROGRAMS, alta, alta_main
 
 from alta.checker import check_file
 from alta.checkpoint import load_checkpoint, save_checkpoint
@@ -78,7 +78,7 @@ def _expect_failure(path, message):
     with pytest.raises(AltaError, match=message) as info:
         load_checkpoint(path)
     assert str(info.value).startswith(f"alta: error: {path}: not a usable ALTA checkpoint: ")
-    done = alta("run", path, "1 0")
+    done = alta_main("run", path, "1 0")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert message.split("(")[0].strip() in done.stderr or message in done.stderr
 
@@ -199,7 +199,7 @@ def test_verify_reports_the_first_divergence_of_a_tampered_model(parity_model, t
 
     bad = tmp_path / "tampered.safetensors"
     _rewrite(parity_model, bad, change_tensors=break_rule)
-    done = alta("verify", bad, "--samples", "50", "--max-length", "12")
+    done = alta_main("verify", bad, "--samples", "50", "--max-length", "12")
     assert done.returncode == 1
     first = done.stdout.splitlines()[0]
     assert "interpreter and compiled model disagree" in first and "'parity'" in first

@@ -6,6 +6,7 @@ from helpers import (
     BASE,
     PROGRAMS,
     alta,
+    alta_main,
     assert_check_command_reports,
     case_params,
     load_cases,
@@ -36,14 +37,14 @@ def test_run_reads_inputs_file_and_stdin(tmp_path):
 
 
 def test_run_reports_inputs_that_do_not_halt():
-    done = alta("run", PROGRAMS / "parity.alta", "1 1 1 1", "1", "--max-layers", "2")
+    done = alta_main("run", PROGRAMS / "parity.alta", "1 1 1 1", "1", "--max-layers", "2")
     assert done.returncode == 1
     assert done.stdout.splitlines() == ["", "1"]
     assert "did not halt within 2 layers" in done.stderr
 
 
 def test_trace_shows_every_layer():
-    done = alta("run", PROGRAMS / "parity.alta", "1 0 1", "--trace")
+    done = alta_main("run", PROGRAMS / "parity.alta", "1 0 1", "--trace")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.count("after attention") == 3 and out.count("after the MLP") == 3
@@ -52,7 +53,7 @@ def test_trace_shows_every_layer():
 
 
 def test_check_prints_a_summary():
-    done = alta("check", PROGRAMS / "parity_sum_mod_2.alta")
+    done = alta_main("check", PROGRAMS / "parity_sum_mod_2.alta")
     assert done.returncode == 0, done.stderr
     assert "mean of is_start where counted == 1" in done.stdout
     assert "(101 values)" in done.stdout
@@ -68,7 +69,7 @@ def test_check_prints_a_summary():
     (("run", PROGRAMS / "parity.alta", "1", "0", "--trace"), "--trace shows one input"),
 ])
 def test_bad_input_is_a_message_not_a_traceback(args, message):
-    done = alta(*args)
+    done = alta_main(*args)
     assert done.returncode == 1
     assert message in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -111,7 +112,7 @@ def test_undefined_read_names_line_variable_layer_position_and_input(tmp_path):
 
 @pytest.mark.parametrize("command", [(), ("check",), ("run",)])
 def test_help_is_complete(command):
-    done = alta(*command, "--help")
+    done = alta_main(*command, "--help")
     assert done.returncode == 0
     assert "usage: alta" in done.stdout
     if command == ("run",):
@@ -189,7 +190,7 @@ def test_check_reports_what_compile_reports(tmp_path, body, line, column, messag
     assert (first.message, first.span.line, first.span.column) == (message, line, column)
     for command in ("check", "compile"):
         extra = ("-o", tmp_path / "bad.safetensors") if command == "compile" else ()
-        done = alta(command, path, *extra)
+        done = alta_main(command, path, *extra)
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
         errors = [text for text in done.stderr.splitlines() if ": error: " in text]
