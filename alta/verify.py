@@ -14,7 +14,7 @@ import numpy as np
 
 from alta import ir
 from alta.batching import DEFAULT as DEFAULT_BATCHES
-from alta.batching import BatchSettings, plan_batches, power_of_two_at_least
+from alta.batching import plan_batches, power_of_two_at_least
 from alta.compiled import exact_length, trace_compiled
 from alta.compiler import CompiledProgram
 from alta.compiler.buckets import bucket_thresholds
@@ -107,15 +107,11 @@ def _framework(name: str):
 
 
 def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, model=None,
-           chunk: int = 64, progress=None, framework: str = "flax",
-           batches: BatchSettings | None = None) -> VerifyReport:
+           chunk: int = 64, progress=None, framework: str = "flax") -> VerifyReport:
     """Compare the interpreter with the compiled model on `texts`, `chunk` inputs at a
     time; stop at the first divergence. `progress(inputs done, inputs)` after each batch.
     `framework`: the compiled model's Flax implementation ("flax", `model` a Flax model) or
-    its PyTorch export ("torch", `model` an alta.pytorch module). `batches`: which inputs
-    run together (alta.batching; default: buckets of `chunk` rows at most), e.g.
-    `least_positions` past the longest input puts inputs of every length in one batch
-    (one compiled shape)."""
+    its PyTorch export ("torch", `model` an alta.pytorch module)."""
     build, trace, run_texts = _framework(framework)
     texts = tuple(texts)
     model = model if model is not None else build(compiled)
@@ -123,8 +119,8 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
     depth = 0
     # Similar lengths together (a batch runs until its longest input halts), at a few
     # bucket shapes (alta.batching: a few compiled steps however many inputs).
-    settings = batches or replace(DEFAULT_BATCHES, tokens=max(DEFAULT_BATCHES.tokens, chunk),
-                                  most_rows=power_of_two_at_least(chunk))
+    settings = replace(DEFAULT_BATCHES, tokens=max(DEFAULT_BATCHES.tokens, chunk),
+                       most_rows=power_of_two_at_least(chunk))
     lengths = [len(encode(compiled.program, t)) for t in texts]
     done = 0
     for plan in plan_batches(lengths, exact_length(compiled), settings):

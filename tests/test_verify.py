@@ -4,18 +4,13 @@ zero or several positions (undefined there, and never read there)."""
 
 import pytest
 from helpers import head_op
-from program_generator import MAX_POSITIONS, generate_with_stats
+from program_generator import generate_with_stats
 
-from alta.batching import BatchSettings
-from alta.compiled import load_model
 from alta.compiler import compile_program
 from alta.verify import verify
 
 PROGRAMS = 200
 GROUP = 20
-# A program's inputs (at most a few dozen positions in all) as one batch: one compiled
-# shape per program rather than one per length bucket.
-ONE_BATCH = BatchSettings(least_positions=MAX_POSITIONS)
 
 
 @pytest.mark.parametrize("first", range(0, PROGRAMS, GROUP))
@@ -24,10 +19,7 @@ def test_random_programs_compile_to_agreeing_models(first):
     for seed in range(first, first + GROUP):
         generated, stats = generate_with_stats(seed)
         compiled = compile_program(stats.program)
-        # The dense path (the reference semantics), as the default model runs batches this
-        # small; at the shape of all inputs together it would take the structured paths.
-        dense = load_model(compiled, structured=False)
-        report = verify(compiled, generated.inputs, model=dense, batches=ONE_BATCH)
+        report = verify(compiled, generated.inputs)
         assert report.ok, (f"seed {seed}:\n{generated.source}\n"
                            f"{report.divergence.format(f'seed{seed}.alta')}")
         assert report.comparisons > 0
