@@ -197,9 +197,9 @@ class ModelRunner:
 
         graph, params, rest = nnx.split(self.model(structured), nnx.Param, ...)
         paths, tree = jax.tree_util.tree_flatten_with_path(params)
-        names = [".".join(str(getattr(k, "key", getattr(k, "idx", ""))) for k in path
+        names = [".".join(str(getattr(k, "key", getattr(k, "idx", ""))) for k in keys
                           if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value"))
-                 for path, _ in paths]
+                 for keys, _ in paths]
         assert sorted(names) == sorted(args[0]), "model parameters are not the checkpoint's"
 
         def run(flat, tokens, lengths, limit):
