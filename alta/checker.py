@@ -450,7 +450,7 @@ def _initial_type(d: ast.VarDecl, ctx: Context) -> ir.Numerical:
         return ir.Numerical((0.0,))
     value = _constant(d.init, ctx.env.globals, frozenset(), ctx)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ctx.error(_underived(d.name.id, "its initial value must be a constant number"),
+        raise ctx.error(_underived(d.name.id, "its initial value is not a constant number"),
                         d.init.span)
     return ir.Numerical((float(value),))
 
@@ -691,7 +691,16 @@ def _threshold_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...
     elif count is None:
         why = "without max_length, the means it can take have no bound"
     elif found.copies:
+        not_numerical = [(target, span) for target, span in found.copies
+                         if not isinstance(getattr(ctx.env.variables.get(target), "type", None),
+                                           ir.Numerical)]
         means = every_mean(source, count)
+        if not_numerical:
+            target, span = not_numerical[0]
+            raise ctx.error(f"numerical head '{name}' is copied into '{target}', which is not "
+                            "a numerical variable", span,
+                            (f"a head without declared values may be copied only into "
+                             f"numerical variables ('var {target}: num = 0')",))
         if means is not None:
             return ir.Numerical(means)
         why = (f"its means over {count} positions are too many to list (over "
@@ -713,7 +722,7 @@ class _Uses:
     if they do."""
 
     constants: tuple[Fraction, ...]
-    copies: tuple[str, ...]
+    copies: tuple[tuple[str, Span], ...]  # (variable, the assignment)
     other: tuple[Span, str] | None
 
 
@@ -736,7 +745,7 @@ def _state_uses(name: str, uses: _MeanUses, ctx: Context) -> _Uses:
             constant = _compared_with(node, parent, uses.scope, local, ctx) \
                 if not in_helper else None
             if target is not None:
-                copies.append(target)
+                copies.append((target, parent.span))
             elif constant is None:
                 other = other or (node.span, "reads it other than by comparing it with a "
                                              "constant or copying it into a variable")
@@ -753,7 +762,7 @@ def _state_uses(name: str, uses: _MeanUses, ctx: Context) -> _Uses:
 
     for d in code:
         visit(d.body, d, isinstance(d, ast.FuncDecl))
-    return _Uses(tuple(sorted(found)), tuple(dict.fromkeys(copies)), other)
+    return _Uses(tuple(sorted(found)), tuple(copies), other)
 
 
 def _copied_into(node: ast.Expr, parent, scope, local: frozenset[str], ctx: Context
@@ -805,7 +814,7 @@ def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.V
             if target not in pending:
                 continue
             if isinstance(d, ast.FuncDecl):
-                raise ctx.error(_underived(target, "it is written in a helper"), node.span)
+                raise ctx.error(_underived(target, "a helper writes it"), node.span)
             value = node.value
             source = _assigned_name(value, uses.scope, local, ctx) \
                 if isinstance(value, (ast.Name, ast.Index)) else None
@@ -815,8 +824,7 @@ def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.V
             constant = _constant(value, uses.scope, local, ctx)
             if isinstance(constant, bool) or not isinstance(constant, (int, float)):
                 raise ctx.error(_underived(target, "this writes it something other than a "
-                                                   "constant or a copy of a numerical head "
-                                                   "or variable"), value.span)
+                                                   "constant or a copy"), value.span)
             values[target].add(float(constant))
     for name, var in pending.items():
         found = _state_uses(name, uses, ctx)
@@ -832,7 +840,7 @@ def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.V
                 else:
                     type_ = (heads[source] if source in heads else variables[source]).type
                     if isinstance(type_, ir.Categorical) and type_.labels is not None:
-                        raise ctx.error(_underived(name, f"'{source}' copied into it holds "
+                        raise ctx.error(_underived(name, f"'{source}', copied into it, holds "
                                                          "labels, not numbers"),
                                         pending[name].span)
                     more = {float(v) for v in type_.values}
@@ -852,10 +860,10 @@ def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.V
 
 
 def _underived(name: str, why: str) -> str:
-    return (f"'{name}' has no declared values, and ALTA derives them only for a numerical "
-            f"variable that the MLP writes copies of numerical heads or variables and "
-            f"constants, and reads only by copying it on or comparing it with constants: "
-            f"{why}; declare its values ('var {name}: num {{...}}')")
+    return (f"'{name}' declares no values, and ALTA derives them only where the MLP writes it "
+            f"nothing but constants and copies of numerical heads or variables ('{name} = h') "
+            f"and reads it only to copy it on or to compare it with a constant; here {why}: "
+            f"declare its values ('var {name}: num {{...}}')")
 
 
 def _local_names(code) -> frozenset[str]:

@@ -22,7 +22,6 @@ Rules from different paths are disjoint, and merging keeps them so.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -75,10 +74,11 @@ class Copy:
 
 @dataclass(frozen=True)
 class Copies:
-    """`sources`: the numerical heads and variables that the MLP reads only as the whole
-    value of an assignment (`frac = share`), each into a variable that holds at least its
-    values; `targets`: the variables written such copies, whose old value is then removed
-    linearly too (a `Copy` of itself) wherever the writing path has not read it."""
+    """`sources`: the numerical heads and variables whose copies (an assignment of the whole
+    value, `frac = share`) compile linearly, each into a variable that holds at least its
+    values (other reads of them fork as any read does); `targets`: the variables written
+    such copies, whose old value is then removed linearly too (a `Copy` of itself)
+    wherever the writing path has not read it."""
 
     sources: frozenset[str]
     targets: frozenset[str]
@@ -96,18 +96,13 @@ def linear_copies(program: ir.Program) -> Copies:
 
     code = (program.mlp, program.halt) if program.halt is not None else program.mlp
     copies: dict[str, set[str]] = {}
-    reads, copied = Counter(), Counter()
     for node in ir.walk(code):
-        if isinstance(node, ir.Read):
-            reads[node.name] += 1
-        elif isinstance(node, ir.Assign) and isinstance(node.value, ir.Read):
+        if isinstance(node, ir.Assign) and isinstance(node.value, ir.Read):
             copies.setdefault(node.value.name, set()).add(node.variable)
-            copied[node.value.name] += 1
-    plain = {name for name in reads if reads[name] > copied[name]}  # read otherwise too
     sources = set()
     for name, targets in copies.items():
         type_ = program.type_of(name)
-        if name in plain or not isinstance(type_, ir.Numerical) or len(type_.values) < 2:
+        if not isinstance(type_, ir.Numerical) or len(type_.values) < 2:
             continue
         if name in program.head_index:
             head = program.head(name)

@@ -1,0 +1,229 @@
+"""Numerical heads and variables declared `num` without values, copied and printed: the
+checker derives their values (every mean a head can take, alta.means.every_mean; for a
+variable, what is written into it), the compiler copies them linearly (compiler/rules.py,
+`linear_copies`; compiler/weights.py), and both back ends print what a plain Python oracle
+of exact fractions prints, on random inputs up to each program's max_length.
+
+The programs: the library's frac_prevs (k / n per position, n <= 60), and one of several
+layers that copies heads over signed and digit values into variables, copies variables on,
+writes constants on some paths and compares a derived variable with a constant. Misuses
+(other writes and reads, a head over an undeclared variable, too many means) are cases in
+tests/data/checker_errors.toml ("derived values")."""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from alta.checker import check_source
+from alta.compiled import load_model, run_compiled
+from alta.compiler import compile_program
+from alta.interpreter import run
+from tests.helpers import compiled_library, library_program
+
+FRAC_LENGTH = 60
+
+
+def printed(x: Fraction) -> str:
+    """How a number prints: its float32's shortest round-trip decimal (numpy's Dragon4,
+    not ALTA's own formatting), without a trailing '.'; every value here is at least 1e-4
+    or 0, where ALTA prints positional notation."""
+    return np.format_float_positional(np.float32(float(x)), unique=True, trim="-")
+
+
+def frac_oracle(text: str) -> str:
+    words = text.split()
+    return " ".join(printed(Fraction(words[:n].count("x"), n))
+                    for n in range(1, len(words) + 1))
+
+
+def frac_inputs(seed: int, count: int) -> list[str]:
+    """Words from a, b, c, x up to 60, the share of x drawn per input (all, none, any)."""
+    rng = random.Random(seed)
+    lengths = [FRAC_LENGTH, FRAC_LENGTH - 1, 1, 2] + [rng.randint(1, FRAC_LENGTH)
+                                                      for _ in range(count)]
+    texts = []
+    for n in lengths:
+        p = rng.choice([0.0, 1.0, 0.5, rng.random()])
+        texts.append(" ".join("x" if rng.random() < p else rng.choice("abc")
+                              for _ in range(n)))
+    return texts
+
+
+def test_frac_prevs_derives_every_fraction_and_compiles_small():
+    program = library_program("frac_prevs")
+    fractions = sorted({Fraction(k, n) for n in range(1, FRAC_LENGTH + 1)
+                        for k in range(n + 1)})
+    assert program.head("share").type.values == tuple(map(float, fractions))
+    assert program.variable("frac").type.values == tuple(map(float, fractions))
+    report = compiled_library("frac_prevs").report
+    assert report.parameters < 1_000  # declaring the 1,103 fractions cost 7.3 M
+    assert report.rules == 1
+    assert report.guaranteed_length == FRAC_LENGTH
+    assert [s.guaranteed_length for s in report.head_scales] == [FRAC_LENGTH]
+
+
+def test_frac_prevs_interpreter_prints_the_exact_fractions():
+    texts = frac_inputs(1, 300)
+    assert list(run(library_program("frac_prevs"), texts).outputs) == \
+        [frac_oracle(t) for t in texts]
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["dense", "structured"])
+def test_frac_prevs_compiled_model_prints_the_exact_fractions(structured):
+    compiled = compiled_library("frac_prevs")
+    texts = frac_inputs(2 + structured, 300)
+    result = run_compiled(compiled, texts, model=load_model(compiled, structured=structured))
+    assert list(result.outputs) == [frac_oracle(t) for t in texts]
+
+
+# ---- several layers: signed and digit sources, copies of copies, constants -----------------
+
+LENGTH = 40
+DIGITS = [str(d) for d in range(10)]
+
+SOURCE = f"""program copies
+vocab {" ".join(f'"{d}"' for d in DIGITS)}
+input words
+max_length {LENGTH}
+max_layers 3
+output last_mean
+
+var digit: cat 10 = token
+var signed: num {{v for v in -2..2}} = token % 5 - 2
+var layer: cat 4 = 0
+var window: num = 0     # this layer's signed window mean, or -3 at odd digits
+var last_mean: num = 0  # the previous layer's window
+var digits: num = 0.5   # the digit mean of the prefix, from layer 2 on
+var big: bool = 0
+
+head signed_window: num = signed at -5..0
+head digit_mean: num = digit at -{LENGTH - 1}..0
+
+mlp:
+    if layer < 3:
+        layer = layer + 1
+    last_mean = window
+    if digit % 2 == 0:
+        window = signed_window
+    else:
+        window = -3
+    if layer >= 1:
+        digits = digit_mean
+    big = window > 0.5
+"""
+
+
+def copies_oracle(ds: list[int], layers: int = 3) -> dict[str, list[Fraction]]:
+    """Each variable after `layers` layers, per position, in exact fractions."""
+    n = len(ds)
+    signed = [d % 5 - 2 for d in ds]
+    window_mean = [Fraction(sum(signed[max(0, i - 5):i + 1]), i + 1 - max(0, i - 5))
+                   for i in range(n)]
+    digit_mean = [Fraction(sum(ds[:i + 1]), i + 1) for i in range(n)]
+    state = {"layer": [0] * n, "window": [Fraction(0)] * n, "last_mean": [Fraction(0)] * n,
+             "digits": [Fraction(1, 2)] * n, "big": [0] * n}
+    for _ in range(layers):
+        old = state
+        state = {"layer": [v + 1 for v in old["layer"]], "last_mean": old["window"],
+                 "window": [window_mean[i] if ds[i] % 2 == 0 else Fraction(-3)
+                            for i in range(n)],
+                 "digits": [digit_mean[i] if old["layer"][i] >= 1 else old["digits"][i]
+                            for i in range(n)],
+                 "big": [int(w > Fraction(1, 2)) for w in old["window"]]}
+    return state
+
+
+def copies_inputs(seed: int, count: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    lengths = [LENGTH, LENGTH - 1, 1, 6] + [rng.randint(1, LENGTH) for _ in range(count)]
+    return [[rng.choice(rng.choice([range(10), (0, 4, 5, 9), (2, 8)])) for _ in range(n)]
+            for n in lengths]
+
+
+@pytest.fixture(scope="module")
+def copies_program():
+    return check_source(SOURCE, "copies.alta")
+
+
+@pytest.fixture(scope="module")
+def copies_compiled(copies_program):
+    return compile_program(copies_program)
+
+
+def test_derived_variables_hold_what_is_written_into_them(copies_program):
+    window = {Fraction(s, k) for k in range(1, 7) for s in range(-2 * k, 2 * k + 1)}
+    assert copies_program.variable("window").type.values == \
+        tuple(map(float, sorted(window | {Fraction(-3)})))
+    assert copies_program.variable("last_mean").type.values == \
+        copies_program.variable("window").type.values
+    digits = {Fraction(s, k) for k in range(1, LENGTH + 1) for s in range(9 * k + 1)}
+    assert copies_program.variable("digits").type.values == \
+        tuple(map(float, sorted(digits | {Fraction(1, 2)})))
+
+
+def test_copies_compile_to_a_unit_per_copy_not_a_rule_per_value(copies_compiled):
+    report = copies_compiled.report
+    assert report.parameters < 20_000
+    assert report.guaranteed_length == LENGTH
+
+
+def _check_against_oracle(values, inputs) -> None:
+    for b, ds in enumerate(inputs):
+        want = copies_oracle(ds)
+        for name in ("window", "last_mean", "digits"):
+            assert values[name][b, :len(ds)].tolist() == [float(v) for v in want[name]], name
+        assert values["big"][b, :len(ds)].tolist() == want["big"]
+
+
+def test_interpreter_copies_as_python(copies_program):
+    inputs = copies_inputs(3, 200)
+    result = run(copies_program, [" ".join(map(str, d)) for d in inputs])
+    _check_against_oracle(result.final, inputs)
+    assert list(result.outputs) == [" ".join(printed(v) for v in copies_oracle(d)["last_mean"])
+                                    for d in inputs]
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["dense", "structured"])
+def test_compiled_model_copies_as_python(copies_compiled, structured):
+    inputs = copies_inputs(4 + structured, 200)
+    texts = [" ".join(map(str, d)) for d in inputs]
+    result = run_compiled(copies_compiled, texts,
+                          model=load_model(copies_compiled, structured=structured))
+    _check_against_oracle(copies_compiled.layout.decode(result.residual,
+                                                        copies_compiled.program), inputs)
+    assert np.all(result.layers == 3)
+    assert list(result.outputs) == [" ".join(printed(v) for v in copies_oracle(d)["last_mean"])
+                                    for d in inputs]
+
+
+def test_a_head_whose_declared_values_miss_some_means_is_not_copied_linearly():
+    """{0, 1} declared for the mean of two 0/1 values: the interpreter reads 1/2 as 1 (ties
+    go up), so the copy must go through the head's buckets, as any read does."""
+    program = check_source("""program partial
+vocab "a" "x"
+input words
+max_length 12
+max_layers 1
+output copy
+var is_x: num {0, 1} = token == "x"
+var copy: num {0, 1} = 0
+head pair: num {0, 1} = is_x at -1..0
+mlp:
+    copy = pair
+""", "partial.alta")
+    rng = random.Random(5)
+    texts = [" ".join(rng.choice("ax") for _ in range(rng.randint(1, 12))) for _ in range(200)]
+
+    def expected(text):
+        w = text.split()
+        return " ".join(str(int(Fraction(w[max(0, i - 1):i + 1].count("x"),
+                                         len(w[max(0, i - 1):i + 1])) >= Fraction(1, 2)))
+                        for i in range(len(w)))
+
+    assert list(run(program, texts).outputs) == [expected(t) for t in texts]
+    assert list(run_compiled(compile_program(program), texts).outputs) == \
+        [expected(t) for t in texts]
