@@ -21,6 +21,7 @@ import pytest
 from alta.checker import check_source
 from alta.compiled import load_model, run_compiled
 from alta.compiler import compile_program
+from alta.compiler.rules import linear_copies
 from alta.interpreter import run
 from tests.helpers import compiled_library, library_program
 
@@ -200,30 +201,72 @@ def test_compiled_model_copies_as_python(copies_compiled, structured):
                                     for d in inputs]
 
 
-def test_a_head_whose_declared_values_miss_some_means_is_not_copied_linearly():
-    """{0, 1} declared for the mean of two 0/1 values: the interpreter reads 1/2 as 1 (ties
-    go up), so the copy must go through the head's buckets, as any read does."""
-    program = check_source("""program partial
-vocab "a" "x"
+# Copies that snapping could change: the compiler must not copy them linearly (each read
+# then goes through the buckets, as any read does), and both back ends agree with Python.
+SNAPPED = """program snapped
+vocab "a" "b" "x"
 input words
 max_length 12
 max_layers 1
 output copy
-var is_x: num {0, 1} = token == "x"
-var copy: num {0, 1} = 0
-head pair: num {0, 1} = is_x at -1..0
+var v: num {0, 1, 5} = 5 if token == "x" else 1 if token == "b" else 0
+var copy: num {0, 1, 3, 5} = 0
+head pair: num {0, 1, 5} = v at -1..0
 mlp:
     copy = pair
-""", "partial.alta")
-    rng = random.Random(5)
-    texts = [" ".join(rng.choice("ax") for _ in range(rng.randint(1, 12))) for _ in range(200)]
+"""
 
-    def expected(text):
-        w = text.split()
-        return " ".join(str(int(Fraction(w[max(0, i - 1):i + 1].count("x"),
-                                         len(w[max(0, i - 1):i + 1])) >= Fraction(1, 2)))
-                        for i in range(len(w)))
+CROWDED = """program crowded
+vocab "a" "b" "x"
+input words
+max_length 40
+max_layers 1
+output copy
+var is_x: num {0, 1} = token == "x"
+var tag: bool = token != "a"
+# Every k / n, n <= 6 (i = 7 n + k), and 0.4999995 (i = 0).
+const VALUES = {(i % 7) / (i // 7) if i > 0 else 0.4999995 for i in 0..48
+                if i == 0 or (i >= 7 and i % 7 <= i // 7)}
+var copy: num VALUES = 0
+head near: num = is_x where tag == 1 at -5..0
+mlp:
+    if tag == 1:
+        copy = near
+"""
 
-    assert list(run(program, texts).outputs) == [expected(t) for t in texts]
-    assert list(run_compiled(compile_program(program), texts).outputs) == \
-        [expected(t) for t in texts]
+
+def _snapped_oracle(words: list[str]) -> list[Fraction]:
+    """The mean of 0 (a), 1 (b), 5 (x) over this word and the one before, read as the
+    nearest of 0, 1, 5 (ties up)."""
+    v = [{"a": 0, "b": 1, "x": 5}[w] for w in words]
+    out = []
+    for i in range(len(v)):
+        mean = Fraction(sum(v[max(0, i - 1):i + 1]), len(v[max(0, i - 1):i + 1]))
+        out.append(Fraction(min((0, 1, 5), key=lambda d: (abs(mean - d), -d))))
+    return out
+
+
+def _crowded_oracle(words: list[str]) -> list[Fraction]:
+    """At b and x, the share of x among the b and x of the six words ending here."""
+    out = []
+    for i, w in enumerate(words):
+        picked = [u for u in words[max(0, i - 5):i + 1] if u != "a"]
+        out.append(Fraction(picked.count("x"), len(picked)) if w != "a" else Fraction(0))
+    return out
+
+
+@pytest.mark.parametrize("source, oracle, length", [(SNAPPED, _snapped_oracle, 12),
+                                                     (CROWDED, _crowded_oracle, 40)],
+                         ids=["snapped-by-the-head", "crowded-target"])
+def test_copies_that_snapping_could_change_are_not_linear(source, oracle, length):
+    """SNAPPED: the head's declared values miss means (5/2 reads as 1, and as 3 it would
+    copy); CROWDED: the target has a value 5e-7 from the mean 1/2, closer than the head's
+    scale keeps its leakage. Neither copy is linear; both back ends print Python's."""
+    program = check_source(source, "t.alta")
+    assert not linear_copies(program).sources
+    rng = random.Random(7)
+    words = [[rng.choice("abx") for _ in range(rng.randint(1, length))] for _ in range(300)]
+    texts = [" ".join(w) for w in words]
+    expected = [" ".join(printed(v) for v in oracle(w)) for w in words]
+    assert list(run(program, texts).outputs) == expected
+    assert list(run_compiled(compile_program(program), texts).outputs) == expected
