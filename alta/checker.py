@@ -746,6 +746,9 @@ def _state_uses(name: str, uses: _MeanUses, ctx: Context) -> _Uses:
                 if not in_helper else None
             if target is not None:
                 copies.append((target, parent.span))
+            elif isinstance(parent, ast.Assign) and parent.value is node and not in_helper:
+                other = other or (node.span, "copies it into a family's member at an index "
+                                             "known only once the MLP's loops are unrolled")
             elif constant is None:
                 other = other or (node.span, "reads it other than by comparing it with a "
                                              "constant or copying it into a variable")
@@ -826,7 +829,7 @@ def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.V
                 raise ctx.error(_underived(target, "this writes it something other than a "
                                                    "constant or a copy"), value.span)
             values[target].add(float(constant))
-    for name, var in pending.items():
+    for name in pending:
         found = _state_uses(name, uses, ctx)
         if found.other is not None:
             raise ctx.error(_underived(name, found.other[1]), found.other[0])

@@ -22,6 +22,7 @@ Rules from different paths are disjoint, and merging keeps them so.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -123,7 +124,7 @@ def linear_copies(program: ir.Program) -> Copies:
 
 
 def _smallest_gap(values: tuple[float, ...]) -> float:
-    return min((b - a for a, b in zip(values, values[1:])), default=float("inf"))
+    return min((b - a for a, b in itertools.pairwise(values)), default=float("inf"))
 
 
 def _fork_values(domains: Domains, name: str, assignment: dict) -> tuple:

@@ -72,6 +72,7 @@ class CompileReport:
     fault_resets: int = 0  # its selection heads' reset units
     program_width: int = 0  # the residual dimensions of the program's own state (the rest:
     # the fault detector's)
+    copy_units: int = 0  # rule-layer units that copy a number linearly (compiler.rules.Copy)
 
 
 @dataclass
@@ -148,6 +149,7 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
                                          or b.name.startswith(FAULT)),
         mlp_widths=(len(expansion.first), len(expansion.second), mlp[2].bias.shape[0]),
         rules=len(rules.mlp), reset_units=len(expansion.resets) - len(selection),
+        copy_units=len(_copy_units(rules.mlp + rules.faults, expansion, layout)),
         fault_rules=len(rules.faults), fault_resets=len(selection),
         unminimised_rules=rules.unminimised, halting_rules=len(rules.halting),
         atoms_per_rule=rules.atoms_per_rule,
