@@ -164,13 +164,16 @@ def _buckets(program: ir.Program, name: str):
     return bucket_thresholds(program, name)
 
 
-def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple[int, ...]]]:
-    """Per count head the rules read, its counts in runs that no atom tells apart (a head
-    read only as `n == 0` has two: 0, and 1..M), so that it needs one bucket per run and
-    steps only between runs, not M + 1 buckets."""
+def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple]]:
+    """Per count head and numerical name the rules read, its values in runs that no atom
+    tells apart (a head read only as `n == 0` has two: 0, and 1..M; a mean read only as
+    `share > 0.5`, two), so that it needs one bucket per run and steps only between runs,
+    not a bucket per value."""
     tests: dict[str, list[frozenset]] = {}
     for atom in atoms:
-        if atom.name in program.head_index and program.head(atom.name).counts:
+        if (atom.name in program.head_index and program.head(atom.name).counts) or (
+                not atom.name.endswith((SELECTED, AGREES))
+                and isinstance(program.type_of(atom.name), ir.Numerical)):
             tests.setdefault(atom.name, []).append(atom.values)
     parts = {}
     for name, sets in tests.items():
@@ -195,23 +198,9 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], tar
         block = layout.block(name)
         type_ = program.type_of(name)
         if block.kind == "count":
-            # Steps only between runs of counts (compiler/buckets.py places them); bucket j
-            # is the step below its run minus the step above it, one unit for every count
-            # in the run.
-            steps = _buckets(program, name).steps
-            runs = count_parts[name]
-            for j, run in enumerate(runs[:-1]):
-                step = steps[run[-1]]  # between run[-1] and the next count
-                slope = 1.0 / (step.end - step.start)
-                first.add((name, "step", j), {block.start: slope}, -slope * step.start)
-            for j, run in enumerate(runs):
-                ws = {}
-                if j > 0:
-                    ws[first.index[(name, "step", j - 1)]] = 1.0
-                if j < len(runs) - 1:
-                    ws[first.index[(name, "step", j)]] = -1.0
-                unit = second.add((name, run[0]), ws, 1.0 if j == 0 else 0.0)
-                second.index.update({(name, count): unit for count in run})
+            # Steps only between runs of counts (compiler/buckets.py places them).
+            _bucket_runs(first, second, name, block.start, _buckets(program, name).steps,
+                         count_parts[name], list(type_.values))
         elif block.kind in ("categorical", "set"):
             for v in range(block.size):  # sharpen: 2x - 1/2
                 first.add((name, "bit", v), {block.start + v: 2.0}, -0.5)
@@ -225,19 +214,12 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], tar
                                                                            -1.0)
                                            for v in range(block.size)}, 1.0 - len(s))
         else:
-            values = type_.values
             # Each step ramps from 0 to 1 between the values the dimension can really hold
-            # on either side of a snapping boundary (compiler/buckets.py).
-            for k, step in enumerate(_buckets(program, name).steps):
-                slope = 1.0 / (step.end - step.start)
-                first.add((name, "step", k), {block.start: slope}, -slope * step.start)
-            for k, value in enumerate(values):  # bucket k: step k-1 minus step k
-                ws = {}
-                if k > 0:
-                    ws[first.index[(name, "step", k - 1)]] = 1.0
-                if k < len(values) - 1:
-                    ws[first.index[(name, "step", k)]] = -1.0
-                second.add((name, value), ws, 1.0 if k == 0 else 0.0)
+            # on either side of a snapping boundary (compiler/buckets.py); only the steps
+            # between runs of values that no atom tells apart are needed.
+            _bucket_runs(first, second, name, block.start, _buckets(program, name).steps,
+                         count_parts.get(name) or [(v,) for v in type_.values],
+                         list(type_.values))
 
     # Raw copies of head dimensions, for the reset units, and of the numerical variables
     # copied linearly (compiler/rules.py, `Copy`).
@@ -282,6 +264,26 @@ def _raw_parts(first: _Layer, second: _Layer, name: str, dim: int,
         first.add(key, {dim: sign / power}, 0.0)
         parts.append((second.add(key, {first.index[key]: 1.0}, 0.0), sign * power))
     return parts
+
+
+def _bucket_runs(first: _Layer, second: _Layer, name: str, dim: int, steps, runs,
+                 values: list) -> None:
+    """Steps between runs of values (steps[k] separates values[k] from values[k + 1]);
+    bucket j is the step below its run minus the step above it, one unit that every value
+    of the run reads as."""
+    position = {v: k for k, v in enumerate(values)}
+    for j, run in enumerate(runs[:-1]):
+        step = steps[position[run[-1]]]  # between run[-1] and the next value
+        slope = 1.0 / (step.end - step.start)
+        first.add((name, "step", j), {dim: slope}, -slope * step.start)
+    for j, run in enumerate(runs):
+        ws = {}
+        if j > 0:
+            ws[first.index[(name, "step", j - 1)]] = 1.0
+        if j < len(runs) - 1:
+            ws[first.index[(name, "step", j)]] = -1.0
+        unit = second.add((name, run[0]), ws, 1.0 if j == 0 else 0.0)
+        second.index.update({(name, value): unit for value in run})
 
 
 def _agreement(first: _Layer, second: _Layer, name: str, block, target: int) -> None:
