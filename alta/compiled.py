@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +107,14 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
     """The compiled program's Universal Transformer. `structured` runs the paths of its
     execution plan (compiler/structure.py: the same numbers as the dense path, to float32
     rounding): attention reads each head's blocks as slices, sparse MLP layers run as a few
-    dense blocks, and the halting readout computes only the units that reach its output."""
+    dense blocks, and the halting readout computes only the units that reach its output.
+    Its compilations use JAX's persistent cache (`use_compilation_cache`)."""
     use_compilation_cache()
+    return build_model(compiled, structured)
+
+
+def build_model(compiled: CompiledProgram, structured: bool = True):
+    """`load_model` without turning on JAX's persistent cache."""
     from flax import nnx
 
     from alta.model import UniversalTransformer
@@ -120,22 +127,31 @@ def load_model(compiled: CompiledProgram, structured: bool = True):
 
 class ModelRunner:
     """The compiled model's whole run (`UniversalTransformer.__call__`), compiled once per
-    padded shape, with the path that suits the shape (`structured_for`). The run is exported
-    with `jax.export` into ALTA's cache (alta.cache, `runs`): a later process calls the
-    stored run with the checkpoint's weights, without importing Flax, building the model or
-    tracing it (with JAX's compilation cache it then compiles nothing either). (XLA's own
-    serialised executables would also skip lowering, but on CPU one re-serialised after a
-    compilation-cache hit fails to run: a missing fusion function.) The key covers the
-    weights (the execution plan follows their zeros), the model's code and the JAX version.
-    Without a cache, or where a stored entry cannot be read, it exports again. Holds what
-    it loaded for this process only."""
+    padded shape, with the path that suits the shape (`structured_for`). Each shape's run is
+    kept in ALTA's cache (alta.cache, `runs`) twice: exported with `jax.export` (the run as
+    a function of the weights, independent of the machine), and as XLA's executable of it,
+    built for this machine's processor. A later process loads the executable and runs it:
+    no Flax, no tracing, no lowering (lowering an exported call initialises LAPACK, which
+    imports SciPy: a third of a warm one-input run) and no compilation. Where the executable
+    is missing, stale or does not run, the export is compiled again (and its executable
+    stored), and where that is missing too, the model is traced and exported.
+
+    XLA can serialise only an executable it compiled itself: one that JAX's persistent
+    cache served fails when loaded again (on CPU: a fusion function not found). So a runner
+    that keeps its runs does not turn that cache on (its own kept executables serve instead),
+    and stores an executable only after a compilation the cache did not serve (the cache may
+    be on for other work in the process). Without a kept run (`keep=False`, or no cache
+    directory) it uses JAX's persistent cache. The key covers
+    the weights (the execution plan follows their zeros), the model's code, the JAX version
+    and the host. Holds what it loaded for this process only."""
 
     def __init__(self, compiled: CompiledProgram, environ: Mapping[str, str] = os.environ,
                  keep: bool = True):
-        """`keep`: store and load executables in the cache (else only JAX's own cache)."""
+        """`keep`: store and load runs in the cache (else only JAX's own cache)."""
         self.compiled = compiled
         self.directory = cache_dir("runs", environ) if keep else None
-        use_compilation_cache(environ)
+        if self.directory is None:  # kept runs need compilations the cache did not serve
+            use_compilation_cache(environ)
         self._models: dict[bool, object] = {}
         self._calls: dict = {}
         self._weights = None
@@ -144,14 +160,22 @@ class ModelRunner:
     def model(self, structured: bool = True):
         """The Flax model of one path (built on first use)."""
         if structured not in self._models:
-            self._models[structured] = load_model(self.compiled, structured)
+            load = load_model if self.directory is None else build_model
+            self._models[structured] = load(self.compiled, structured)
         return self._models[structured]
 
     def __call__(self, tokens: np.ndarray, lengths: np.ndarray, limit: int, stop: bool):
         key = (tokens.shape, bool(stop))
-        if key not in self._calls:
-            self._calls[key] = self._executable(tokens.shape, bool(stop))
-        return self._calls[key](self._device_weights(), tokens, lengths, np.int32(limit))
+        args = (self._device_weights(), tokens, lengths, np.int32(limit))
+        if key in self._calls:
+            return self._calls[key](*args)
+        stem = self._stem(tokens.shape, bool(stop))
+        stored = _load_executable(stem, args) if stem is not None else None
+        if stored is not None:
+            self._calls[key], result = stored
+            return result
+        self._calls[key] = self._compile(tokens.shape, bool(stop), args, stem)
+        return self._calls[key](*args)
 
     def _device_weights(self) -> dict:
         """The weights, copied to every device once (not on every call)."""
@@ -159,29 +183,37 @@ class ModelRunner:
             self._weights = replicate(self.compiled.weights)
         return self._weights
 
-    def _executable(self, shape: tuple[int, int], stop: bool):
+    def _stem(self, shape: tuple[int, int], stop: bool) -> Path | None:
+        """Where a shape's run is kept (without suffix); None without a cache."""
+        if self.directory is None:
+            return None
+        if self._key is None:  # hashes every weight: once per runner, not per shape
+            self._key = _run_key(self.compiled, self.compiled.weights)
+        return self.directory / (f"{self._key}-{'sd'[not structured_for(shape)]}"
+                                 f"{shape[0]}x{shape[1]}-{int(stop)}")
+
+    def _compile(self, shape: tuple[int, int], stop: bool, args: tuple, stem: Path | None):
+        """The run's executable, from the stored export or a new one (both then stored)."""
         import jax
         from jax import export
 
-        structured = structured_for(shape)
-        path = None
-        if self.directory is not None:
-            if self._key is None:  # hashes every weight: once per runner, not per shape
-                self._key = _run_key(self.compiled, self.compiled.weights)
-            path = self.directory / (f"{self._key}-"
-                                     f"{'sd'[not structured]}{shape[0]}x{shape[1]}-{int(stop)}"
-                                     ".jax-export")
+        exported = None
+        if stem is not None:
             with contextlib.suppress(Exception):  # none there, stale or damaged: export
-                return jax.jit(export.deserialize(bytearray(path.read_bytes())).call)
-        exported = self._export(shape, stop, structured)
-        if path is not None:
-            from alta.files import write_atomically
+                exported = export.deserialize(bytearray(_stored(stem, EXPORT).read_bytes()))
+        if exported is None:
+            exported = self._export(shape, stop, structured_for(shape))
+            if stem is not None:  # without flatbuffers (serialisation) it still runs
+                with contextlib.suppress(ImportError):
+                    _store(stem, EXPORT, exported.serialize())
+        lowered = jax.jit(exported.call).lower(*args)
+        with _persistent_cache_hits() as hits:
+            executable = lowered.compile()
+        if stem is not None and not hits:
+            from jax.experimental import serialize_executable
 
-            # Without flatbuffers (serialisation) or a writable cache, this run still runs.
-            with contextlib.suppress(ImportError, OSError):
-                data = exported.serialize()
-                write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
-        return jax.jit(exported.call)  # Exported.call traces on every call: jit it once
+            _store(stem, EXECUTABLE, pickle.dumps(serialize_executable.serialize(executable)))
+        return executable
 
     def _export(self, shape: tuple[int, int], stop: bool, structured: bool):
         """The run exported as a function of the weights (a dict by checkpoint name), so
@@ -217,8 +249,9 @@ def flax_model(compiled: CompiledProgram, model, shape: tuple[int, int]):
 
 
 def _run_key(compiled: CompiledProgram, weights: dict) -> str:
-    """What an exported run depends on: the weights, the model's code, the JAX version, and
-    the device count (an export over several devices runs on that many only)."""
+    """What a kept run depends on: the weights, the model's code, the JAX version, the
+    device count (an export over several devices runs on that many only) and the host's
+    processor (the executable's machine code)."""
     import hashlib
     import importlib.metadata
 
@@ -232,11 +265,76 @@ def _run_key(compiled: CompiledProgram, weights: dict) -> str:
     digest.update(repr(compiled.config).encode())
     if device_count() > 1:
         digest.update(f"devices {device_count()}".encode())
+    digest.update(_host().encode())
     for name in sorted(weights):
         array = np.ascontiguousarray(weights[name], np.float32)
         digest.update(f"{name} {array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+EXPORT, EXECUTABLE = ".jax-export", ".xla-executable"  # a kept run's two forms
+
+
+def _stored(stem: Path, suffix: str) -> Path:
+    return stem.with_name(stem.name + suffix)
+
+
+def _store(stem: Path, suffix: str, data: bytes) -> None:
+    """Keep one form of a run; a cache that cannot be written only costs speed."""
+    from alta.files import write_atomically
+
+    with contextlib.suppress(OSError):
+        write_atomically(_stored(stem, suffix), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def _load_executable(stem: Path, args: tuple):
+    """The kept executable and its result on `args` (running it proves it loads), or None
+    where there is none or it fails (then it is removed, to be built again)."""
+    path = _stored(stem, EXECUTABLE)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    import jax
+    from jax.experimental import serialize_executable
+
+    try:
+        executable = serialize_executable.deserialize_and_load(*pickle.loads(data))
+        return executable, jax.block_until_ready(executable(*args))
+    except Exception:  # damaged, or built by another JAX or for another layout
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+@contextlib.contextmanager
+def _persistent_cache_hits():
+    """Collects the persistent compilation cache's hits while the block runs."""
+    from jax import monitoring
+
+    hits: list[str] = []
+
+    def listen(event: str, **_) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            hits.append(event)
+
+    monitoring.register_event_listener(listen)
+    try:
+        yield hits
+    finally:
+        monitoring.unregister_event_listener(listen)
+
+
+def _host() -> str:
+    """The processor an executable is built for (XLA's CPU code uses its features)."""
+    import platform
+
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return f"{platform.machine()} {line}"
+    return f"{platform.machine()} {platform.processor()}"
 
 
 def attention_heads(compiled: CompiledProgram) -> tuple:

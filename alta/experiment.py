@@ -49,15 +49,7 @@ from alta.compiler.layout import build_layout
 from alta.errors import AltaError, read_text
 from alta.files import write_atomically, write_json
 from alta.tasks import Task
-from alta.training import (
-    EndToEndSettings,
-    Examples,
-    TrainSettings,
-    end_to_end_outputs,
-    examples_of,
-    save_end_to_end,
-    train_end_to_end,
-)
+from alta.training_setup import EndToEndSettings, Examples, TrainSettings, examples_of
 
 METHODS = ("compiled", "trace", "end_to_end")
 METHOD_NAMES = {"compiled": "compiled", "trace": "trace-trained MLP",
@@ -223,7 +215,7 @@ def _check(config: ExperimentConfig, where: str) -> None:
     for name, n in counts.items():
         if n < 1:
             raise AltaError.at(f"{where}: '{name}' must be at least 1")
-    from alta.training import LOSSES, NOISE_SCALES, SCHEDULES
+    from alta.training_setup import LOSSES, NOISE_SCALES, SCHEDULES
 
     for name, value, allowed in (("loss", config.trace.loss, LOSSES),
                                  ("noise_scale", config.trace.noise_scale, NOISE_SCALES),
@@ -471,6 +463,8 @@ def train_on_traces(study: Study, dataset: Path) -> tuple[Path, list]:
 
 
 def end_to_end_method(study: Study) -> tuple[OutputsOf, dict[str, list]]:
+    from alta.training import end_to_end_outputs, save_end_to_end, train_end_to_end
+
     compiled, settings = study.compiled, study.config.end_to_end
     texts = training_inputs(study.program, study.task, study.config)
     study.say(f"end to end: training on the outputs of {len(texts):,} inputs")

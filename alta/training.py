@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import jax
@@ -34,33 +34,18 @@ from alta.errors import AltaError
 from alta.files import check_provenance, read_tensors, source_fields, write_tensors
 from alta.model import Dense, FeedForward, activation, random_dense
 from alta.parameters import DenseParameters, dense_from_flat
+from alta.training_setup import (  # noqa: F401 (re-exported: the settings' home)
+    LOSSES,
+    NOISE_SCALES,
+    SCHEDULES,
+    EndToEndSettings,
+    Examples,
+    TrainSettings,
+    examples_of,
+)
 
 FORMAT = "alta-learned-mlp"
 FORMAT_VERSION = 1
-LOSSES = ("mse", "l1", "huber")
-NOISE_SCALES = ("uniform", "spacing")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    loss: str = "mse"
-    steps: int = 2000
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    # std of Gaussian noise added to each input, every step; the target moves the noisy
-    # input to the clean next state, so the learned MLP also corrects small errors instead of
-    # letting them add up over many layers
-    input_noise: float = 0.0
-    # "uniform": that std on every dimension; "spacing": scaled per block to its resolution
-    # (one-hot blocks 1, a numerical one the smallest gap between its declared values), so
-    # that numerical dimensions get noise they can tolerate (`input_noise_scales`)
-    noise_scale: str = "uniform"
-    # "cosine" decays the learning rate to zero over the steps: the last digits of precision,
-    # which a long chain of layers needs, come from the small final steps
-    schedule: str = "constant"
-    seed: int = 0
 
 
 def load_vectors(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -79,7 +64,6 @@ def load_vectors(directory: Path) -> tuple[dict, np.ndarray, np.ndarray]:
     return manifest, np.concatenate(xs), np.concatenate(ys)
 
 
-SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate(schedule: str, peak: float, steps: int):
@@ -278,44 +262,6 @@ def with_learned_mlp(compiled, manifest: dict, weights: dict[str, np.ndarray]):
 
 
 # ---- end to end: the Universal Transformer's shape, trained on input/output pairs --------
-
-@dataclass(frozen=True)
-class EndToEndSettings:
-    hidden: tuple[int, ...] = (64, 64)  # the MLP's hidden widths
-    steps: int = 2000
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class Examples:
-    """Inputs framed and padded, with what the program's run says about them."""
-
-    texts: tuple[str, ...]
-    tokens: np.ndarray  # (inputs, positions)
-    lengths: np.ndarray
-    depths: np.ndarray  # layers the program runs on each input
-    selected: np.ndarray  # (inputs, positions): where the output is read
-    targets: np.ndarray  # (inputs, positions): the output variable's final value there
-    final: dict[str, np.ndarray]  # the program's final state (for reading `where` outputs)
-    outputs: tuple[str, ...]  # what the program prints
-
-
-def examples_of(program, texts) -> Examples:
-    from alta.framing import output_positions
-    from alta.interpreter import run
-
-    result = run(program, texts)
-    if not result.halted.all():
-        raise AltaError.at(f"input {texts[result.not_halted[0]]!r} does not halt within "
-                           f"{program.max_layers} layers")
-    lengths = result.batch.lengths
-    selected = output_positions(program, result.final, lengths)
-    return Examples(tuple(texts), result.batch.tokens, lengths, result.layers, selected,
-                    result.final[program.output.variable].astype(np.int32), result.final,
-                    result.outputs)
-
 
 def end_to_end_model(compiled, settings: EndToEndSettings):
     """The compiled model's shape, randomly initialised: the program's residual dimensions

@@ -215,23 +215,45 @@ def _run_checkpoint(tmp_path, **env):
 def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
     xdg = tmp_path / "xdg"
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
-    cached = sorted(p.name for p in (xdg / "alta" / "jax").iterdir())
-    assert any(name.endswith("-cache") for name in cached), cached
+    # its own kept executable serves a checkpoint's run, not JAX's cache (see ModelRunner)
+    assert not (xdg / "alta" / "jax").exists() or not any((xdg / "alta" / "jax").iterdir())
     runs = sorted((xdg / "alta" / "runs").iterdir())
-    assert [p.suffix for p in runs] == [".jax-export"], runs  # the run of the one shape it needed
+    # the run of the one shape it needed, exported and as this machine's executable
+    assert [p.suffix for p in runs] == [".jax-export", ".xla-executable"], runs
     stamps = [p.stat().st_mtime_ns for p in runs]
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
-    assert sorted(p.name for p in (xdg / "alta" / "jax").iterdir()) == cached  # no new entry
     assert [p.stat().st_mtime_ns for p in sorted((xdg / "alta" / "runs").iterdir())] == stamps
     off = tmp_path / "off"
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(off), ALTA_COMPILATION_CACHE="0")
     assert not off.exists()
 
 
-def test_stored_runs_are_reused_and_damaged_ones_compiled_again(tmp_path, compiled):
-    """Runs kept by one ModelRunner serve the next (the outputs the interpreter gives, at a
-    dense and a structured shape); a damaged entry is compiled again and replaced."""
-    parity = compiled("parity")
+def test_a_warm_run_loads_the_executable_without_flax_or_lowering(tmp_path, monkeypatch):
+    """A run whose executable is kept neither builds the model (Flax) nor lowers anything
+    (lowering an exported call initialises LAPACK through SciPy)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ALTA_COMPILATION_CACHE", str(cache))
+    _run_checkpoint(tmp_path, ALTA_COMPILATION_CACHE=str(cache))
+    done = run_without_importing([["run", tmp_path / "parity.safetensors", "1 1 0 1"]],
+                                 packages=("flax", "scipy"))
+    assert done.stdout == "1\n"
+
+
+def test_stored_runs_are_reused_and_damaged_ones_compiled_again(tmp_path):
+    """Runs kept by one ModelRunner serve the next (the outputs the interpreter gives, at
+    dense and structured shapes); a damaged entry is compiled again and replaced. In a fresh
+    process, as a command runs: in this one JAX's persistent cache may be on (other tests),
+    and an executable it serves is not stored (see ModelRunner)."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from test_batching import kept_runs_scenario; kept_runs_scenario(sys.argv[2])")
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent),
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def kept_runs_scenario(directory: str) -> None:
+    tmp_path = Path(directory)
+    parity = compile_program(check((PROGRAMS / "parity.alta").read_text()))
     rng = random.Random(5)
     texts = [" ".join(rng.choice("01") for _ in range(rng.randint(1, 30))) for _ in range(33)]
     want = run(parity.program, texts).outputs
@@ -242,13 +264,22 @@ def test_stored_runs_are_reused_and_damaged_ones_compiled_again(tmp_path, compil
         got = tuple(o.output for window in run_many(parity, texts, model=runner,
                                                     settings=settings) for o in window)
         assert got == want
-        return sorted((tmp_path / "runs").glob("*.jax-export"))
+        return sorted((tmp_path / "runs").iterdir())
 
     stored = outputs()
     assert {p.name.split("-")[1][0] for p in stored} == {"s", "d"}, stored  # both paths ran
+    forms = {suffix: {p.stem for p in stored if p.suffix == suffix}
+             for suffix in (".jax-export", ".xla-executable")}
+    assert forms[".jax-export"] == forms[".xla-executable"], forms  # each shape in both forms
     before = {p: p.stat().st_mtime_ns for p in stored}
     assert outputs() == stored and {p: p.stat().st_mtime_ns for p in stored} == before
-    for p in stored:
+    executables = [p for p in stored if p.suffix == ".xla-executable"]
+    for p in executables:  # a damaged executable: compiled again from the kept export
+        p.write_bytes(b"damaged")
+    assert outputs() == stored and all(p.read_bytes() != b"damaged" for p in executables)
+    exports = [p for p in stored if p.suffix == ".jax-export"]
+    assert all(p.stat().st_mtime_ns == before[p] for p in exports)  # the export served
+    for p in stored:  # both forms damaged: exported and compiled again
         p.write_bytes(b"damaged")
     assert outputs() == stored and all(p.read_bytes() != b"damaged" for p in stored)
 
@@ -260,10 +291,13 @@ def test_commands_without_a_model_never_import_jax(tmp_path):
     checkpoint = tmp_path / "parity.safetensors"
     inputs = tmp_path / "in.txt"
     inputs.write_text("1 0\n1 1 1\n")
+    config = tmp_path / "study.toml"  # an experiment's configuration, read but not run
+    config.write_text(f'program = "{parity}"\ntrain_lengths = "1..3"\ntest_lengths = [4]\n'
+                      'samples = 8\ntest_samples = 2\n')
     commands = [["check", "-q", parity], ["run", parity, "1 0"],
                 ["run", parity, "--inputs", inputs], ["compile", parity, "-o", checkpoint],
                 ["inspect", parity], ["inspect", checkpoint],
                 ["trace", parity, "--samples", "4", "--format", "jsonl", "--vectors",
                  "-o", tmp_path / "traces"],
-                ["coverage", parity, "--samples", "4"]]
+                ["coverage", parity, "--samples", "4"], ["coverage", "--training", config]]
     run_without_importing(commands)
