@@ -435,7 +435,7 @@ def _check_state(decls, ctx: Context, uses: _MeanUses) -> Env:
             domains[d.name.id] = domains.get(head.value)
     if pending:
         variables.update(_derive_variables({n: variables[n] for n in pending}, variables,
-                                           heads, uses, ctx))
+                                           heads, uses, replace(ctx, env=env)))
     return replace(env, variables=variables, heads=heads, label_domains=domains)
 
 
@@ -736,24 +736,22 @@ def _state_uses(name: str, uses: _MeanUses, ctx: Context) -> _Uses:
     def visit(node, parent, in_helper):
         nonlocal other
         reads = _reads_head(node, name, uses.scope, local, ctx)
-        if reads is None:  # its family, at an index the MLP's loops give
-            other = other or (node.span, "reads its family at an index known only once the "
-                                         "MLP's loops are unrolled")
-        elif reads:
-            target = _copied_into(node, parent, uses.scope, local, ctx) \
-                if not in_helper else None
+        if reads is not False:  # None: its family, at an index the MLP's loops give: maybe
+            targets = _copied_into(node, parent, uses.scope, local, ctx) \
+                if not in_helper else ()
             constant = _compared_with(node, parent, uses.scope, local, ctx) \
                 if not in_helper else None
-            if target is not None:
-                copies.append((target, parent.span))
-            elif isinstance(parent, ast.Assign) and parent.value is node and not in_helper:
-                other = other or (node.span, "copies it into a family's member at an index "
-                                             "known only once the MLP's loops are unrolled")
-            elif constant is None:
+            if targets:
+                copies.extend((target, parent.span) for target in targets)
+            elif constant is not None:
+                found.add(constant)
+            elif reads is None:
+                other = other or (node.span, "reads its family at an index known only once the "
+                                             "MLP's loops are unrolled, other than by comparing "
+                                             "it with a constant or copying it into a variable")
+            else:
                 other = other or (node.span, "reads it other than by comparing it with a "
                                              "constant or copying it into a variable")
-            else:
-                found.add(constant)
         elif isinstance(node, tuple):
             for item in node:
                 visit(item, parent, in_helper)
@@ -769,24 +767,29 @@ def _state_uses(name: str, uses: _MeanUses, ctx: Context) -> _Uses:
 
 
 def _copied_into(node: ast.Expr, parent, scope, local: frozenset[str], ctx: Context
-                 ) -> str | None:
-    """The variable `parent` copies `node` into, if it is an assignment of `node` itself
-    (`frac = share`) to a variable or a family's member at a constant index."""
+                 ) -> tuple[str, ...]:
+    """The variables `parent` may copy `node` into, if it is an assignment of `node` itself
+    (`frac = share`): a variable, or a family's member (every member, at an index the MLP's
+    loops give)."""
     if not isinstance(parent, ast.Assign) or parent.value is not node:
-        return None
-    return _assigned_name(parent.target, scope, local, ctx)
+        return ()
+    return _assigned_names(parent.target, scope, local, ctx)
 
 
-def _assigned_name(target, scope, local: frozenset[str], ctx: Context) -> str | None:
-    """The variable an assignment's target names, where that is known before the MLP's
-    loops are unrolled: a name, or a family's member at a constant index."""
+def _assigned_names(target, scope, local: frozenset[str], ctx: Context) -> tuple[str, ...]:
+    """The variables (or heads) a name or family index may stand for before the MLP's loops
+    are unrolled: a name; a family's member at a constant index; every member of the
+    family at an index only the loops give. None of them for anything else."""
     if isinstance(target, ast.Name):
-        return None if target.id in local else target.id
+        return () if target.id in local else (target.id,)
     if isinstance(target, ast.Index) and isinstance(target.value, ast.Name):
         index = _constant(target.index, scope, local, ctx)
         if isinstance(index, int) and not isinstance(index, bool):
-            return member_name(target.value.id, index)
-    return None
+            return (member_name(target.value.id, index),)
+        family = ctx.env.families.get(target.value.id)
+        if index is None and family is not None:
+            return tuple(family.member(i) for i in family.indices)
+    return ()
 
 
 def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.Variable],
@@ -804,31 +807,26 @@ def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.V
         for node in ast.walk(d.body):
             if not isinstance(node, ast.Assign):
                 continue
-            target = _assigned_name(node.target, uses.scope, local, ctx)
-            if target is None:
-                base = node.target.value if isinstance(node.target, ast.Index) else node.target
-                if isinstance(base, ast.Name) and any(
-                        n == base.id or n.startswith(base.id + "[") for n in pending):
-                    raise ctx.error(
-                        "this writes a variable without declared values at an index known "
-                        "only once the MLP's loops are unrolled: declare its values "
-                        "('var NAME: num {...}')", node.target.span)
-                continue
-            if target not in pending:
+            targets = [t for t in _assigned_names(node.target, uses.scope, local, ctx)
+                       if t in pending]  # at a loop's index: any member it may be
+            if not targets:
                 continue
             if isinstance(d, ast.FuncDecl):
-                raise ctx.error(_underived(target, "a helper writes it"), node.span)
+                raise ctx.error(_underived(targets[0], "a helper writes it"), node.span)
             value = node.value
-            source = _assigned_name(value, uses.scope, local, ctx) \
-                if isinstance(value, (ast.Name, ast.Index)) else None
-            if source in pending or source in variables or source in heads:
-                sources[target].add(source)
-                continue
-            constant = _constant(value, uses.scope, local, ctx)
-            if isinstance(constant, bool) or not isinstance(constant, (int, float)):
-                raise ctx.error(_underived(target, "this writes it something other than a "
-                                                   "constant or a copy"), value.span)
-            values[target].add(float(constant))
+            copied = [s for s in (_assigned_names(value, uses.scope, local, ctx)
+                                  if isinstance(value, (ast.Name, ast.Index)) else ())
+                      if s in pending or s in variables or s in heads]
+            constant = None if copied else _constant(value, uses.scope, local, ctx)
+            if not copied and (isinstance(constant, bool)
+                               or not isinstance(constant, (int, float))):
+                raise ctx.error(_underived(targets[0], "this writes it something other than "
+                                                       "a constant of the program (not of "
+                                                       "the MLP's loops) or a copy"), value.span)
+            for target in targets:
+                sources[target] |= set(copied)
+                if not copied:
+                    values[target].add(float(constant))
     for name in pending:
         found = _state_uses(name, uses, ctx)
         if found.other is not None:
@@ -863,10 +861,11 @@ def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.V
 
 
 def _underived(name: str, why: str) -> str:
+    declared = name.split("[")[0] + "[...]" if "[" in name else name  # a family's member
     return (f"'{name}' declares no values, and ALTA derives them only where the MLP writes it "
             f"nothing but constants and copies of numerical heads or variables ('{name} = h') "
             f"and reads it only to copy it on or to compare it with a constant; here {why}: "
-            f"declare its values ('var {name}: num {{...}}')")
+            f"declare its values ('var {declared}: num {{...}}')")
 
 
 def _local_names(code) -> frozenset[str]:

@@ -270,3 +270,57 @@ def test_copies_that_snapping_could_change_are_not_linear(source, oracle, length
     expected = [" ".join(printed(v) for v in oracle(w)) for w in words]
     assert list(run(program, texts).outputs) == expected
     assert list(run_compiled(compile_program(program), texts).outputs) == expected
+
+
+# ---- families: members copied and compared at the MLP's loop indices -------------------------
+
+FAMILY_LENGTH = 30
+FAMILY = f"""program shares
+vocab "a" "b" "c"
+input words
+max_length {FAMILY_LENGTH}
+max_layers 1
+output share[1]
+
+for k in 0..2:
+    var is_k[k]: num {{0, 1}} = token == k
+    var share[k]: num = 0
+    head so_far[k]: num = is_k[k] at -{FAMILY_LENGTH - 1}..0
+
+mlp:
+    for k in 0..2:
+        share[k] = so_far[k]
+"""
+
+
+def test_family_members_at_loop_indices_derive_their_values():
+    """`share[k] = so_far[k]` inside the MLP's `for`: each member may be any of the
+    family's, so each gets every mean, and both back ends agree with Python."""
+    program = check_source(FAMILY, "shares.alta")
+    fractions = tuple(float(f) for f in sorted({Fraction(k, n)
+                                                for n in range(1, FAMILY_LENGTH + 1)
+                                                for k in range(n + 1)}))
+    for k in range(3):
+        assert program.head(f"so_far[{k}]").type.values == fractions
+        assert program.variable(f"share[{k}]").type.values == fractions
+    compiled = compile_program(program)
+    assert compiled.report.parameters < 5_000
+    assert compiled.report.guaranteed_length == FAMILY_LENGTH
+    rng = random.Random(11)
+    words = [[rng.choice(rng.choice(["abc", "aab", "c"])) for _ in range(rng.randint(1, 30))]
+             for _ in range(300)]
+    texts = [" ".join(w) for w in words]
+
+    def expected(w):
+        shares = {k: [Fraction(w[:i + 1].count(letter), i + 1) for i in range(len(w))]
+                  for k, letter in enumerate("abc")}
+        return shares
+
+    interpreted = run(program, texts).final
+    decoded = compiled.layout.decode(run_compiled(compiled, texts).residual, program)
+    for values in (interpreted, decoded):
+        for b, w in enumerate(words):
+            shares = expected(w)
+            for k in range(3):
+                assert values[f"share[{k}]"][b, :len(w)].tolist() == \
+                    [float(v) for v in shares[k]]
