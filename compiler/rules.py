@@ -23,6 +23,7 @@ Rules from different paths are disjoint, and merging keeps them so.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -55,13 +56,61 @@ class ReachableDomains(dict):
     names the MLP copies linearly (`linear_copies`), which are never forked over."""
 
     def __init__(self, values: Mapping[str, tuple], static: StaticRows | None,
-                 copies: Copies | None = None) -> None:
+                 copies: Copies | None = None,
+                 compared: Mapping[str, tuple] | None = None) -> None:
         super().__init__(values)
         self.static = static
         self.copies = copies or Copies(frozenset(), frozenset())
+        self.compared = compared or {}
+        # Per name read only in comparisons with constants: its values in classes that no
+        # comparison tells apart, each under its first value (the one a fork takes).
+        # (Not the static variables': their forks take the values the others allow.)
+        self.classes = {name: value_classes(values[name], tests)
+                        for name, tests in self.compared.items() if name in values
+                        and (static is None or name not in static.names)}
 
     def extended(self, more: Mapping[str, tuple]) -> ReachableDomains:
-        return ReachableDomains({**self, **more}, self.static, self.copies)
+        return ReachableDomains({**self, **more}, self.static, self.copies, self.compared)
+
+
+def value_classes(values: tuple, tests: tuple) -> dict[object, frozenset]:
+    """`values` grouped by what each comparison `(op, constant, constant_on_the_left)`
+    says of them: {first value of a class: the class}."""
+    classes: dict[tuple, list] = {}
+    for v in values:
+        signature = tuple(apply_compare(op, c, v) if left else apply_compare(op, v, c)
+                          for op, c, left in tests)
+        classes.setdefault(signature, []).append(v)
+    return {members[0]: frozenset(members) for members in classes.values()}
+
+
+def compared_only(program: ir.Program, copies: Copies) -> dict[str, tuple]:
+    """The numerical names that the MLP and halting condition read only in comparisons
+    with constants (and in linear copies, which read nothing), with those comparisons: a
+    path then depends on such a name only through the class of its value, so forking over
+    one value per class is exact (and a mean over 60 positions forks 2 ways at `> 0.5`,
+    not 1,103)."""
+    code = (program.mlp, program.halt) if program.halt is not None else program.mlp
+    reads, known, tests = Counter(), Counter(), {}
+    for node in ir.walk(code):
+        if isinstance(node, ir.Read):
+            reads[node.name] += 1
+        elif isinstance(node, ir.Assign) and isinstance(node.value, ir.Read) \
+                and node.value.name in copies.sources:
+            known[node.value.name] += 1
+        elif isinstance(node, ir.Compare):
+            for read, other, left in ((node.left, node.right, False),
+                                      (node.right, node.left, True)):
+                if isinstance(read, ir.Read) and isinstance(other, ir.Const) \
+                        and isinstance(program.type_of(read.name), ir.Numerical):
+                    known[read.name] += 1
+                    tests.setdefault(read.name, set()).add((node.op, other.value, left))
+                    break
+    # A variable the MLP writes otherwise than by linear copies must be read exactly: its
+    # old value is removed value by value.
+    written = set(written_variables(program)) - copies.targets
+    return {name: tuple(sorted(found, key=repr)) for name, found in tests.items()
+            if reads[name] == known[name] and name not in written}
 
 
 @dataclass(frozen=True)
@@ -131,7 +180,17 @@ def _fork_values(domains: Domains, name: str, assignment: dict) -> tuple:
     if isinstance(domains, ReachableDomains) and domains.static is not None \
             and name in domains.static.names:
         return domains.static.options(name, assignment, domains[name])
+    if isinstance(domains, ReachableDomains) and name in domains.classes:
+        return tuple(domains.classes[name])  # one value per class
     return domains[name]
+
+
+def atom_values(domains: Domains, name: str, value) -> frozenset:
+    """What a path that read `value` of `name` knows: the value, or its whole class."""
+    if isinstance(domains, ReachableDomains) and name in domains.classes \
+            and value in domains.classes[name]:
+        return domains.classes[name][value]
+    return frozenset({value})
 
 
 @dataclass(frozen=True)
@@ -418,7 +477,7 @@ def _region(program: ir.Program, writing: list[dict], domains: Domains) -> list[
     """Disjoint boxes (per name, a set of values) whose union is exactly where some path
     writes: the writing paths' own conditions, merged. No other path enters them, since
     paths are disjoint, and every atom of a box is read on the paths it came from."""
-    marked = [Rule(_atoms(a), (), ()) for a in writing]
+    marked = [Rule(_atoms(a, domains), (), ()) for a in writing]
     return [{atom.name: atom.values for atom in rule.atoms}
             for rule in minimise(program, marked, domains)]
 
@@ -426,7 +485,7 @@ def _region(program: ir.Program, writing: list[dict], domains: Domains) -> list[
 def _guarded_rules(name: str, writing, region: list[dict], domains: Domains) -> list[Rule]:
     """Rules that add each path's new value, and per box of the region and old value a unit
     that removes the old value."""
-    rules = [Rule(_atoms(assignment), (Write(name, None, new),), (line,))
+    rules = [Rule(_atoms(assignment, domains), (Write(name, None, new),), (line,))
              for assignment, new, line in writing]
     lines = tuple(sorted({line for _, _, line in writing}))
     for box in region:
@@ -437,8 +496,8 @@ def _guarded_rules(name: str, writing, region: list[dict], domains: Domains) -> 
     return rules
 
 
-def _atoms(assignment: dict) -> tuple[Atom, ...]:
-    return tuple(Atom(k, frozenset({v})) for k, v in sorted(assignment.items()))
+def _atoms(assignment: dict, domains: Domains) -> tuple[Atom, ...]:
+    return tuple(Atom(k, atom_values(domains, k, v)) for k, v in sorted(assignment.items()))
 
 
 def _written(stmts) -> list[str]:
@@ -481,14 +540,12 @@ def _rules_for_write(domains: Domains, assignment: dict, name: str, new,
     variable itself, read on no atom). A write that changes nothing needs no rule; old and
     new are both declared values (writes are stored as `_coerce` makes them) or copies, so
     equality is exact."""
-    if name in assignment:
-        olds = [assignment[name]]
-    elif linear:
-        return [Rule(_atoms(assignment), (Write(name, Copy(name), new),), (line,))] \
+    classes = domains.classes if isinstance(domains, ReachableDomains) else {}
+    if linear and (name not in assignment or name in classes):  # (a class: not one value)
+        return [Rule(_atoms(assignment, domains), (Write(name, Copy(name), new),), (line,))] \
             if new != Copy(name) else []
-    else:
-        olds = domains[name]
-    return [Rule(_atoms({**assignment, name: old}), (Write(name, old, new),), (line,))
+    olds = [assignment[name]] if name in assignment else domains[name]
+    return [Rule(_atoms({**assignment, name: old}, domains), (Write(name, old, new),), (line,))
             for old in olds if old != new]
 
 
@@ -502,7 +559,7 @@ def condition_rules(program: ir.Program, expr: ir.Expr, domains: Domains) -> lis
 
     for assignment, path in _explore(program, execute, domains):
         if holds.pop(id(path)):
-            rules.append(Rule(_atoms(assignment), (), (expr.span.line,)))
+            rules.append(Rule(_atoms(assignment, domains), (), (expr.span.line,)))
     return rules
 
 

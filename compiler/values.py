@@ -39,6 +39,7 @@ from alta.compiler.rules import (
     PathError,
     ReachableDomains,
     StaticRows,
+    compared_only,
     declared_domain,
     evaluate_scalar,
     linear_copies,
@@ -58,9 +59,10 @@ def reachable_values(program: ir.Program) -> dict[str, tuple]:
     pending = list(written)  # variables whose slice must be (re-)enumerated
     static = static_rows(program, written)
     copies = linear_copies(program)
+    compared = compared_only(program, copies)
     while pending:
         name = pending.pop(0)
-        domains = ReachableDomains(_domains(program, values), static, copies)
+        domains = ReachableDomains(_domains(program, values), static, copies, compared)
         grown = set()
         for _, new, _ in writing_paths(program, name, domains):
             # A copy writes any value its source can hold.
@@ -70,7 +72,7 @@ def reachable_values(program: ir.Program) -> dict[str, tuple]:
             values[name] |= grown
             # Only the slices that read this variable (or a head over it) can change.
             pending.extend(r for r in readers[name] if r not in pending)
-    return ReachableDomains(_domains(program, values), static, copies)
+    return ReachableDomains(_domains(program, values), static, copies, compared)
 
 
 def static_rows(program: ir.Program, written: list[str]) -> StaticRows | None:

@@ -282,6 +282,7 @@ max_length {FAMILY_LENGTH}
 max_layers 1
 output share[1]
 
+var majority: cat 4 = 3           # the letter that is more than half so far, else 3
 for k in 0..2:
     var is_k[k]: num {{0, 1}} = token == k
     var share[k]: num = 0
@@ -290,12 +291,16 @@ for k in 0..2:
 mlp:
     for k in 0..2:
         share[k] = so_far[k]
+        if so_far[k] > 0.5:
+            majority = k
 """
 
 
 def test_family_members_at_loop_indices_derive_their_values():
-    """`share[k] = so_far[k]` inside the MLP's `for`: each member may be any of the
-    family's, so each gets every mean, and both back ends agree with Python."""
+    """`share[k] = so_far[k]` and `so_far[k] > 0.5` inside the MLP's `for`: each member may
+    be any of the family's, so each gets every mean, and both back ends agree with Python
+    on the shares and the majority (the enumeration forks each mean over two classes, at
+    most and more than 1/2, not over its 465 values)."""
     program = check_source(FAMILY, "shares.alta")
     fractions = tuple(float(f) for f in sorted({Fraction(k, n)
                                                 for n in range(1, FAMILY_LENGTH + 1)
@@ -314,13 +319,16 @@ def test_family_members_at_loop_indices_derive_their_values():
     def expected(w):
         shares = {k: [Fraction(w[:i + 1].count(letter), i + 1) for i in range(len(w))]
                   for k, letter in enumerate("abc")}
-        return shares
+        majority = [next((k for k in range(3) if shares[k][i] > Fraction(1, 2)), 3)
+                    for i in range(len(w))]
+        return shares, majority
 
     interpreted = run(program, texts).final
     decoded = compiled.layout.decode(run_compiled(compiled, texts).residual, program)
     for values in (interpreted, decoded):
         for b, w in enumerate(words):
-            shares = expected(w)
+            shares, majority = expected(w)
             for k in range(3):
                 assert values[f"share[{k}]"][b, :len(w)].tolist() == \
                     [float(v) for v in shares[k]]
+            assert values["majority"][b, :len(w)].tolist() == majority
