@@ -98,10 +98,29 @@ def _parameters(path: Path, config: ModelConfig, tensors: dict[str, np.ndarray])
     return parameters
 
 
+def _checked_program(source: str, path: str, params: dict):
+    """The checkpoint's program, checked once and then kept (alta.cache, `programs`): a warm
+    run neither imports Lark and the checker nor checks again (a sizeable share of a
+    one-input run). The key covers the source, its path, the parameters and ALTA's code."""
+    import hashlib
+    import json
+
+    from alta.cache import code_digest, kept
+
+    def check():
+        from alta.checker import check_source
+
+        return check_source(source, path, params)
+
+    key = hashlib.blake2b(json.dumps([source, path, params, code_digest()],
+                                     sort_keys=True, default=repr).encode(),
+                          digest_size=16).hexdigest()
+    return kept("programs", key, check)
+
+
 def load_checkpoint(path: str | Path):
     """A checkpoint as a `CompiledProgram` (rules are not stored: `alta inspect` derives them
     from the embedded source when asked)."""
-    from alta.checker import check_source
     from alta.compiler import CompiledProgram
     from alta.compiler.faults import FaultSite, plan_faults
     from alta.compiler.layout import ResidualLayout, build_layout
@@ -111,9 +130,9 @@ def load_checkpoint(path: str | Path):
     manifest, parameters = read_checkpoint(path)
     # The embedded source is the program; its file, where found, is where its task module is.
     found = find_source(manifest, path.parent)
-    program = check_source(manifest["source"],
-                           str(found) if found else manifest.get("source_path", str(path)),
-                           manifest_params(manifest))
+    program = _checked_program(manifest["source"],
+                               str(found) if found else manifest.get("source_path", str(path)),
+                               manifest_params(manifest))
     layout = ResidualLayout.from_json(manifest["layout"])
     plan = plan_faults(program)
     if layout != build_layout(plan.program, appended=plan.synthetic):

@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         parser.print_help()
         return EXIT_USAGE
+    if argv is None and command in ("run", "verify", "test"):
+        # The command line's own process (not a caller's): runs use every core. Training
+        # keeps JAX's one CPU device, so that its float32 sums do not depend on the machine.
+        from alta.devices import one_device_per_core
+
+        one_device_per_core()
     try:
         return _HANDLERS[command](args)
     except AltaError as exc:

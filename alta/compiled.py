@@ -127,27 +127,24 @@ def build_model(compiled: CompiledProgram, structured: bool = True):
 
 class ModelRunner:
     """The compiled model's whole run (`UniversalTransformer.__call__`), compiled once per
-    padded shape, with the path that suits the shape (`structured_for`). Each shape's run is
-    kept in ALTA's cache (alta.cache, `runs`) twice: exported with `jax.export` (the run as
-    a function of the weights, independent of the machine), and as XLA's executable of it,
-    built for this machine's processor. A later process loads the executable and runs it:
-    no Flax, no tracing, no lowering (lowering an exported call initialises LAPACK, which
-    imports SciPy: a third of a warm one-input run) and no compilation. Where the executable
-    is missing, stale or does not run, the export is compiled again (and its executable
-    stored), and where that is missing too, the model is traced and exported.
+    padded shape, with the path that suits the shape (`structured_for`), as a function of
+    the weights (they are arguments, not constants of the program). Each shape's executable
+    is kept in ALTA's cache (alta.cache, `runs`): a later process loads it and runs it, with
+    no Flax, no tracing, no lowering and no compilation. Where it is missing, damaged or does
+    not run, the model is traced and compiled again (and the executable kept again).
 
     XLA can serialise only an executable it compiled itself: one that JAX's persistent
     cache served fails when loaded again (on CPU: a fusion function not found). So a runner
-    that keeps its runs does not turn that cache on (its own kept executables serve instead),
-    and stores an executable only after a compilation the cache did not serve (the cache may
-    be on for other work in the process). Without a kept run (`keep=False`, or no cache
-    directory) it uses JAX's persistent cache. The key covers
-    the weights (the execution plan follows their zeros), the model's code, the JAX version
-    and the host. Holds what it loaded for this process only."""
+    that keeps its runs does not turn that cache on (its kept executables serve instead), and
+    keeps an executable only after a compilation the cache did not serve (the cache may be
+    on for other work in the process). Without kept runs (`keep=False`, or no cache
+    directory) it uses JAX's persistent cache. The key covers the weights (the execution plan
+    follows their zeros), the model's code, the JAX version, the device count and the host's
+    processor. Holds what it loaded for this process only."""
 
     def __init__(self, compiled: CompiledProgram, environ: Mapping[str, str] = os.environ,
                  keep: bool = True):
-        """`keep`: store and load runs in the cache (else only JAX's own cache)."""
+        """`keep`: keep executables in ALTA's cache and load them (else JAX's cache)."""
         self.compiled = compiled
         self.directory = cache_dir("runs", environ) if keep else None
         if self.directory is None:  # kept runs need compilations the cache did not serve
@@ -169,12 +166,12 @@ class ModelRunner:
         args = (self._device_weights(), tokens, lengths, np.int32(limit))
         if key in self._calls:
             return self._calls[key](*args)
-        stem = self._stem(tokens.shape, bool(stop))
-        stored = _load_executable(stem, args) if stem is not None else None
-        if stored is not None:
-            self._calls[key], result = stored
+        path = self._path(tokens.shape, bool(stop))
+        kept = _load_executable(path, args) if path is not None else None
+        if kept is not None:
+            self._calls[key], result = kept
             return result
-        self._calls[key] = self._compile(tokens.shape, bool(stop), args, stem)
+        self._calls[key] = self._compile(bool(stop), structured_for(tokens.shape), args, path)
         return self._calls[key](*args)
 
     def _device_weights(self) -> dict:
@@ -183,61 +180,38 @@ class ModelRunner:
             self._weights = replicate(self.compiled.weights)
         return self._weights
 
-    def _stem(self, shape: tuple[int, int], stop: bool) -> Path | None:
-        """Where a shape's run is kept (without suffix); None without a cache."""
+    def _path(self, shape: tuple[int, int], stop: bool) -> Path | None:
+        """Where a shape's executable is kept; None without a cache."""
         if self.directory is None:
             return None
         if self._key is None:  # hashes every weight: once per runner, not per shape
             self._key = _run_key(self.compiled, self.compiled.weights)
         return self.directory / (f"{self._key}-{'sd'[not structured_for(shape)]}"
-                                 f"{shape[0]}x{shape[1]}-{int(stop)}")
+                                 f"{shape[0]}x{shape[1]}-{int(stop)}.xla-executable")
 
-    def _compile(self, shape: tuple[int, int], stop: bool, args: tuple, stem: Path | None):
-        """The run's executable, from the stored export or a new one (both then stored)."""
-        import jax
-        from jax import export
-
-        exported = None
-        if stem is not None:
-            with contextlib.suppress(Exception):  # none there, stale or damaged: export
-                exported = export.deserialize(bytearray(_stored(stem, EXPORT).read_bytes()))
-        if exported is None:
-            exported = self._export(shape, stop, structured_for(shape))
-            if stem is not None:  # without flatbuffers (serialisation) it still runs
-                with contextlib.suppress(ImportError):
-                    _store(stem, EXPORT, exported.serialize())
-        lowered = jax.jit(exported.call).lower(*args)
-        with _persistent_cache_hits() as hits:
-            executable = lowered.compile()
-        if stem is not None and not hits:
-            from jax.experimental import serialize_executable
-
-            _store(stem, EXECUTABLE, pickle.dumps(serialize_executable.serialize(executable)))
-        return executable
-
-    def _export(self, shape: tuple[int, int], stop: bool, structured: bool):
-        """The run exported as a function of the weights (a dict by checkpoint name), so
-        that it holds no weights and a stored one serves any process."""
+    def _compile(self, stop: bool, structured: bool, args: tuple, path: Path | None):
+        """The run traced as a function of the weights (a dict by checkpoint name) and
+        compiled for `args`; its executable kept at `path` (see the class)."""
         import jax
         from flax import nnx
 
         graph, params, rest = nnx.split(self.model(structured), nnx.Param, ...)
         paths, tree = jax.tree_util.tree_flatten_with_path(params)
-        names = [".".join(str(getattr(k, "key", getattr(k, "idx", ""))) for k in path
+        names = [".".join(str(getattr(k, "key", getattr(k, "idx", ""))) for k in keys
                           if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value"))
-                 for path, _ in paths]
-        weights = self.compiled.weights
-        assert sorted(names) == sorted(weights), "model parameters are not the checkpoint's"
+                 for keys, _ in paths]
+        assert sorted(names) == sorted(args[0]), "model parameters are not the checkpoint's"
 
         def run(flat, tokens, lengths, limit):
             state = jax.tree_util.tree_unflatten(tree, [flat[n] for n in names])
             return nnx.merge(graph, state, rest)(tokens, lengths, limit, stop)
 
-        run = per_device(run, (False, True, True, False))
-        specs = {n: jax.ShapeDtypeStruct(w.shape, np.float32) for n, w in weights.items()}
-        return jax.export.export(jax.jit(run))(
-            specs, jax.ShapeDtypeStruct(shape, np.int32),
-            jax.ShapeDtypeStruct(shape[:1], np.int32), jax.ShapeDtypeStruct((), np.int32))
+        lowered = jax.jit(per_device(run, (False, True, True, False))).lower(*args)
+        with _persistent_cache_hits() as hits:
+            executable = lowered.compile()
+        if path is not None and not hits:
+            _keep_executable(path, executable)
+        return executable
 
 
 def flax_model(compiled: CompiledProgram, model, shape: tuple[int, int]):
@@ -250,7 +224,7 @@ def flax_model(compiled: CompiledProgram, model, shape: tuple[int, int]):
 
 def _run_key(compiled: CompiledProgram, weights: dict) -> str:
     """What a kept run depends on: the weights, the model's code, the JAX version, the
-    device count (an export over several devices runs on that many only) and the host's
+    device count (a run over several devices runs on that many only) and the host's
     processor (the executable's machine code)."""
     import hashlib
     import importlib.metadata
@@ -273,25 +247,20 @@ def _run_key(compiled: CompiledProgram, weights: dict) -> str:
     return digest.hexdigest()
 
 
-EXPORT, EXECUTABLE = ".jax-export", ".xla-executable"  # a kept run's two forms
+def _keep_executable(path: Path, executable) -> None:
+    """Keep a compiled run; a cache that cannot be written only costs speed."""
+    from jax.experimental import serialize_executable
 
-
-def _stored(stem: Path, suffix: str) -> Path:
-    return stem.with_name(stem.name + suffix)
-
-
-def _store(stem: Path, suffix: str, data: bytes) -> None:
-    """Keep one form of a run; a cache that cannot be written only costs speed."""
     from alta.files import write_atomically
 
+    data = pickle.dumps(serialize_executable.serialize(executable))
     with contextlib.suppress(OSError):
-        write_atomically(_stored(stem, suffix), lambda tmp: Path(tmp).write_bytes(data))
+        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def _load_executable(stem: Path, args: tuple):
+def _load_executable(path: Path, args: tuple):
     """The kept executable and its result on `args` (running it proves it loads), or None
     where there is none or it fails (then it is removed, to be built again)."""
-    path = _stored(stem, EXECUTABLE)
     try:
         data = path.read_bytes()
     except OSError:

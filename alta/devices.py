@@ -1,8 +1,9 @@
 """The batch axis across devices: one mesh, and the one way a batch goes onto it.
 
-With one device (the default on a CPU) nothing here does anything: a batch goes to the
-device as a plain array and a function runs as it is. With several (GPUs, TPUs, or CPU
-devices made with `XLA_FLAGS=--xla_force_host_platform_device_count=N`), every batch's
+With one device nothing here does anything: a batch goes to the device as a plain array and
+a function runs as it is. With several (GPUs, TPUs, or CPU devices: the `alta run`, `verify`
+and `test` commands make one per core, `one_device_per_core`; JAX_NUM_CPU_DEVICES=N or
+`XLA_FLAGS=--xla_force_host_platform_device_count=N` choose), every batch's
 leading axis is split over a one-axis `jax.sharding.Mesh` of all devices
 (`NamedSharding(mesh, P("batch"))`):
 
@@ -23,11 +24,30 @@ result back (`to_host`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, MutableMapping, Sequence
 
 import numpy as np
 
 AXIS = "batch"
+CPU_DEVICES = "JAX_NUM_CPU_DEVICES"  # JAX's own setting: how many devices its CPU backend has
+MOST_CPU_DEVICES = 8  # a batch's rows are padded to a multiple of the device count
+
+
+def one_device_per_core(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Before JAX starts: give its CPU backend one device per core this process may use (at
+    most MOST_CPU_DEVICES), so that a run's rows are split over the cores. XLA's CPU runtime
+    runs one device's small operations on one thread; split in two on two cores, 2,000
+    additions and 2,000 SCAN commands ran 1.2-1.3x faster whole process (and a single input
+    no slower). Leaves alone a setting the user made (JAX_NUM_CPU_DEVICES, XLA_FLAGS' host
+    device count) and a JAX already started; on a GPU or TPU the CPU devices go unused."""
+    if "jax" in sys.modules or CPU_DEVICES in environ or \
+            "xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", ""):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cores and cores > 1:
+        environ[CPU_DEVICES] = str(min(cores, MOST_CPU_DEVICES))
 
 
 def device_count() -> int:

@@ -2,8 +2,8 @@
 
 For each program: compile time and peak memory (in a fresh process, so the figure is the
 compiler's own), D, heads, MLP widths, rules, parameters, and compiled throughput (inputs per
-second, jitted, float32) at batch 1 and batch 64, next to the reference's figures from
-../shared/REFERENCE.md where it has the program. Medians of repeated runs. Inputs come from
+second, jitted, float32) at batch 1 and batch 64, next to the figures measured for the ALTA
+paper's reference release where it has the program. Medians of repeated runs. Inputs come from
 the program's task module: its `benchmark` input where it has one (addition: the reference's
 49-token input), else its sampler at its default size; generic inputs of `--length` tokens
 for a program without a task module.
@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# From ../shared/REFERENCE.md: (D, heads, rule units, params, build+compile s, fwd s per input).
+# Measured for the reference release: (D, heads, rule units, params, build+compile s,
+# fwd s per input).
 REFERENCE = {
     "parity": (9, 2, 7, 457, 0.01, 0.030),
     "parity_absolute": (108, 2, 7, 53_000, 0.01, 0.0117),

@@ -1,17 +1,20 @@
 """`alta run MODEL --inputs FILE` as a user runs it: whole processes, wall clock, peak memory.
 
-    python benchmarks/whole_process.py [--repeats 3] [--no-scan-all]
+    python benchmarks/whole_process.py [--repeats 3] [--no-scan-all] [--devices 1 2]
 
 Compiles programs/addition.alta and programs/scan.alta into checkpoints in a temporary
 directory and times, each the median of --repeats processes:
 
 - 2,000 additions of two 24-digit numbers (per input, and against the reference release's
-  0.376 s per input, /work/shared/REFERENCE.md), with a warm cache;
+  0.376 s per 49-token input, as measured for it), with a warm cache;
 - one input on each checkpoint, cold (an empty cache directory: compiles everything) and
   warm (a second run: ALTA's caches hold the parser tables, the exported run and its
   executable);
 - the whole SCAN dataset (20,910 commands), once, with its peak memory, and 1,000 commands
-  for comparison: streaming keeps the peak at a batch's, whatever the number of inputs.
+  for comparison: streaming keeps the peak at a batch's, whatever the number of inputs;
+- the many-input runs on each CPU device count of --devices (JAX_NUM_CPU_DEVICES: the rows
+  of each batch split over them, alta/devices.py); single inputs run as `alta` chooses
+  (one device per core).
 
 Every output is checked against Python arithmetic or programs/scan.py's oracle. The caches
 live in the temporary directory (ALTA_COMPILATION_CACHE), never the user's.
@@ -42,9 +45,14 @@ def _scan_task():
     return scan
 
 
-def timed(argv: list[str], cache: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one `alta` process."""
+def timed(argv: list[str], cache: Path, devices: int | None = None
+          ) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one `alta` process, on `devices` CPU
+    devices (JAX_NUM_CPU_DEVICES; None: what `alta` chooses, one per core)."""
     env = {**os.environ, "ALTA_COMPILATION_CACHE": str(cache)}
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    if devices is not None:
+        env["JAX_NUM_CPU_DEVICES"] = str(devices)
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
         child = subprocess.Popen([sys.executable, "-m", "alta.cli", *argv], stdout=out,
@@ -75,7 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-scan-all", action="store_true",
-                        help="skip the whole SCAN dataset (about a minute, 2 GB)")
+                        help="skip the whole SCAN dataset (about a minute)")
+    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2],
+                        help="time the many-input runs on each of these CPU device counts")
     args = parser.parse_args()
     scan = _scan_task()
     rng = random.Random(0)
@@ -109,26 +119,28 @@ def main() -> None:
                 print(f"  {name:9} {state}: {wall:5.2f} s (target {TARGETS[state]} s: "
                       f"{wall / TARGETS[state]:.2f}x of it), peak {rss:,.0f} MB")
 
-        wall, rss, out = median_of(args.repeats, lambda: timed(
-            ["run", str(models["addition"]), "--inputs", str(additions)], warm))
-        check_lines(out, sums, "2,000 additions")
-        per = wall / len(pairs)
-        print(f"2,000 additions of 24-digit numbers, warm: {wall:.1f} s, {per * 1e3:.1f} ms "
-              f"per input; the reference's {REFERENCE_ADDITION} s per input is "
-              f"{REFERENCE_ADDITION / per:.0f}x that; peak {rss:,.0f} MB")
-
         commands = scan.all_commands()
         sizes = [1000] if args.no_scan_all else [1000, len(commands)]
-        for i, count in enumerate(sizes):
-            path = tmp / f"scan-{count}.txt"
-            path.write_text("".join(c + "\n" for c in commands[:count]))
-            if i == 0:  # fills the warm cache with the batch shapes SCAN's lengths need
-                timed(["run", str(models["scan"]), "--inputs", str(path)], warm)
-            wall, rss, out = timed(["run", str(models["scan"]), "--inputs", str(path)], warm)
-            check_lines(out, [scan.oracle(c) for c in commands[:count]], f"SCAN {count}")
-            print(f"SCAN, {count:,} commands, warm: {wall:.1f} s "
-                  f"({wall / count * 1e3:.1f} ms per input), peak {rss:,.0f} MB")
-
+        for devices in args.devices:
+            on = f"{devices} CPU device{'s' if devices > 1 else ''}"
+            timed(["run", str(models["addition"]), "--inputs", str(additions)], warm, devices)
+            wall, rss, out = median_of(args.repeats, lambda devices=devices: timed(
+                ["run", str(models["addition"]), "--inputs", str(additions)], warm, devices))
+            check_lines(out, sums, "2,000 additions")
+            per = wall / len(pairs)
+            print(f"2,000 additions of 24-digit numbers, warm, {on}: {wall:.1f} s, "
+                  f"{per * 1e3:.2f} ms per input; the reference's {REFERENCE_ADDITION} s per "
+                  f"input is {REFERENCE_ADDITION / per:.0f}x that; peak {rss:,.0f} MB")
+            for i, count in enumerate(sizes):
+                path = tmp / f"scan-{count}.txt"
+                path.write_text("".join(c + "\n" for c in commands[:count]))
+                if i == 0:  # fills the warm cache with the batch shapes SCAN's lengths need
+                    timed(["run", str(models["scan"]), "--inputs", str(path)], warm, devices)
+                wall, rss, out = timed(["run", str(models["scan"]), "--inputs", str(path)],
+                                       warm, devices)
+                check_lines(out, [scan.oracle(c) for c in commands[:count]], f"SCAN {count}")
+                print(f"SCAN, {count:,} commands, warm, {on}: {wall:.1f} s "
+                      f"({wall / count * 1e3:.2f} ms per input), peak {rss:,.0f} MB")
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from test_faults import CASES, OR_READS
 
 from alta import batching
 from alta.batching import BatchSettings, plan_batches, position_bucket, windows
-from alta.cache import cache_root
+from alta.cache import cache_root, kept
 from alta.compiled import ModelRunner, run_compiled, run_many
 from alta.compiler import compile_program
 from alta.errors import AltaRuntimeError
@@ -218,8 +218,9 @@ def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
     # its own kept executable serves a checkpoint's run, not JAX's cache (see ModelRunner)
     assert not (xdg / "alta" / "jax").exists() or not any((xdg / "alta" / "jax").iterdir())
     runs = sorted((xdg / "alta" / "runs").iterdir())
-    # the run of the one shape it needed, exported and as this machine's executable
-    assert [p.suffix for p in runs] == [".jax-export", ".xla-executable"], runs
+    assert [p.suffix for p in runs] == [".xla-executable"], runs  # the one shape it needed
+    # one CPU device per core: the one input's row padded to one row per device
+    assert runs[0].name.split("-")[1].startswith(f"d{_cores_devices()}x"), runs
     stamps = [p.stat().st_mtime_ns for p in runs]
     _run_checkpoint(tmp_path, XDG_CACHE_HOME=str(xdg))
     assert [p.stat().st_mtime_ns for p in sorted((xdg / "alta" / "runs").iterdir())] == stamps
@@ -230,13 +231,57 @@ def test_a_second_run_reuses_the_cache_and_opting_out_writes_none(tmp_path):
 
 def test_a_warm_run_loads_the_executable_without_flax_or_lowering(tmp_path, monkeypatch):
     """A run whose executable is kept neither builds the model (Flax) nor lowers anything
-    (lowering an exported call initialises LAPACK through SciPy)."""
+    (lowering an exported call initialises LAPACK through SciPy), and a checkpoint's kept
+    checked program spares parsing (Lark)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("ALTA_COMPILATION_CACHE", str(cache))
+    # the devices `alta run` makes, for the run in the process below too (which calls main)
+    monkeypatch.setenv("JAX_NUM_CPU_DEVICES", str(_cores_devices()))
     _run_checkpoint(tmp_path, ALTA_COMPILATION_CACHE=str(cache))
     done = run_without_importing([["run", tmp_path / "parity.safetensors", "1 1 0 1"]],
-                                 packages=("flax", "scipy"))
+                                 packages=("flax", "scipy", "lark"))
     assert done.stdout == "1\n"
+
+
+def _cores_devices() -> int:
+    """The CPU devices `alta run` makes here: one per core, at most 8."""
+    return min(len(os.sched_getaffinity(0)), 8)
+
+
+def _cpu_devices(setup: str, **env) -> int:
+    code = f"{setup}; import jax; print(jax.device_count())"
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**environ, **env})
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def test_command_line_runs_get_one_cpu_device_per_core_unless_the_user_chose():
+    split = "from alta.devices import one_device_per_core; one_device_per_core()"
+    assert _cpu_devices(split) == _cores_devices()
+    assert _cpu_devices(split, JAX_NUM_CPU_DEVICES="1") == 1  # the user's choice stands
+    assert _cpu_devices(split, XLA_FLAGS="--xla_force_host_platform_device_count=3") == 3
+    assert _cpu_devices("import jax; " + split) == 1  # too late: JAX already started
+
+
+def test_kept_results_are_built_once_and_again_when_damaged_or_off(tmp_path):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    on = {"ALTA_COMPILATION_CACHE": str(tmp_path)}
+    assert kept("things", "k1", build, on) == {"value": 1}
+    assert kept("things", "k1", build, on) == {"value": 1} and len(calls) == 1
+    assert kept("things", "k2", build, on) == {"value": 2}  # another key: built
+    (tmp_path / "things" / "k1.pickle").write_bytes(b"damaged")
+    assert kept("things", "k1", build, on) == {"value": 3}  # damaged: built and kept again
+    assert kept("things", "k1", build, on) == {"value": 3}
+    off = {"ALTA_COMPILATION_CACHE": "0"}
+    assert kept("things", "k1", build, off) == {"value": 4} and len(calls) == 4
 
 
 def test_stored_runs_are_reused_and_damaged_ones_compiled_again(tmp_path):
@@ -268,18 +313,10 @@ def kept_runs_scenario(directory: str) -> None:
 
     stored = outputs()
     assert {p.name.split("-")[1][0] for p in stored} == {"s", "d"}, stored  # both paths ran
-    forms = {suffix: {p.stem for p in stored if p.suffix == suffix}
-             for suffix in (".jax-export", ".xla-executable")}
-    assert forms[".jax-export"] == forms[".xla-executable"], forms  # each shape in both forms
+    assert {p.suffix for p in stored} == {".xla-executable"}
     before = {p: p.stat().st_mtime_ns for p in stored}
     assert outputs() == stored and {p: p.stat().st_mtime_ns for p in stored} == before
-    executables = [p for p in stored if p.suffix == ".xla-executable"]
-    for p in executables:  # a damaged executable: compiled again from the kept export
-        p.write_bytes(b"damaged")
-    assert outputs() == stored and all(p.read_bytes() != b"damaged" for p in executables)
-    exports = [p for p in stored if p.suffix == ".jax-export"]
-    assert all(p.stat().st_mtime_ns == before[p] for p in exports)  # the export served
-    for p in stored:  # both forms damaged: exported and compiled again
+    for p in stored:  # damaged: traced, compiled and kept again
         p.write_bytes(b"damaged")
     assert outputs() == stored and all(p.read_bytes() != b"damaged" for p in stored)
 

@@ -47,7 +47,7 @@ def _traced(name: str) -> list[str]:
 
 def _runs() -> dict:
     """What both sides compare: per program, the outcomes of `run_many` (parity also through
-    the exported runs in the cache, written then read again), the final residuals of one
+    the executables kept in the cache, written then read again), the final residuals of one
     batch, a decoded trace, and verification."""
     from alta.batching import BatchSettings
     from alta.compiled import ModelRunner, decoded_trace, load_model, run_compiled, run_many
@@ -58,8 +58,8 @@ def _runs() -> dict:
         compiled = compiled_library(name)
         model = load_model(compiled)
         models = {"flax": model}
-        if name == "parity":  # the first runner exports its runs, the second reads them
-            models.update(exported=ModelRunner(compiled), imported=ModelRunner(compiled))
+        if name == "parity":  # the first runner keeps its executables, the second loads them
+            models.update(kept=ModelRunner(compiled), loaded=ModelRunner(compiled))
         runs = {how: [(o.output, o.layers, o.halted)
                       for window in run_many(compiled, _texts(name), model=runner,
                                              settings=BatchSettings(**SETTINGS))
