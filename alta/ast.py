@@ -214,7 +214,7 @@ class CountType(Node):
 
 @dataclass(frozen=True)
 class NumType(Node):
-    values: Expr
+    values: Expr | None  # None: `num` alone, values the checker derives
 
 
 @dataclass(frozen=True)

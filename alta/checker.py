@@ -46,7 +46,7 @@ from alta.lowering import (
     lower_expr,
     state_name,
 )
-from alta.means import rational, threshold_values
+from alta.means import MAX_DERIVED_MEANS, every_mean, rational, threshold_values
 from alta.operations import (
     check_constant_write,
     coerce,
@@ -386,12 +386,13 @@ def _output_at(at: ast.Name | int | str, ctx: Context) -> int | str:
 @dataclass(frozen=True)
 class _MeanUses:
     """What a numerical head without declared values needs to derive them: the MLP and
-    helpers that read it (`_compared_constants`), the program's max_length, and the scope of
+    helpers that read it (`_state_uses`), the program's max_length, and the scope of
     its constants (not a family's loop names: the MLP's loops bind their own)."""
 
     decls: tuple
     max_length: int | None
     scope: object
+    underived: frozenset[str] = frozenset()  # variables declared `num` without values
 
 
 def _check_state(decls, ctx: Context, uses: _MeanUses) -> Env:
@@ -411,15 +412,20 @@ def _check_state(decls, ctx: Context, uses: _MeanUses) -> Env:
     env = replace(env, head_names=frozenset(m.decl.name.id for m in head_decls),
                   state_names=env.state_names | {m.decl.name.id for m in members},
                   families=families)
-    variables, domains = {}, dict(env.label_domains)
+    variables, domains, pending = {}, dict(env.label_domains), {}
     for m in var_decls:
         d = m.decl
-        type_ = _check_type(d.type, replace(ctx, env=replace(env, globals=m.scope)))
+        if _undeclared_num(d.type):  # values derived below, from what the MLP writes
+            type_ = _initial_type(d, replace(ctx, env=replace(env, globals=m.scope)))
+            pending[d.name.id] = True
+        else:
+            type_ = _check_type(d.type, replace(ctx, env=replace(env, globals=m.scope)))
         domains[d.name.id] = _label_domain(d.type, env)
         env = replace(env, label_domains=dict(domains), variables=dict(variables))
         variables[d.name.id] = _check_var(d, type_, replace(ctx, env=replace(env,
                                                                              globals=m.scope)))
     env = replace(env, variables=variables)
+    uses = replace(uses, underived=frozenset(pending))
     heads = {}
     for m in head_decls:
         d = m.decl
@@ -427,7 +433,26 @@ def _check_state(decls, ctx: Context, uses: _MeanUses) -> Env:
         heads[d.name.id] = head
         if isinstance(head.type, ir.Categorical):  # it yields the value's tokens or members
             domains[d.name.id] = domains.get(head.value)
-    return replace(env, heads=heads, label_domains=domains)
+    if pending:
+        variables.update(_derive_variables({n: variables[n] for n in pending}, variables,
+                                           heads, uses, replace(ctx, env=env)))
+    return replace(env, variables=variables, heads=heads, label_domains=domains)
+
+
+def _undeclared_num(t) -> bool:
+    return isinstance(t, ast.NumType) and t.values is None
+
+
+def _initial_type(d: ast.VarDecl, ctx: Context) -> ir.Numerical:
+    """The type a variable declared `num` without values is checked with until its values
+    are derived: its initial value, which must be a constant number."""
+    if d.init is None:
+        return ir.Numerical((0.0,))
+    value = _constant(d.init, ctx.env.globals, frozenset(), ctx)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ctx.error(_underived(d.name.id, "its initial value is not a constant number"),
+                        d.init.span)
+    return ir.Numerical((float(value),))
 
 
 def _label_domain(t: ast.TypeExpr, env: Env) -> str | None:
@@ -471,6 +496,9 @@ def _categorical_type(t: ast.CatType, ctx: Context) -> ir.Categorical:
 
 
 def _numerical_type(t: ast.NumType, ctx: Context) -> ir.Numerical:
+    if t.values is None:
+        raise ctx.error("declare the values here ('num {0, 0.5, 1}'): ALTA derives them only "
+                        "for a numerical variable or head", t.span)
     values = const_eval(t.values, ctx.env.globals, ctx)
     if not isinstance(values, (frozenset, tuple)) or not values or not all(
             is_numeric(kind_of_value(v)) for v in values):
@@ -608,9 +636,21 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
                ctx: Context, uses: _MeanUses) -> ir.ValueType:
     """A categorical head yields its value's type; a numerical one, the declared values. A
     head declared `num {...}` over a categorical variable of plain integers averages them."""
+    if value.name in uses.underived:
+        raise ctx.error(f"a head averages declared values, but '{value.name}' has none: "
+                        f"declare them ('var {value.name}: num {{...}}')", d.value.span)
     if isinstance(value.type, ir.Categorical):
         if d.type is None:
             return value.type
+        if _undeclared_num(d.type):
+            if value.type.labels is not None:
+                domain = ctx.env.label_domains.get(value.name)
+                what = "tokens" if domain == "vocab" else "enum members"
+                raise ctx.error(f"a numerical head averages numbers, but '{value.name}' holds "
+                                f"{what} ({value.type.describe()})", d.value.span)
+            if offsets is not None and len(offsets) == 1:
+                return ir.Numerical(tuple(float(v) for v in value.type.values))
+            return _threshold_type(d, value, offsets, ctx, uses)
         declared = _check_type(d.type, ctx)
         if isinstance(declared, ir.Numerical):
             if value.type.labels is not None:
@@ -625,7 +665,7 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
                 f"categorical head output range ({declared.describe()}) differs from its "
                 f"value's range ('{value.name}' is {value.type.describe()})", d.type.span)
         return declared
-    if d.type is not None:
+    if d.type is not None and not _undeclared_num(d.type):
         declared = _check_type(d.type, ctx)
         if not isinstance(declared, ir.Numerical):
             raise ctx.error(f"a head over numerical '{value.name}' is numerical (it "
@@ -638,59 +678,194 @@ def _head_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | N
 
 def _threshold_type(d: ast.HeadDecl, value: ir.Variable, offsets: tuple[int, ...] | None,
                     ctx: Context, uses: _MeanUses) -> ir.Numerical:
-    """A numerical head without declared values that the MLP only compares with constants
-    (`h > 0.5`, `h == 1 / 3`): the values those comparisons need (alta.means), for as many
-    positions as the head can select."""
+    """A numerical head without declared values: the values the MLP's reads of it need
+    (alta.means), for as many positions as the head can select. Read only by comparisons
+    with constants (`h > 0.5`, `h == 1 / 3`): the nearest means around each constant. Also
+    copied into numerical variables (`frac = h`, to be printed): every mean it can take."""
     name = d.name.id
-    thresholds, other = _compared_constants(name, uses, ctx)
+    found = _state_uses(name, uses, ctx)
     count = len(offsets) if offsets is not None else uses.max_length
-    if other is not None:
-        why = f"line {other[0].line} {other[1]}"
+    source = value.type.values
+    if found.other is not None:
+        why = f"line {found.other[0].line} {found.other[1]}"
     elif count is None:
         why = "without max_length, the means it can take have no bound"
-    elif not thresholds:
+    elif found.copies:
+        not_numerical = [(target, span) for target, span in found.copies
+                         if not isinstance(getattr(ctx.env.variables.get(target), "type", None),
+                                           ir.Numerical)]
+        means = every_mean(source, count)
+        if not_numerical:
+            target, span = not_numerical[0]
+            raise ctx.error(f"numerical head '{name}' is copied into '{target}', which is not "
+                            "a numerical variable", span,
+                            (f"a head without declared values may be copied only into "
+                             f"numerical variables ('var {target}: num = 0')",))
+        if means is not None:
+            return ir.Numerical(means)
+        why = (f"its means over {count} positions are too many to list (over "
+               f"{MAX_DERIVED_MEANS:,})")
+    elif not found.constants:
         why = "it is never read"
     else:
-        return ir.Numerical(threshold_values(value.type.values, count, thresholds))
+        return ir.Numerical(threshold_values(source, count, found.constants))
     raise ctx.error(f"numerical head '{name}' averages over several positions: declare its "
                     f"output values, e.g. 'head {name}: num {{0, 0.5, 1}} = ...'", d.name.span,
-                    (f"ALTA derives them for a head the MLP only compares with constants; "
-                     f"{why}",))
+                    ("ALTA derives them for a head the MLP only compares with constants or "
+                     f"copies into numerical variables ('x = {name}'); {why}",))
 
 
-def _compared_constants(head: str, uses: _MeanUses, ctx: Context
-                        ) -> tuple[list[Fraction], tuple[Span, str] | None]:
-    """The constants the MLP compares `head` with, and where (and how) it reads it
-    otherwise, if it does (in a helper, any read counts as otherwise: a helper's code is
-    generic)."""
-    found, other = set(), None
+@dataclass(frozen=True)
+class _Uses:
+    """How the MLP and helpers read a variable or head: the constants they compare it with,
+    the variables they copy it into (`x = h`), and where (and how) they read it otherwise,
+    if they do."""
+
+    constants: tuple[Fraction, ...]
+    copies: tuple[tuple[str, Span], ...]  # (variable, the assignment)
+    other: tuple[Span, str] | None
+
+
+def _state_uses(name: str, uses: _MeanUses, ctx: Context) -> _Uses:
+    """How the MLP reads `name` (in a helper, any read counts as otherwise: a helper's code
+    is generic). An assignment's target is a write, not a read."""
+    found, copies, other = set(), [], None
     code = [d for d in uses.decls if isinstance(d, (ast.MlpDecl, ast.FuncDecl))]
     local = _local_names(code)  # bound by loops, lets and parameters: not constants here
 
     def visit(node, parent, in_helper):
         nonlocal other
-        reads = _reads_head(node, head, uses.scope, local, ctx)
-        if reads is None:  # its family, at an index the MLP's loops give
-            other = other or (node.span, "reads its family at an index known only once the "
-                                         "MLP's loops are unrolled")
-        elif reads:
+        reads = _reads_head(node, name, uses.scope, local, ctx)
+        if reads is not False:  # None: its family, at an index the MLP's loops give: maybe
+            targets = _copied_into(node, parent, uses.scope, local, ctx) \
+                if not in_helper else ()
             constant = _compared_with(node, parent, uses.scope, local, ctx) \
                 if not in_helper else None
-            if constant is None:
-                other = other or (node.span, "reads it other than by comparing it with a "
-                                             "constant")
-            else:
+            if targets:
+                copies.extend((target, parent.span) for target in targets)
+            elif constant is not None:
                 found.add(constant)
+            elif reads is None:
+                other = other or (node.span, "reads its family at an index known only once the "
+                                             "MLP's loops are unrolled, other than by comparing "
+                                             "it with a constant or copying it into a variable")
+            else:
+                other = other or (node.span, "reads it other than by comparing it with a "
+                                             "constant or copying it into a variable")
         elif isinstance(node, tuple):
             for item in node:
                 visit(item, parent, in_helper)
+        elif isinstance(node, ast.Assign):
+            visit(node.value, node, in_helper)
         elif isinstance(node, ast.Node):
             for child in vars(node).values():
                 visit(child, node, in_helper)
 
     for d in code:
         visit(d.body, d, isinstance(d, ast.FuncDecl))
-    return sorted(found), other
+    return _Uses(tuple(sorted(found)), tuple(copies), other)
+
+
+def _copied_into(node: ast.Expr, parent, scope, local: frozenset[str], ctx: Context
+                 ) -> tuple[str, ...]:
+    """The variables `parent` may copy `node` into, if it is an assignment of `node` itself
+    (`frac = share`): a variable, or a family's member (every member, at an index the MLP's
+    loops give)."""
+    if not isinstance(parent, ast.Assign) or parent.value is not node:
+        return ()
+    return _assigned_names(parent.target, scope, local, ctx)
+
+
+def _assigned_names(target, scope, local: frozenset[str], ctx: Context) -> tuple[str, ...]:
+    """The variables (or heads) a name or family index may stand for before the MLP's loops
+    are unrolled: a name; a family's member at a constant index; every member of the
+    family at an index only the loops give. None of them for anything else."""
+    if isinstance(target, ast.Name):
+        return () if target.id in local else (target.id,)
+    if isinstance(target, ast.Index) and isinstance(target.value, ast.Name):
+        index = _constant(target.index, scope, local, ctx)
+        if isinstance(index, int) and not isinstance(index, bool):
+            return (member_name(target.value.id, index),)
+        family = ctx.env.families.get(target.value.id)
+        if index is None and family is not None:
+            return tuple(family.member(i) for i in family.indices)
+    return ()
+
+
+def _derive_variables(pending: dict[str, ir.Variable], variables: dict[str, ir.Variable],
+                      heads: dict[str, ir.Head], uses: _MeanUses, ctx: Context
+                      ) -> dict[str, ir.Variable]:
+    """Numerical variables declared `num` without values: the MLP may only write them
+    copies of numerical heads and variables (`frac = share`) and constants, and only
+    compare them with constants, copy them on or print them; their values are their
+    initial value, the constants written and every value of what is copied into them."""
+    code = [d for d in uses.decls if isinstance(d, (ast.MlpDecl, ast.FuncDecl))]
+    local = _local_names(code)
+    sources: dict[str, set[str]] = {name: set() for name in pending}
+    values: dict[str, set[float]] = {name: {var.init.value} for name, var in pending.items()}
+    for d in code:
+        for node in ast.walk(d.body):
+            if not isinstance(node, ast.Assign):
+                continue
+            targets = [t for t in _assigned_names(node.target, uses.scope, local, ctx)
+                       if t in pending]  # at a loop's index: any member it may be
+            if not targets:
+                continue
+            if isinstance(d, ast.FuncDecl):
+                raise ctx.error(_underived(targets[0], "a helper writes it"), node.span)
+            value = node.value
+            copied = [s for s in (_assigned_names(value, uses.scope, local, ctx)
+                                  if isinstance(value, (ast.Name, ast.Index)) else ())
+                      if s in pending or s in variables or s in heads]
+            constant = None if copied else _constant(value, uses.scope, local, ctx)
+            if not copied and (isinstance(constant, bool)
+                               or not isinstance(constant, (int, float))):
+                raise ctx.error(_underived(targets[0], "this writes it something other than "
+                                                       "a constant of the program (not of "
+                                                       "the MLP's loops) or a copy"), value.span)
+            for target in targets:
+                sources[target] |= set(copied)
+                if not copied:
+                    values[target].add(float(constant))
+    for name in pending:
+        found = _state_uses(name, uses, ctx)
+        if found.other is not None:
+            raise ctx.error(_underived(name, found.other[1]), found.other[0])
+    changed = True
+    while changed:  # copies of copies: to a fixpoint
+        changed = False
+        for name in pending:
+            for source in sources[name]:
+                if source in pending:
+                    more = values[source]
+                else:
+                    type_ = (heads[source] if source in heads else variables[source]).type
+                    if isinstance(type_, ir.Categorical) and type_.labels is not None:
+                        raise ctx.error(_underived(name, f"'{source}', copied into it, holds "
+                                                         "labels, not numbers"),
+                                        pending[name].span)
+                    more = {float(v) for v in type_.values}
+                if not more <= values[name]:
+                    values[name] |= more
+                    changed = True
+    derived = {}
+    for name, var in pending.items():
+        declared = tuple(sorted(values[name]))
+        close = too_close(declared)
+        if close is not None:
+            raise ctx.error(f"the values derived for '{name}' include {close[0]!r} and "
+                            f"{close[1]!r}, too close to tell apart: declare its values",
+                            var.span)
+        derived[name] = replace(var, type=ir.Numerical(declared))
+    return derived
+
+
+def _underived(name: str, why: str) -> str:
+    declared = name.split("[")[0] + "[...]" if "[" in name else name  # a family's member
+    return (f"'{name}' declares no values, and ALTA derives them only where the MLP writes it "
+            f"nothing but constants and copies of numerical heads or variables ('{name} = h') "
+            f"and reads it only to copy it on or to compare it with a constant; here {why}: "
+            f"declare its values ('var {declared}: num {{...}}')")
 
 
 def _local_names(code) -> frozenset[str]:

@@ -26,6 +26,49 @@ def achievable_means(source: Sequence[float], count: int) -> ListedMeans | Farey
     return FareyMeans(rationals, count)
 
 
+MAX_DERIVED_MEANS = 100_000  # past this many, a printed mean's values must be declared
+
+
+def every_mean(source: Sequence[float], count: int) -> tuple[float, ...] | None:
+    """Every mean of at most `count` values of `source` (the superset `achievable_means`
+    describes: each s / (q k) in [min, max], found as the Farey sequence of order `count`
+    over each unit step of q times the range), as sorted floats; None where there are more
+    than MAX_DERIVED_MEANS."""
+    means = achievable_means(source, count)
+    if isinstance(means, ListedMeans):
+        return tuple(float(v) for v in means.values)
+    low, high, order = int(means.low), int(means.high), means.count
+    # |F_n| = 1 + sum of phi(k) for k <= n, at most 1 + n (n + 1) / 2: checked before listing.
+    if (high - low) * order * (order + 1) // 2 > MAX_DERIVED_MEANS \
+            and (high - low) * _farey_length(order) > MAX_DERIVED_MEANS:
+        return None
+    unit = list(_farey(order))[:-1]  # [0, 1)
+    values = [Fraction(z) + f for z in range(low, high) for f in unit] + [Fraction(high)]
+    return tuple(float(v / means.q) for v in values)
+
+
+def _farey(order: int):
+    """The Farey sequence of `order`: every fraction in [0, 1] with a denominator <= order,
+    in increasing order (each next term from the last two)."""
+    a, b, c, d = 0, 1, 1, order
+    yield Fraction(0)
+    while c <= order:
+        k = (order + b) // d
+        a, b, c, d = c, d, k * c - a, k * d - b
+        yield Fraction(a, b)
+
+
+def _farey_length(order: int) -> int:
+    """How many fractions the Farey sequence of `order` has: 1 + phi(1) + ... + phi(order)
+    (a sieve of Euler's totient)."""
+    phi = list(range(order + 1))
+    for p in range(2, order + 1):
+        if phi[p] == p:  # a prime
+            for m in range(p, order + 1, p):
+                phi[m] -= phi[m] // p
+    return 1 + sum(phi[1:])
+
+
 def threshold_values(source: Sequence[float], count: int,
                      thresholds: Sequence[Fraction]) -> tuple[float, ...]:
     """Values to declare for a mean that is only compared with `thresholds`: around each,

@@ -118,7 +118,8 @@ def format_report(report) -> str:
         f"  MLP widths         {e1}, {e2}, {r} (expansion, expansion, rule units)",
         (f"  rules              {report.rules} (from {report.unminimised_rules} paths before "
          f"minimisation; {report.atoms_per_rule:.1f} atoms per rule) + {report.reset_units} "
-         "head resets"),
+         "head resets" + (f" + {report.copy_units} copy units" if report.copy_units
+                          else "")),
         f"  halting rules      {report.halting_rules}",
         (f"  fault detector     {report.fault_rules} rules + {report.fault_resets} resets, "
          f"{report.fault_resets} selection heads (undefined head reads stop the run)"),

@@ -198,7 +198,7 @@ def fault_rules(plan: FaultPlan, domains: dict) -> list:
     """Per site: where it is reached with every guard's head defined and its own head
     undefined, set its flag (minimised like the MLP's rules). `domains`: the values each of
     the program's names can take (compiler.values.reachable_values)."""
-    from alta.compiler.rules import Atom, Rule, Write, guarded_region, minimise
+    from alta.compiler.rules import Atom, Rule, Write, atom_values, guarded_region, minimise
 
     program = plan.program
     selection = {name: program.type_of(name).values for name in plan.selection}
@@ -212,7 +212,7 @@ def fault_rules(plan: FaultPlan, domains: dict) -> list:
                      if n in program.head_index and not program.head(n).counts}
             if site.head in heads:  # an earlier read of the same head reports it
                 continue
-            atoms = {n: frozenset({v}) for n, v in assignment.items()}
+            atoms = {n: atom_values(domains, n, v) for n, v in assignment.items()}
             for name in heads:
                 atoms.update(defined_atoms(program.head(name)))
             for undefined in undefined_atoms(program.head(site.head)):

@@ -22,6 +22,8 @@ Rules from different paths are disjoint, and merging keeps them so.
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -50,21 +52,145 @@ class StaticRows:
 
 
 class ReachableDomains(dict):
-    """Domains (name -> values) with the joint values of the static variables."""
+    """Domains (name -> values) with the joint values of the static variables, and the
+    names the MLP copies linearly (`linear_copies`), which are never forked over."""
 
-    def __init__(self, values: Mapping[str, tuple], static: StaticRows | None) -> None:
+    def __init__(self, values: Mapping[str, tuple], static: StaticRows | None,
+                 copies: Copies | None = None,
+                 compared: Mapping[str, tuple] | None = None) -> None:
         super().__init__(values)
         self.static = static
+        self.copies = copies or Copies(frozenset(), frozenset())
+        self.compared = compared or {}
+        # Per name read only in comparisons with constants: its values in classes that no
+        # comparison tells apart, each under its first value (the one a fork takes).
+        # (Not the static variables': their forks take the values the others allow.)
+        self.classes = {name: value_classes(values[name], tests)
+                        for name, tests in self.compared.items() if name in values
+                        and (static is None or name not in static.names)}
 
     def extended(self, more: Mapping[str, tuple]) -> ReachableDomains:
-        return ReachableDomains({**self, **more}, self.static)
+        return ReachableDomains({**self, **more}, self.static, self.copies, self.compared)
+
+
+def value_classes(values: tuple, tests: tuple) -> dict[object, frozenset]:
+    """`values` grouped by what each comparison `(op, constant, constant_on_the_left)`
+    says of them: {first value of a class: the class}."""
+    classes: dict[tuple, list] = {}
+    for v in values:
+        signature = tuple(apply_compare(op, c, v) if left else apply_compare(op, v, c)
+                          for op, c, left in tests)
+        classes.setdefault(signature, []).append(v)
+    return {members[0]: frozenset(members) for members in classes.values()}
+
+
+def compared_only(program: ir.Program, copies: Copies) -> dict[str, tuple]:
+    """The numerical names that the MLP and halting condition read only in comparisons
+    with constants (and in linear copies, which read nothing), with those comparisons: a
+    path then depends on such a name only through the class of its value, so forking over
+    one value per class is exact (and a mean over 60 positions forks 2 ways at `> 0.5`,
+    not 1,103)."""
+    code = (program.mlp, program.halt) if program.halt is not None else program.mlp
+    reads, known, tests = Counter(), Counter(), {}
+    for node in ir.walk(code):
+        if isinstance(node, ir.Read):
+            reads[node.name] += 1
+        elif isinstance(node, ir.Assign) and isinstance(node.value, ir.Read) \
+                and node.value.name in copies.sources:
+            known[node.value.name] += 1
+        elif isinstance(node, ir.Compare):
+            for read, other, left in ((node.left, node.right, False),
+                                      (node.right, node.left, True)):
+                if isinstance(read, ir.Read) and isinstance(other, ir.Const) \
+                        and isinstance(program.type_of(read.name), ir.Numerical):
+                    known[read.name] += 1
+                    tests.setdefault(read.name, set()).add((node.op, other.value, left))
+                    break
+    # A variable the MLP writes otherwise than by linear copies must be read exactly: its
+    # old value is removed value by value.
+    written = set(written_variables(program)) - copies.targets
+    return {name: tuple(sorted(found, key=repr)) for name, found in tests.items()
+            if reads[name] == known[name] and name not in written}
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A written value that is whatever the numerical head or variable `name` holds: the
+    compiled MLP carries it through linearly (compiler/weights.py), one unit for every
+    value instead of a bucket and a rule per value."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Copies:
+    """`sources`: the numerical heads and variables whose copies (an assignment of the whole
+    value, `frac = share`) compile linearly, each into a variable that holds at least its
+    values (other reads of them fork as any read does); `targets`: the variables written
+    such copies, whose old value is then removed linearly too (a `Copy` of itself)
+    wherever the writing path has not read it."""
+
+    sources: frozenset[str]
+    targets: frozenset[str]
+
+
+def linear_copies(program: ir.Program) -> Copies:
+    """Which copies compile linearly. Linear copying keeps the number itself, where the
+    interpreter's reads snap it to a declared value, so it is sound only where snapping
+    cannot change it: the source holds declared values (a variable), or a head whose
+    declared values include every mean it can take (alta.means.every_mean: a head whose
+    values ALTA derived, or declared in full); and each target's values include the
+    source's and lie no closer together, so the target snaps the source's number, with the
+    error the head's scale allows (compiler/buckets.py), back to the same value."""
+    from alta.means import every_mean
+
+    code = (program.mlp, program.halt) if program.halt is not None else program.mlp
+    copies: dict[str, set[str]] = {}
+    for node in ir.walk(code):
+        if isinstance(node, ir.Assign) and isinstance(node.value, ir.Read):
+            copies.setdefault(node.value.name, set()).add(node.variable)
+    sources = set()
+    for name, targets in copies.items():
+        type_ = program.type_of(name)
+        if not isinstance(type_, ir.Numerical) or len(type_.values) < 2:
+            continue
+        if name in program.head_index:
+            head = program.head(name)
+            source = program.type_of(head.value).values
+            count = len(head.offsets) if head.offsets is not None else program.max_length
+            if head.counts or head.same or count is None:
+                continue
+            means = every_mean(source, count)
+            if means is None or not all(type_.contains(m) for m in means):
+                continue
+        gap = _smallest_gap(type_.values)
+        if all(isinstance(program.type_of(t), ir.Numerical)
+               and all(program.type_of(t).contains(v) for v in type_.values)
+               and _smallest_gap(program.type_of(t).values) >= gap for t in targets):
+            sources.add(name)
+    return Copies(frozenset(sources),
+                  frozenset(t for name in sources for t in copies[name]))
+
+
+def _smallest_gap(values: tuple[float, ...]) -> float:
+    return min((b - a for a, b in itertools.pairwise(values)), default=float("inf"))
 
 
 def _fork_values(domains: Domains, name: str, assignment: dict) -> tuple:
     if isinstance(domains, ReachableDomains) and domains.static is not None \
             and name in domains.static.names:
         return domains.static.options(name, assignment, domains[name])
+    if isinstance(domains, ReachableDomains) and name in domains.classes:
+        return tuple(domains.classes[name])  # one value per class
     return domains[name]
+
+
+def atom_values(domains: Domains, name: str, value) -> frozenset:
+    """What a path that read `value` of `name` knows: the value, or its whole class."""
+    if isinstance(domains, ReachableDomains) and name in domains.classes \
+            and value in domains.classes[name]:
+        return domains.classes[name][value]
+    return frozenset({value})
 
 
 @dataclass(frozen=True)
@@ -86,11 +212,15 @@ class Write:
 
     def describe(self, program: ir.Program) -> str:
         type_ = program.type_of(self.variable)
+
+        def shown(value) -> str:
+            return value.name if isinstance(value, Copy) else type_.format(value)
+
         if self.old is None:
-            return f"{self.variable} := {type_.format(self.new)}"
+            return f"{self.variable} := {shown(self.new)}"
         if self.new is None:
-            return f"{self.variable}: clear {type_.format(self.old)}"
-        return f"{self.variable}: {type_.format(self.old)} -> {type_.format(self.new)}"
+            return f"{self.variable}: clear {shown(self.old)}"
+        return f"{self.variable}: {shown(self.old)} -> {shown(self.new)}"
 
 
 @dataclass(frozen=True)
@@ -153,8 +283,10 @@ class _Path:
     """Executes IR on scalars; reading an unassigned variable raises _Fork."""
 
     def __init__(self, assignment: dict, inputs: dict | None = None,
-                 program: ir.Program | None = None) -> None:
+                 program: ir.Program | None = None, copies: frozenset[str] = frozenset()
+                 ) -> None:
         self.program = program
+        self.copies = copies  # names whose copies are written as `Copy`, never read
         self.assignment = assignment
         self.inputs = inputs or {}
         self.locals: dict[int, object] = {}
@@ -233,7 +365,11 @@ class _Path:
 
     def run(self, stmts) -> None:
         for s in stmts:
-            if isinstance(s, ir.Assign):
+            if isinstance(s, ir.Assign) and isinstance(s.value, ir.Read) \
+                    and s.value.name in self.copies:  # its values fit (linear_copies)
+                self.writes[s.variable] = Copy(s.value.name)
+                self.lines[s.variable] = s.span.line
+            elif isinstance(s, ir.Assign):
                 value = self.eval(s.value)
                 type_ = self.program.type_of(s.variable)
                 if not type_.contains(int(value) if isinstance(value, bool) else value):
@@ -259,9 +395,10 @@ def _explore(program: ir.Program, execute, domains: Domains):
     """Every path of `execute(path)`, as (assignment, path) once it finishes; a read forks
     over the values `domains` gives the name."""
     pending: list[dict] = [{}]
+    copies = domains.copies.sources if isinstance(domains, ReachableDomains) else frozenset()
     while pending:
         assignment = pending.pop()
-        path = _Path(assignment, program=program)
+        path = _Path(assignment, program=program, copies=copies)
         try:
             execute(path)
         except _Fork as fork:
@@ -317,8 +454,13 @@ def mlp_rules(program: ir.Program, domains: Domains) -> list[Rule]:
     independent statements add up instead of multiplying, and each rule writes one
     variable: at a position, at most one rule per variable (and one clear unit) fires."""
     rules = []
+    targets = domains.copies.targets if isinstance(domains, ReachableDomains) else frozenset()
     for name in written_variables(program):
         writing = writing_paths(program, name, domains)
+        if name in targets:  # the old value goes linearly too: one rule per path
+            rules.extend(r for a, new, line in writing
+                         for r in _rules_for_write(domains, a, name, new, line, True))
+            continue
         forked = sum(len(_rules_for_write(domains, a, name, new, line))
                      for a, new, line in writing)
         region = _region(program, [a for a, _, _ in writing], domains)
@@ -335,7 +477,7 @@ def _region(program: ir.Program, writing: list[dict], domains: Domains) -> list[
     """Disjoint boxes (per name, a set of values) whose union is exactly where some path
     writes: the writing paths' own conditions, merged. No other path enters them, since
     paths are disjoint, and every atom of a box is read on the paths it came from."""
-    marked = [Rule(_atoms(a), (), ()) for a in writing]
+    marked = [Rule(_atoms(a, domains), (), ()) for a in writing]
     return [{atom.name: atom.values for atom in rule.atoms}
             for rule in minimise(program, marked, domains)]
 
@@ -343,7 +485,7 @@ def _region(program: ir.Program, writing: list[dict], domains: Domains) -> list[
 def _guarded_rules(name: str, writing, region: list[dict], domains: Domains) -> list[Rule]:
     """Rules that add each path's new value, and per box of the region and old value a unit
     that removes the old value."""
-    rules = [Rule(_atoms(assignment), (Write(name, None, new),), (line,))
+    rules = [Rule(_atoms(assignment, domains), (Write(name, None, new),), (line,))
              for assignment, new, line in writing]
     lines = tuple(sorted({line for _, _, line in writing}))
     for box in region:
@@ -354,8 +496,8 @@ def _guarded_rules(name: str, writing, region: list[dict], domains: Domains) -> 
     return rules
 
 
-def _atoms(assignment: dict) -> tuple[Atom, ...]:
-    return tuple(Atom(k, frozenset({v})) for k, v in sorted(assignment.items()))
+def _atoms(assignment: dict, domains: Domains) -> tuple[Atom, ...]:
+    return tuple(Atom(k, atom_values(domains, k, v)) for k, v in sorted(assignment.items()))
 
 
 def _written(stmts) -> list[str]:
@@ -392,12 +534,18 @@ def _show_value(type_, value) -> str:
 
 
 def _rules_for_write(domains: Domains, assignment: dict, name: str, new,
-                     line: int) -> list[Rule]:
+                     line: int, linear: bool = False) -> list[Rule]:
     """A path's write as rules: one if the path read the old value, else one per old value
-    (the MLP adds new - old). A write that changes nothing needs no rule; old and new are
-    both declared values (writes are stored as `_coerce` makes them), so equality is exact."""
+    (the MLP adds new - old), or one that removes it linearly (`linear`: a `Copy` of the
+    variable itself, read on no atom). A write that changes nothing needs no rule; old and
+    new are both declared values (writes are stored as `_coerce` makes them) or copies, so
+    equality is exact."""
+    classes = domains.classes if isinstance(domains, ReachableDomains) else {}
+    if linear and (name not in assignment or name in classes):  # (a class: not one value)
+        return [Rule(_atoms(assignment, domains), (Write(name, Copy(name), new),), (line,))] \
+            if new != Copy(name) else []
     olds = [assignment[name]] if name in assignment else domains[name]
-    return [Rule(_atoms({**assignment, name: old}), (Write(name, old, new),), (line,))
+    return [Rule(_atoms({**assignment, name: old}, domains), (Write(name, old, new),), (line,))
             for old in olds if old != new]
 
 
@@ -411,7 +559,7 @@ def condition_rules(program: ir.Program, expr: ir.Expr, domains: Domains) -> lis
 
     for assignment, path in _explore(program, execute, domains):
         if holds.pop(id(path)):
-            rules.append(Rule(_atoms(assignment), (), (expr.span.line,)))
+            rules.append(Rule(_atoms(assignment, domains), (), (expr.span.line,)))
     return rules
 
 

@@ -35,11 +35,14 @@ import numpy as np
 
 from alta import ir, semantics
 from alta.compiler.rules import (
+    Copy,
     PathError,
     ReachableDomains,
     StaticRows,
+    compared_only,
     declared_domain,
     evaluate_scalar,
+    linear_copies,
     names_read_writing,
     writing_paths,
     written_variables,
@@ -55,15 +58,21 @@ def reachable_values(program: ir.Program) -> dict[str, tuple]:
     readers = _readers(program, written)
     pending = list(written)  # variables whose slice must be (re-)enumerated
     static = static_rows(program, written)
+    copies = linear_copies(program)
+    compared = compared_only(program, copies)
     while pending:
         name = pending.pop(0)
-        domains = ReachableDomains(_domains(program, values), static)
-        grown = {new for _, new, _ in writing_paths(program, name, domains)} - values[name]
+        domains = ReachableDomains(_domains(program, values), static, copies, compared)
+        grown = set()
+        for _, new, _ in writing_paths(program, name, domains):
+            # A copy writes any value its source can hold.
+            grown |= set(domains[new.name]) if isinstance(new, Copy) else {new}
+        grown -= values[name]
         if grown:
             values[name] |= grown
             # Only the slices that read this variable (or a head over it) can change.
             pending.extend(r for r in readers[name] if r not in pending)
-    return ReachableDomains(_domains(program, values), static)
+    return ReachableDomains(_domains(program, values), static, copies, compared)
 
 
 def static_rows(program: ir.Program, written: list[str]) -> StaticRows | None:

@@ -32,7 +32,7 @@ from alta import ir
 from alta.compiler.buckets import DEFAULT_GUARANTEED_LENGTH, bucket_thresholds, sink_weight
 from alta.compiler.faults import AGREES, FAULT, ONE, SELECTED, averaged, selection_buckets
 from alta.compiler.layout import ResidualLayout
-from alta.compiler.rules import RuleSet, evaluate_scalar
+from alta.compiler.rules import Copy, RuleSet, evaluate_scalar
 from alta.compiler.scores import key_width, score_terms
 from alta.compiler.values import needs_max_length, token_position_table
 from alta.errors import AltaError
@@ -72,6 +72,7 @@ class CompileReport:
     fault_resets: int = 0  # its selection heads' reset units
     program_width: int = 0  # the residual dimensions of the program's own state (the rest:
     # the fault detector's)
+    copy_units: int = 0  # rule-layer units that copy a number linearly (compiler.rules.Copy)
 
 
 @dataclass
@@ -107,6 +108,9 @@ class _Expansion:
     second: _Layer
     resets: list[tuple[int, int, float]]  # (layer-2 unit, residual dim, output weight)
     reset_bias: np.ndarray  # output bias (zero: the resets need none)
+    # Per numerical name copied linearly (or removed so), its raw parts: (layer-2 unit,
+    # the factor that gives the number back: +-P).
+    raw: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
@@ -120,8 +124,10 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
     selection = selection or {}
     attention, scales = _attention(program, layout, target, selection)
     atoms = [a for r in rules.all_rules for a in r.atoms]
+    copied = sorted({value.name for rule in rules.mlp for w in rule.writes
+                     for value in (w.old, w.new) if isinstance(value, Copy)})
     expansion = _expansion(program, layout, sorted({a.name for a in atoms}), target,
-                           _count_parts(program, atoms))
+                           _count_parts(program, atoms), copied)
     mlp = _mlp(program, layout, rules.mlp + rules.faults, expansion)
     halting = ()
     if program.halt is not None:
@@ -141,9 +147,9 @@ def build_weights(program: ir.Program, layout: ResidualLayout, rules: RuleSet,
         program_width=layout.width - sum(b.size for b in layout.blocks
                                          if b.name in selection or b.name == ONE
                                          or b.name.startswith(FAULT)),
-        mlp_widths=(len(expansion.first), len(expansion.second),
-                    len(rules.mlp) + len(rules.faults) + len(expansion.resets)),
+        mlp_widths=(len(expansion.first), len(expansion.second), mlp[2].bias.shape[0]),
         rules=len(rules.mlp), reset_units=len(expansion.resets) - len(selection),
+        copy_units=len(_copy_units(rules.mlp + rules.faults, expansion, layout)),
         fault_rules=len(rules.faults), fault_resets=len(selection),
         unminimised_rules=rules.unminimised, halting_rules=len(rules.halting),
         atoms_per_rule=rules.atoms_per_rule,
@@ -158,13 +164,16 @@ def _buckets(program: ir.Program, name: str):
     return bucket_thresholds(program, name)
 
 
-def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple[int, ...]]]:
-    """Per count head the rules read, its counts in runs that no atom tells apart (a head
-    read only as `n == 0` has two: 0, and 1..M), so that it needs one bucket per run and
-    steps only between runs, not M + 1 buckets."""
+def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple]]:
+    """Per count head and numerical name the rules read, its values in runs that no atom
+    tells apart (a head read only as `n == 0` has two: 0, and 1..M; a mean read only as
+    `share > 0.5`, two), so that it needs one bucket per run and steps only between runs,
+    not a bucket per value."""
     tests: dict[str, list[frozenset]] = {}
     for atom in atoms:
-        if atom.name in program.head_index and program.head(atom.name).counts:
+        if (atom.name in program.head_index and program.head(atom.name).counts) or (
+                not atom.name.endswith((SELECTED, AGREES))
+                and isinstance(program.type_of(atom.name), ir.Numerical)):
             tests.setdefault(atom.name, []).append(atom.values)
     parts = {}
     for name, sets in tests.items():
@@ -180,7 +189,7 @@ def _count_parts(program: ir.Program, atoms) -> dict[str, list[tuple[int, ...]]]
 
 
 def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], target: int,
-               count_parts: dict[str, list[tuple[int, ...]]]) -> _Expansion:
+               count_parts: dict[str, list[tuple[int, ...]]], copied: list[str]) -> _Expansion:
     first, second = _Layer(), _Layer()
     for name in read:
         if name.endswith(AGREES):
@@ -189,23 +198,9 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], tar
         block = layout.block(name)
         type_ = program.type_of(name)
         if block.kind == "count":
-            # Steps only between runs of counts (compiler/buckets.py places them); bucket j
-            # is the step below its run minus the step above it, one unit for every count
-            # in the run.
-            steps = _buckets(program, name).steps
-            runs = count_parts[name]
-            for j, run in enumerate(runs[:-1]):
-                step = steps[run[-1]]  # between run[-1] and the next count
-                slope = 1.0 / (step.end - step.start)
-                first.add((name, "step", j), {block.start: slope}, -slope * step.start)
-            for j, run in enumerate(runs):
-                ws = {}
-                if j > 0:
-                    ws[first.index[(name, "step", j - 1)]] = 1.0
-                if j < len(runs) - 1:
-                    ws[first.index[(name, "step", j)]] = -1.0
-                unit = second.add((name, run[0]), ws, 1.0 if j == 0 else 0.0)
-                second.index.update({(name, count): unit for count in run})
+            # Steps only between runs of counts (compiler/buckets.py places them).
+            _bucket_runs(first, second, name, block.start, _buckets(program, name).steps,
+                         count_parts[name], list(type_.values))
         elif block.kind in ("categorical", "set"):
             for v in range(block.size):  # sharpen: 2x - 1/2
                 first.add((name, "bit", v), {block.start + v: 2.0}, -0.5)
@@ -219,22 +214,16 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], tar
                                                                            -1.0)
                                            for v in range(block.size)}, 1.0 - len(s))
         else:
-            values = type_.values
             # Each step ramps from 0 to 1 between the values the dimension can really hold
-            # on either side of a snapping boundary (compiler/buckets.py).
-            for k, step in enumerate(_buckets(program, name).steps):
-                slope = 1.0 / (step.end - step.start)
-                first.add((name, "step", k), {block.start: slope}, -slope * step.start)
-            for k, value in enumerate(values):  # bucket k: step k-1 minus step k
-                ws = {}
-                if k > 0:
-                    ws[first.index[(name, "step", k - 1)]] = 1.0
-                if k < len(values) - 1:
-                    ws[first.index[(name, "step", k)]] = -1.0
-                second.add((name, value), ws, 1.0 if k == 0 else 0.0)
+            # on either side of a snapping boundary (compiler/buckets.py); only the steps
+            # between runs of values that no atom tells apart are needed.
+            _bucket_runs(first, second, name, block.start, _buckets(program, name).steps,
+                         count_parts.get(name) or [(v,) for v in type_.values],
+                         list(type_.values))
 
-    # Raw copies of head dimensions, for the reset units.
-    resets = []
+    # Raw copies of head dimensions, for the reset units, and of the numerical variables
+    # copied linearly (compiler/rules.py, `Copy`).
+    resets, raw = [], {}
     reset_bias = np.zeros(layout.width)
     for head in program.heads:
         block = layout.block(head.name)
@@ -244,22 +233,57 @@ def _expansion(program: ir.Program, layout: ResidualLayout, read: list[str], tar
             # mean that float32 rounded a little past the declared range is not clipped, and
             # scaling by P is exact. The block is left at exactly 0, so nothing carries over
             # into the next layer's mean (compiler/buckets.py relies on it).
-            values = program.type_of(averaged(head)).values
-            largest = max(abs(v) for v in values) or 1.0
-            power = 2.0 ** (math.ceil(math.log2(largest)) + 1)
-            signs = (1.0, -1.0) if min(values) < 0 else (1.0,)
-            for sign in signs:
-                key = (head.name, "raw") if sign > 0 else (head.name, "raw", "negative")
-                first.add(key, {block.start: sign / power}, 0.0)
-                resets.append((second.add(key, {first.index[key]: 1.0}, 0.0), block.start,
-                               -sign * power))
+            raw[head.name] = _raw_parts(first, second, head.name, block.start,
+                                        program.type_of(averaged(head)).values)
+            resets.extend((unit, block.start, -factor) for unit, factor in raw[head.name])
         else:
             for v in range(block.size):
                 key = (head.name, "raw", v)
                 first.add(key, {block.start + v: 1.0}, 0.0)
                 resets.append((second.add(key, {first.index[key]: 1.0}, 0.0), block.start + v,
                                -1.0))
-    return _Expansion(first, second, resets, reset_bias)
+    for name in copied:
+        if name not in raw:
+            raw[name] = _raw_parts(first, second, name, layout.dim(name),
+                                   program.type_of(name).values)
+    return _Expansion(first, second, resets, reset_bias,
+                      {name: raw[name] for name in copied})
+
+
+def _raw_parts(first: _Layer, second: _Layer, name: str, dim: int,
+               values) -> list[tuple[int, float]]:
+    """A numerical dimension divided by a power of two P >= 2 max|value| (exact), its
+    positive part and, where its values have a sign, its negative part: each lies in [0,
+    1/2] (a number a little past the values is not clipped), through layers 1 and 2.
+    Returns (layer-2 unit, +-P) per part: unit times that factor is the part back."""
+    largest = max(abs(v) for v in values) or 1.0
+    power = 2.0 ** (math.ceil(math.log2(largest)) + 1)
+    parts = []
+    for sign in ((1.0, -1.0) if min(values) < 0 else (1.0,)):
+        key = (name, "raw") if sign > 0 else (name, "raw", "negative")
+        first.add(key, {dim: sign / power}, 0.0)
+        parts.append((second.add(key, {first.index[key]: 1.0}, 0.0), sign * power))
+    return parts
+
+
+def _bucket_runs(first: _Layer, second: _Layer, name: str, dim: int, steps, runs,
+                 values: list) -> None:
+    """Steps between runs of values (steps[k] separates values[k] from values[k + 1]);
+    bucket j is the step below its run minus the step above it, one unit that every value
+    of the run reads as."""
+    position = {v: k for k, v in enumerate(values)}
+    for j, run in enumerate(runs[:-1]):
+        step = steps[position[run[-1]]]  # between run[-1] and the next value
+        slope = 1.0 / (step.end - step.start)
+        first.add((name, "step", j), {dim: slope}, -slope * step.start)
+    for j, run in enumerate(runs):
+        ws = {}
+        if j > 0:
+            ws[first.index[(name, "step", j - 1)]] = 1.0
+        if j < len(runs) - 1:
+            ws[first.index[(name, "step", j)]] = -1.0
+        unit = second.add((name, run[0]), ws, 1.0 if j == 0 else 0.0)
+        second.index.update({(name, value): unit for value in run})
 
 
 def _agreement(first: _Layer, second: _Layer, name: str, block, target: int) -> None:
@@ -282,20 +306,46 @@ def _mlp(program: ir.Program, layout: ResidualLayout, rules: tuple,
     W2, b2 = expansion.second.dense(len(expansion.first))
     rule_w, rule_b = _rule_layer(rules, expansion.second)
     reset_w = np.zeros((len(expansion.second), len(expansion.resets)))
-    W4 = np.zeros((len(rules) + len(expansion.resets), layout.width))
+    copies = _copy_units(rules, expansion, layout)
+    copy_w, copy_b = np.zeros((len(expansion.second), len(copies))), np.zeros(len(copies))
+    W4 = np.zeros((len(rules) + len(expansion.resets) + len(copies), layout.width))
     for r, rule in enumerate(rules):  # add new - old
         for w in rule.writes:
-            if w.old is not None:
+            if w.old is not None and not isinstance(w.old, Copy):
                 layout.write(W4[r], w.variable, w.old, -1.0)
-            if w.new is not None:
+            if w.new is not None and not isinstance(w.new, Copy):
                 layout.write(W4[r], w.variable, w.new, +1.0)
     for i, (unit, dim, out) in enumerate(expansion.resets):
         reset_w[unit, i] = 1.0
         W4[len(rules) + i, dim] = out
+    # A copy's part, gated by its rule: raw part + (atoms that hold) - #atoms, clipped, is
+    # the part where every atom holds and 0 elsewhere (the part lies in [0, 1/2]).
+    for i, (r, part, factor, dim) in enumerate(copies):
+        copy_w[part, i] = 1.0
+        for atom in rules[r].atoms:
+            for value in atom.values:
+                copy_w[expansion.second.index[(atom.name, value)], i] = 1.0
+        copy_b[i] = -float(len(rules[r].atoms))
+        W4[len(rules) + len(expansion.resets) + i, dim] = factor
     return (DenseParameters(W1, b1), DenseParameters(W2, b2),
-            DenseParameters(np.concatenate([rule_w, reset_w], axis=1),
-                            np.concatenate([rule_b, np.zeros(len(expansion.resets))])),
+            DenseParameters(np.concatenate([rule_w, reset_w, copy_w], axis=1),
+                            np.concatenate([rule_b, np.zeros(len(expansion.resets)), copy_b])),
             DenseParameters(W4, expansion.reset_bias))
+
+
+def _copy_units(rules, expansion: _Expansion, layout: ResidualLayout
+                ) -> list[tuple[int, int, float, int]]:
+    """Per rule and `Copy` it adds (a new value) or removes (the old one), per raw part:
+    (rule, layer-2 unit of the part, output weight: +-P for a new value, -+P for an old
+    one, residual dimension)."""
+    units = []
+    for r, rule in enumerate(rules):
+        for w in rule.writes:
+            for value, sign in ((w.new, 1.0), (w.old, -1.0)):
+                if isinstance(value, Copy):
+                    units.extend((r, part, sign * factor, layout.dim(w.variable))
+                                 for part, factor in expansion.raw[value.name])
+    return units
 
 
 def _rule_layer(rules, second: _Layer) -> tuple[np.ndarray, np.ndarray]:
