@@ -17,13 +17,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import compiled_library, library_program
 
 from alta.checker import check_source
 from alta.compiled import load_model, run_compiled
 from alta.compiler import compile_program
 from alta.compiler.rules import linear_copies
 from alta.interpreter import run
-from tests.helpers import compiled_library, library_program
 
 FRAC_LENGTH = 60
 
