@@ -20,7 +20,7 @@ import numpy as np
 
 from alta.batching import DEFAULT as DEFAULT_BATCHES
 from alta.batching import BatchSettings, plan_batches, position_bucket, row_bucket, windows
-from alta.cache import cache_dir
+from alta.cache import cache_dir, code_digest
 from alta.compiler import CompiledProgram
 from alta.compiler.structure import model_heads
 from alta.devices import device_count, padded_rows, per_device, put_batch, replicate, to_host
@@ -232,10 +232,7 @@ def _run_key(compiled: CompiledProgram, weights: dict) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for package in ("jax", "jaxlib", "flax"):
         digest.update(f"{package} {importlib.metadata.version(package)}\n".encode())
-    here = Path(__file__).resolve().parent
-    for code in (here / "model.py", here / "compiled.py", here / "parameters.py",
-                 here / "devices.py", here.parent / "compiler" / "structure.py"):
-        digest.update(code.read_bytes() if code.is_file() else code.name.encode())
+    digest.update(code_digest().encode())  # ALTA's code (the model's among it)
     digest.update(repr(compiled.config).encode())
     if device_count() > 1:
         digest.update(f"devices {device_count()}".encode())
