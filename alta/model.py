@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -267,19 +268,37 @@ class BlockSparse(nnx.Module):
     def __init__(self, plan: SparseLayer) -> None:
         self.plan = plan
 
-    def __call__(self, x: jax.Array, weight: jax.Array, bias: jax.Array) -> jax.Array:
+    def blocks_of(self, weight: jax.Array, bias: jax.Array) -> SparseWeights:
+        """The nonzero pieces of the weights the plan reads, gathered from the whole
+        matrices: once per run, not once per layer and chunk (XLA does not hoist them out of
+        the loops)."""
+        plan = self.plan
+        return SparseWeights(
+            tuple(weight[g.rows, g.columns[:, None]][:, :, None] for g in plan.gathers),
+            tuple(weight[b.rows[:, None], b.columns[None, :]].T for b in plan.blocks),
+            bias[plan.columns][:, None])
+
+    def __call__(self, x: jax.Array, w: SparseWeights) -> jax.Array:
         plan, parts = self.plan, []
-        for g in plan.gathers:
+        for g, gathered in zip(plan.gathers, w.gathers):
             n, k = g.inputs.shape
-            w = weight[g.rows, g.columns[:, None]][:, :, None]  # (n, k, 1)
-            part = jnp.zeros((n,) + x.shape[1:], x.dtype) if k == 0 else x[g.inputs[:, 0]] * w[:, 0]
+            part = (jnp.zeros((n,) + x.shape[1:], x.dtype) if k == 0
+                    else x[g.inputs[:, 0]] * gathered[:, 0])
             for j in range(1, k):
-                part = part + x[g.inputs[:, j]] * w[:, j]
+                part = part + x[g.inputs[:, j]] * gathered[:, j]
             parts.append(part)
-        parts += [weight[b.rows[:, None], b.columns[None, :]].T @ x[b.inputs]
-                  for b in plan.blocks]
-        y = jnp.concatenate(parts, axis=0) + bias[plan.columns][:, None]
+        parts += [block @ x[b.inputs] for b, block in zip(plan.blocks, w.blocks)]
+        y = jnp.concatenate(parts, axis=0) + w.bias
         return y if plan.order is None else y[plan.order]
+
+
+class SparseWeights(NamedTuple):
+    """A sparse layer's weights as its plan reads them: per gather (n, k, 1), per block
+    (columns, rows), and the bias in the plan's column order (columns, 1)."""
+
+    gathers: tuple[jax.Array, ...]
+    blocks: tuple[jax.Array, ...]
+    bias: jax.Array
 
 
 class Dense(nnx.Module):
@@ -296,12 +315,18 @@ class Dense(nnx.Module):
         flat = x.reshape(-1, x.shape[-1]).T
         return self.features_first(flat).T.reshape(x.shape[:-1] + (-1,))
 
-    def features_first(self, x: jax.Array) -> jax.Array:
+    def sparse_weights(self) -> SparseWeights | None:
+        """What the sparse product reads (None: this layer runs dense)."""
+        return None if self.blocks is None else self.blocks.blocks_of(self.weight[...],
+                                                                        self.bias[...])
+
+    def features_first(self, x: jax.Array, sparse: SparseWeights | None = None) -> jax.Array:
         """The layer on inputs laid out (in, positions); outputs (out, positions), in the
-        plan's order of units (column order unless the next sparse layer reads them)."""
+        plan's order of units (column order unless the next sparse layer reads them).
+        `sparse`: `sparse_weights()`, if the caller has it already."""
         if self.blocks is None:
             return self.weight[...].T @ x + self.bias[...][:, None]
-        return self.blocks(x, self.weight[...], self.bias[...])
+        return self.blocks(x, self.sparse_weights() if sparse is None else sparse)
 
 
 def export_weights(module: nnx.Module, prefix: str = "") -> dict[str, np.ndarray]:
@@ -332,13 +357,20 @@ class FeedForward(nnx.List):
                 x = act(x)
         return x
 
-    def features_first(self, x: jax.Array) -> jax.Array:
+    def sparse_weights(self) -> tuple[SparseWeights | None, ...]:
+        """Per layer, what its sparse product reads (Dense.sparse_weights)."""
+        return tuple(layer.sparse_weights() for layer in self)
+
+    def features_first(self, x: jax.Array,
+                       sparse: tuple[SparseWeights | None, ...] | None = None) -> jax.Array:
         """The MLP on a residual laid out (D, ...): sparse layers hand their units on in
-        their plans' order (the activation is elementwise), dense ones multiply W^T x."""
+        their plans' order (the activation is elementwise), dense ones multiply W^T x.
+        `sparse`: `sparse_weights()`, gathered once for a whole run."""
         act = activation(self.activation)
         h = x.reshape(x.shape[0], -1)
-        for i, layer in enumerate(self):
-            h = layer.features_first(h)
+        sparse = self.sparse_weights() if sparse is None else sparse
+        for i, (layer, weights) in enumerate(zip(self, sparse)):
+            h = layer.features_first(h, weights)
             if i < len(self) - 1:
                 h = act(h)
         return h.reshape(x.shape)
@@ -403,7 +435,8 @@ class UniversalTransformer(nnx.Module):
 
     def layer(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One application of the shared layer: (state after attention, after the MLP)."""
-        attended, new = self._by_chunks(self._layer, self._state(x),
+        sparse = self._sparse_weights()
+        attended, new = self._by_chunks(lambda s, v: self._layer(s, v, sparse), self._state(x),
                                         self._chunks(valid, x.shape[1]))
         return self._residual(attended, x.shape[0]), self._residual(new, x.shape[0])
 
@@ -411,7 +444,9 @@ class UniversalTransformer(nnx.Module):
              ) -> tuple[jax.Array, jax.Array]:
         """One layer for the `active` sequences (B,); the others, and every padding
         position, keep their state: (state after attention, next state)."""
-        attended, new = self._by_chunks(self._step, self._state(x),
+        sparse = self._sparse_weights()
+        attended, new = self._by_chunks(lambda s, v, a: self._step(s, v, a, sparse),
+                                        self._state(x),
                                         self._chunks(valid, x.shape[1]),
                                         self._chunks(active, x.shape[1]))
         return self._residual(attended, x.shape[0]), self._residual(new, x.shape[0])
@@ -484,24 +519,30 @@ class UniversalTransformer(nnx.Module):
         (B, N, len(dims))."""
         return features_last(state[dims]) if self.features_first else state[..., dims]
 
-    def _layer(self, s: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _sparse_weights(self) -> tuple | None:
+        """What the structured MLP reads, gathered from its weights once per call (see
+        BlockSparse.blocks_of); None on the dense path."""
+        return self.mlp.sparse_weights() if self.features_first else None
+
+    def _layer(self, s: jax.Array, valid: jax.Array, sparse: tuple | None
+               ) -> tuple[jax.Array, jax.Array]:
         if self.features_first:
             attended = s + self.attention.features_first(s, valid)[0]
-            return attended, attended + self.mlp.features_first(attended)
+            return attended, attended + self.mlp.features_first(attended, sparse)
         attended = s + self.attention(s, valid)[0]
         return attended, attended + self.mlp(attended)
 
-    def _step(self, s: jax.Array, valid: jax.Array, active: jax.Array
+    def _step(self, s: jax.Array, valid: jax.Array, active: jax.Array, sparse: tuple | None
               ) -> tuple[jax.Array, jax.Array]:
-        attended, new = self._layer(s, valid)
+        attended, new = self._layer(s, valid, sparse)
         keep = active[:, None] & valid
         return attended, jnp.where(keep[None] if self.features_first else keep[..., None],
                                    new, s)
 
-    def _advance(self, s: jax.Array, valid: jax.Array, active: jax.Array, stop_on_fault
-                 ) -> tuple[jax.Array, jax.Array]:
+    def _advance(self, s: jax.Array, valid: jax.Array, active: jax.Array, stop_on_fault,
+                 sparse: tuple | None) -> tuple[jax.Array, jax.Array]:
         """One chunk's next state, and which of its sequences stop there."""
-        _, s = self._step(s, valid, active)
+        _, s = self._step(s, valid, active, sparse)
         return s, self._stops(s, valid, stop_on_fault)
 
     def _halted(self, s: jax.Array, valid: jax.Array) -> jax.Array:
@@ -546,6 +587,7 @@ class UniversalTransformer(nnx.Module):
         s = self._state(self.embed(tokens))
         running = ~self._by_chunks(lambda s, v: self._stops(s, v, stop_on_fault), s, valid)
         layers = jnp.zeros(running.shape, jnp.int32)
+        sparse = self._sparse_weights()
 
         def keep_going(carry):
             _, running, layer, _ = carry
@@ -554,7 +596,8 @@ class UniversalTransformer(nnx.Module):
         def body(carry):
             s, running, layer, layers = carry
             s, stops = self._by_chunks(
-                lambda s, v, r: self._advance(s, v, r, stop_on_fault), s, valid, running)
+                lambda s, v, r: self._advance(s, v, r, stop_on_fault, sparse), s, valid,
+                running)
             layers = layers + running.astype(jnp.int32)
             return s, running & ~stops, layer + 1, layers
 

@@ -91,13 +91,16 @@ def measure(name: str, batch: int, repeats: int) -> dict:
     active = model._chunks(jnp.ones(batch, bool), tokens.shape[1])
 
     def by_chunks(fn):
-        return nnx.jit(lambda m, s, v: m._by_chunks(lambda *a: fn(m, *a), s, v, active))
+        def pieces(m, s, v):
+            sparse = m._sparse_weights()  # as a run gathers them: once, outside the loops
+            return m._by_chunks(lambda *a: fn(m, sparse, *a), s, v, active)
+        return nnx.jit(pieces)
 
     pieces = {
-        "attention": by_chunks(lambda m, s, v, a: m._layer(s, v)[0] - s),
-        "mlp": by_chunks(lambda m, s, v, a: m._layer(s, v)[1]),  # attention, then the MLP
-        "halting": by_chunks(lambda m, s, v, a: m._stops(s, v, True)),
-        "step": by_chunks(lambda m, s, v, a: m._step(s, v, a)[1]),
+        "attention": by_chunks(lambda m, w, s, v, a: m._layer(s, v, w)[0] - s),
+        "mlp": by_chunks(lambda m, w, s, v, a: m._layer(s, v, w)[1]),  # attention, then MLP
+        "halting": by_chunks(lambda m, w, s, v, a: m._stops(s, v, True)),
+        "step": by_chunks(lambda m, w, s, v, a: m._step(s, v, a, w)[1]),
     }
     calls = {"whole": lambda: run_compiled(compiled, texts, model=model).layers,
              "model": lambda: run_model(model, tokens, lengths, limit, True)}
