@@ -383,7 +383,7 @@ def read_run(compiled: CompiledProgram, batch: Batch, residual: np.ndarray,
     program = compiled.program
     faults = read_faults(compiled, residual, batch.valid, layers)
     halted = stopped if program.halt is not None else np.ones(len(batch.texts), bool)
-    values = compiled.layout.decode(residual, program)
+    values = compiled.layout.decode(residual, program, program.output.reads)
     outputs = tuple(decode_outputs(program, values, batch.lengths))
     result = CompiledRun(batch, residual, layers, halted, outputs, faults)
     if faults and undefined == "error":

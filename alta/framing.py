@@ -141,6 +141,9 @@ def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
     chars = input_mode(program) == "chars"
     type_ = program.variable(out.variable).type
     selected = output_positions(program, values, lengths)
+    # A categorical value prints as its label: looked up, not formatted one by one.
+    shown = ([type_.format(v) for v in type_.values]
+             if isinstance(type_, ir.Categorical) else None)
     result = []
     for b in range(len(lengths)):
         where = np.flatnonzero(selected[b])
@@ -148,7 +151,8 @@ def decode_outputs(program: ir.Program, values: dict[str, np.ndarray],
             result.append("" if out.default is None else type_.format(out.default))
             continue
         row = values[out.variable][b]
-        parts = [type_.format(_as_value(type_, row[i])) for i in where]
+        parts = ([shown[i] for i in (row[where] - type_.low).tolist()] if shown is not None
+                 else [type_.format(_as_value(type_, row[i])) for i in where])
         result.append(("" if chars and all(len(p) == 1 for p in parts) else " ").join(parts))
     return result
 

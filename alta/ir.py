@@ -394,6 +394,12 @@ class Output:
     default: object | None
     span: Span
 
+    @property
+    def reads(self) -> frozenset[str]:
+        """The variables and heads a final state's output is read from."""
+        return frozenset({self.variable} | {n.name for n in walk(self.where)
+                                             if isinstance(n, Read)})
+
 
 @dataclass(frozen=True)
 class Program:

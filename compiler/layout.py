@@ -13,6 +13,7 @@ datasets all go through them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -89,8 +90,10 @@ class ResidualLayout:
             value = set_to_bits(value)
         row[block.start:block.stop] += scale * _encode_block(block, np.asarray([value]))[0]
 
-    def decode(self, residual: np.ndarray, program: ir.Program) -> dict[str, np.ndarray]:
-        """Residual vectors (..., D) -> the interpreter's arrays per variable and head output.
+    def decode(self, residual: np.ndarray, program: ir.Program,
+               names: Collection[str] | None = None) -> dict[str, np.ndarray]:
+        """Residual vectors (..., D) -> the interpreter's arrays per variable and head output
+        (those in `names`, if given).
 
         Categorical: the largest dimension of the block; numerical variables: the nearest
         declared value (heads keep the raw mean: compiler.buckets says how the MLP reads it);
@@ -98,6 +101,8 @@ class ResidualLayout:
         is nearest (the compiled MLP's steps sit between them)."""
         values = {}
         for b in self.blocks:
+            if names is not None and b.name not in names:
+                continue
             x = residual[..., b.start:b.stop]
             if b.kind == "categorical":
                 values[b.name] = np.argmax(x, axis=-1).astype(np.int64) + b.low
