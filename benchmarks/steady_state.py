@@ -1,23 +1,29 @@
 """Steady-state speed of compiled models against this machine's float32 matrix-multiply peak.
 
-For each program and batch size: inputs per second through `run_compiled` (median of
-`--repeats` runs, after a warm-up run that compiles), the multiply-adds executed per input
-(counted from the execution plan and the shapes that run: `UniversalTransformer.
+For each program, batch size and CPU device count: inputs per second through `run_compiled`
+(median of `--repeats` runs, after a warm-up run that compiles), the multiply-adds executed
+per input (counted from the execution plan and the shapes that run: `UniversalTransformer.
 multiply_adds`, per layer times the layers the batch's loop runs, plus the halting check of
 the initial state), the FLOP/s that makes (2 per multiply-add) as a fraction of the peak
-(a jitted 2048 x 2048 `jnp.dot`, median, measured in the same run before and after), and
-where the time of one layer goes: attention, MLP, halting check and the whole masked step,
-each jitted on its own on the batch's final state, the while loop's own share (one loop
-iteration minus step and check), and what `run_compiled` spends outside the model
-(framing, decoding). The machine is shared: compare ratios measured in one run.
+(a jitted 2048 x 2048 `jnp.dot`, median, measured before and after, the best of the
+processes), and, on one device, where the time of one layer goes: attention, MLP, halting
+check and the whole masked step, each jitted on its own on the batch's final state, the
+while loop's own share (one loop iteration minus step and check), and what `run_compiled`
+spends outside the model (framing, decoding). Each device count runs in its own process
+(JAX_NUM_CPU_DEVICES: a batch's rows split over them, as `alta run` does with one device
+per core), one after the other. The machine is shared: compare ratios measured in one run.
 
-    python benchmarks/steady_state.py [--repeats 5] [--batches 1 64 256] [PROGRAM ...]
+    python benchmarks/steady_state.py [--repeats 5] [--batches 1 64 256] [--devices 1 2]
+                                      [PROGRAM ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -118,33 +124,65 @@ def measure(name: str, batch: int, repeats: int) -> dict:
             "outside_ms": (whole - in_model) * 1e3}
 
 
+def measured(programs: list[str], batches: list[int], repeats: int) -> dict:
+    """This process's figures: the peak before and after, and a row per program and batch."""
+    import jax
+
+    peaks = [matmul_peak(repeats)]
+    rows = [measure(name, batch, repeats) for name in programs for batch in batches]
+    peaks.append(matmul_peak(repeats))
+    for row in rows:
+        row["devices"] = jax.device_count()
+    return {"peaks": peaks, "rows": rows}
+
+
+def on_devices(devices: int, args) -> dict:
+    """`measured` in a child process with `devices` CPU devices."""
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices)}
+    argv = [sys.executable, __file__, *args.programs, "--batches", *map(str, args.batches),
+            "--repeats", str(args.repeats), "--json"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the run on {devices} devices failed:\n{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("programs", nargs="*", default=["addition", "scan"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--devices", nargs="+", type=int, default=[1, 2],
+                        help="CPU device counts, each run in its own process")
+    parser.add_argument("--json", action="store_true",
+                        help="measure in this process only and print the figures as JSON")
     args = parser.parse_args()
+    if args.json:
+        print(json.dumps(measured(args.programs, args.batches, args.repeats)))
+        return
 
-    peaks = [matmul_peak(args.repeats)]
-    rows = [measure(name, batch, args.repeats) for name in args.programs
-            for batch in args.batches]
-    peaks.append(matmul_peak(args.repeats))
-    peak = statistics.median(peaks)
-    print(f"float32 matmul peak (jitted 2048^2 jnp.dot, median, before/after): "
-          f"{peaks[0] / 1e9:.1f} / {peaks[1] / 1e9:.1f} GFLOP/s")
+    results = [on_devices(devices, args) for devices in args.devices]
+    peaks = [r["peaks"] for r in results]
+    peak = max(statistics.median(p) for p in peaks)
+    rows = [row for r in results for row in r["rows"]]
+    print("float32 matmul peak (jitted 2048^2 jnp.dot, median, before/after, per process): "
+          + ", ".join(f"{a / 1e9:.1f} / {b / 1e9:.1f}" for a, b in peaks)
+          + f" GFLOP/s; the best, {peak / 1e9:.1f}, is the peak")
     print(f"medians of {args.repeats} runs; CPU, float32, jitted, structured paths\n")
-    print(f"{'program':<10} {'batch':>5} {'N':>4} {'layers':>6} {'inputs/s':>9} "
-          f"{'model only':>10} {'MMAC/input':>10} {'GFLOP/s':>8} {'of peak':>7}")
+    print(f"{'program':<10} {'batch':>5} {'devices':>7} {'N':>4} {'layers':>6} "
+          f"{'inputs/s':>9} {'model only':>10} {'MMAC/input':>10} {'GFLOP/s':>8} "
+          f"{'of peak':>7}")
     for r in rows:
         flops = 2 * r["macs_per_input"] * r["inputs_per_s"]
-        print(f"{r['program']:<10} {r['batch']:>5} {r['positions']:>4} {r['iterations']:>6} "
-              f"{r['inputs_per_s']:>9.1f} {r['model_inputs_per_s']:>10.1f} "
-              f"{r['macs_per_input'] / 1e6:>10.2f} {flops / 1e9:>8.2f} "
-              f"{flops / peak:>7.1%}")
+        print(f"{r['program']:<10} {r['batch']:>5} {r['devices']:>7} {r['positions']:>4} "
+              f"{r['iterations']:>6} {r['inputs_per_s']:>9.1f} {r['model_inputs_per_s']:>10.1f} "
+              f"{r['macs_per_input'] / 1e6:>10.2f} {flops / 1e9:>8.2f} {flops / peak:>7.1%}")
     print("\nper layer and sequence, multiply-adds: attention / MLP / halting; one loop "
           "iteration in ms: attention, MLP, halting, step (attention + MLP + masking), "
-          "while-loop rest; outside the model per run")
+          "while-loop rest; outside the model per run (the pieces on one device)")
     for r in rows:
+        if r["devices"] != 1:
+            continue
         m, t = r["macs"], r["piece_ms"]
         print(f"{r['program']:<10} {r['batch']:>5}  MAC {m['attention']:>9,} / "
               f"{m['mlp']:>10,} / {m['halting']:>6,}   iteration {r['iteration_ms']:7.2f} "
