@@ -544,6 +544,9 @@ def result_figures(results: Results, config: ExperimentConfig) -> dict:
         by_method, xlabel=f"input length ({results.unit})", ylabel="accuracy", log_y=False,
         title=f"{results.program}: accuracy by length",
         mark=("longest training input", config.train_lengths[1]))}
+    (ax,) = figures["accuracy.png"].axes
+    ax.set_ylim(-0.02, 1.02)  # the whole scale: chance (0.5 for parity) reads as such
+    ax.legend(loc="lower left")
     if results.curves:
         figures["loss.png"] = curves_figure(results.curves, ylabel="training loss",
                                             title=f"{results.program}: training")

@@ -241,7 +241,7 @@ def test_experiment_pictures_plot_its_scores(tmp_path):
     (ax,) = figures["accuracy.png"].axes
     assert ax.get_title() == "parity: accuracy by length"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("input length (bits)", "accuracy")
-    assert ax.get_yscale() == "linear"
+    assert ax.get_yscale() == "linear" and ax.get_ylim() == (-0.02, 1.02)
     lines = {line.get_label(): line.get_xydata().tolist() for line in ax.get_lines()}
     assert lines == {"compiled": [[1, 1.0], [8, 1.0]], "trace-trained MLP": [[1, 0.9], [8, 0.3]],
                      "longest training input": [[4, 0], [4, 1]]}
