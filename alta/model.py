@@ -288,9 +288,11 @@ class Attention(nnx.Module):
     def multiply_adds(self, n: int) -> int:
         """What `features_first` multiplies for one sequence of n positions: each score
         computed once (n x n x key size, and the query and key scalings), each softmax's
-        weighted values (n x n x value size, and the scaling), a counting head's n."""
+        weighted values (n x n x value size, and the scaling; n x value size for a head that
+        sees one offset), a counting head's n."""
         total, softmaxes = 0, set()
         for h, blocks in enumerate(self.blocks):
+            keys = 1 if not blocks.terms and self._one_offset(h) else n  # per query
             if blocks.scores_of is None:
                 for t in blocks.terms:
                     q = t.key_size if t.diagonal else t.query_size * t.key_size
@@ -301,7 +303,7 @@ class Attention(nnx.Module):
             if blocks.weights_of is None:
                 softmaxes.add(h)
             width = 1 if blocks.averages_numbers else blocks.value_size
-            total += n * n * width + n * blocks.value_size
+            total += n * keys * width + n * blocks.value_size
         return total
 
 
