@@ -1,7 +1,9 @@
 """Steady-state speed of compiled models against this machine's float32 matrix-multiply peak.
 
 For each program, batch size and CPU device count: inputs per second through `run_compiled`
-(median of `--repeats` runs, after a warm-up run that compiles), the multiply-adds executed
+as `alta run` calls it (a `ModelRunner`: the batch padded to its bucket shape, on the path
+that suits that shape; median of `--repeats` runs, after a warm-up run that compiles), and
+through the runner alone ("model only"), the multiply-adds executed
 per input (counted from the execution plan and the shapes that run: `UniversalTransformer.
 multiply_adds`, per layer times the layers the batch's loop runs, plus the halting check of
 the initial state), the FLOP/s that makes (2 per multiply-add) as a fraction of the peak
@@ -65,36 +67,40 @@ def matmul_peak(repeats: int, size: int = 2048) -> float:
 
 
 def measure(name: str, batch: int, repeats: int) -> dict:
+    """One program at one batch size, run as `alta run` runs it: a `ModelRunner` (the path
+    that suits the batch's padded bucket shape, the weights as arguments)."""
     import jax.numpy as jnp
     import numpy as np
     from flax import nnx
 
     from alta.checker import check_file
-    from alta.compiled import load_model, run_compiled
+    from alta.compiled import ModelRunner, _padded, bucket_shape, run_compiled, structured_for
     from alta.compiler import compile_program
+    from alta.devices import put_batch
     from alta.framing import encode_batch
-    from alta.model import run_model
 
     program = check_file(ROOT / "programs" / f"{name}.alta")
     compiled = compile_program(program)
-    model = load_model(compiled)
+    runner = ModelRunner(compiled, keep=False)
     texts = benchmark_inputs(program, batch, 50)
     encoded = encode_batch(program, texts)
-    tokens, lengths = jnp.asarray(encoded.tokens), jnp.asarray(encoded.lengths)
-    valid = jnp.asarray(encoded.valid)
+    shape = bucket_shape(compiled, encoded)
+    model = runner.model(structured_for(shape))
+    tokens, lengths = put_batch(*_padded(encoded, *shape))
+    valid = jnp.arange(shape[1])[None, :] < lengths[:, None]
     limit = program.max_layers
 
-    final, layers, _ = run_model(model, tokens, lengths, limit, True)
+    final, layers, _ = runner(tokens, lengths, limit, True)
     iterations = int(np.asarray(layers).max())
-    counts = model.multiply_adds(tokens.shape[1])
+    counts = model.multiply_adds(shape[1])
     per_layer = sum(counts.values())
     executed = iterations * per_layer + counts["halting"]
 
     # The pieces of one layer, each jitted alone, on the state as the loop carries it
     # (features-first chunks of sequences on the structured path), chunk by chunk.
     state = model._state(final)
-    valid = model._chunks(valid, tokens.shape[1])
-    active = model._chunks(jnp.ones(batch, bool), tokens.shape[1])
+    valid = model._chunks(valid, shape[1])
+    active = model._chunks(jnp.ones(shape[0], bool), shape[1])
 
     def by_chunks(fn):
         def pieces(m, s, v):
@@ -108,15 +114,16 @@ def measure(name: str, batch: int, repeats: int) -> dict:
         "halting": by_chunks(lambda m, w, s, v, a: m._stops(s, v, True)),
         "step": by_chunks(lambda m, w, s, v, a: m._step(s, v, a, w)[1]),
     }
-    calls = {"whole": lambda: run_compiled(compiled, texts, model=model).layers,
-             "model": lambda: run_model(model, tokens, lengths, limit, True)}
+    calls = {"whole": lambda: run_compiled(compiled, texts, model=runner).layers,
+             "model": lambda: runner(tokens, lengths, limit, True)}
     calls.update({key: lambda f=f: f(model, state, valid) for key, f in pieces.items()})
     seconds = interleaved(calls, repeats)
     whole, in_model = seconds.pop("whole"), seconds.pop("model")
     seconds["mlp"] = max(seconds["mlp"] - seconds["attention"], 0.0)  # it ran both
     iteration = in_model / max(iterations, 1)
     seconds["loop"] = iteration - seconds["step"] - seconds["halting"]
-    return {"program": name, "batch": batch, "positions": int(tokens.shape[1]),
+    return {"program": name, "batch": batch, "rows": shape[0], "positions": shape[1],
+            "structured": structured_for(shape),
             "iterations": iterations, "inputs_per_s": batch / whole,
             "model_inputs_per_s": batch / in_model, "macs_per_input": executed,
             "macs": counts, "iteration_ms": iteration * 1e3,
@@ -128,6 +135,7 @@ def measured(programs: list[str], batches: list[int], repeats: int) -> dict:
     """This process's figures: the peak before and after, and a row per program and batch."""
     import jax
 
+    os.environ.setdefault("ALTA_COMPILATION_CACHE", "0")  # leave the user's cache alone
     peaks = [matmul_peak(repeats)]
     rows = [measure(name, batch, repeats) for name in programs for batch in batches]
     peaks.append(matmul_peak(repeats))
@@ -168,13 +176,16 @@ def main() -> None:
     print("float32 matmul peak (jitted 2048^2 jnp.dot, median, before/after, per process): "
           + ", ".join(f"{a / 1e9:.1f} / {b / 1e9:.1f}" for a, b in peaks)
           + f" GFLOP/s; the best, {peak / 1e9:.1f}, is the peak")
-    print(f"medians of {args.repeats} runs; CPU, float32, jitted, structured paths\n")
-    print(f"{'program':<10} {'batch':>5} {'devices':>7} {'N':>4} {'layers':>6} "
-          f"{'inputs/s':>9} {'model only':>10} {'MMAC/input':>10} {'GFLOP/s':>8} "
-          f"{'of peak':>7}")
+    print(f"medians of {args.repeats} runs; CPU, float32; padded to the bucket shape "
+          "(rows x N) and on the path `alta run` takes for it\n")
+    print(f"{'program':<10} {'batch':>5} {'devices':>7} {'rows':>5} {'N':>4} {'path':>10} "
+          f"{'layers':>6} {'inputs/s':>9} {'model only':>10} {'MMAC/input':>10} "
+          f"{'GFLOP/s':>8} {'of peak':>7}")
     for r in rows:
         flops = 2 * r["macs_per_input"] * r["inputs_per_s"]
-        print(f"{r['program']:<10} {r['batch']:>5} {r['devices']:>7} {r['positions']:>4} "
+        path = "structured" if r["structured"] else "dense"
+        print(f"{r['program']:<10} {r['batch']:>5} {r['devices']:>7} {r['rows']:>5} "
+              f"{r['positions']:>4} {path:>10} "
               f"{r['iterations']:>6} {r['inputs_per_s']:>9.1f} {r['model_inputs_per_s']:>10.1f} "
               f"{r['macs_per_input'] / 1e6:>10.2f} {flops / 1e9:>8.2f} {flops / peak:>7.1%}")
     print("\nper layer and sequence, multiply-adds: attention / MLP / halting; one loop "
