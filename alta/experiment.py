@@ -525,17 +525,28 @@ def write_minimality(results: Results, path: Path) -> Path:
     return write_atomically(path, write)
 
 
+COVERED = "inputs the training traces cover (minimality)"
+
+
 def result_figures(results: Results, config: ExperimentConfig) -> dict:
-    """The study's pictures by file name: accuracy by length for each method
-    (accuracy.png) and, if anything was trained, the training loss curves (loss.png)."""
+    """The study's pictures by file name: accuracy by length for each method, with the
+    minimality prediction (the share of test inputs that need no rule or value the training
+    traces lack) beside them (accuracy.png), and, if anything was trained, the training
+    loss curves (loss.png)."""
     from alta.pictures import curves_figure
 
     by_method = {METHOD_NAMES[m]: [(s.length, s.accuracy) for s in results.scores
                                    if s.method == m] for m in config.methods}
+    if results.novelty:
+        by_method[COVERED] = [(length, 1 - float(np.mean(n.either)))
+                              for length, n in results.novelty.items()]
     figures = {"accuracy.png": curves_figure(
         by_method, xlabel=f"input length ({results.unit})", ylabel="accuracy", log_y=False,
         title=f"{results.program}: accuracy by length",
         mark=("longest training input", config.train_lengths[1]))}
+    (ax,) = figures["accuracy.png"].axes
+    ax.set_ylim(-0.02, 1.02)  # the whole scale: chance (0.5 for parity) reads as such
+    ax.legend(loc="lower left")
     if results.curves:
         figures["loss.png"] = curves_figure(results.curves, ylabel="training loss",
                                             title=f"{results.program}: training")

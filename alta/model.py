@@ -58,9 +58,76 @@ def softmax_with_sink(scores: jax.Array, sink: jax.Array | None) -> jax.Array:
     return e / (e.sum(axis=-1, keepdims=True) + jnp.exp(sink - top))
 
 
-def _softmax_parts(scores: jax.Array, sink: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+class OneKey(NamedTuple):
+    """The scores of a head with no score terms that sees one relative offset: 0 at the key
+    `offset` positions away, if that position exists and is not padding; MASKED elsewhere."""
+
+    offset: int
+    valid: jax.Array  # (B, N) the keys that are not padding
+    mask: jax.Array  # (B, N, N) the scores' mask (for the dense weights only)
+
+    def has_key(self) -> jax.Array:
+        """(B, N): does the query at i have its key, at i + offset?"""
+        return shift_keys(self.valid, self.offset, False)
+
+
+class OneKeyWeights(NamedTuple):
+    """`softmax_with_sink` of OneKey scores, per query: the weight of its one key where it
+    has one; elsewhere the weight each key gets, as all its scores are MASKED (uniform
+    without a sink, none beside a sink above MASKED)."""
+
+    offset: int
+    has_key: jax.Array  # (B, N)
+    weight: jax.Array  # (B, N)
+    mask: jax.Array  # (B, N, N)
+
+    def attend(self, v: jax.Array) -> jax.Array:
+        """The weighted values (m, B, N) of values v (m, B, N): O(N), not O(N^2)."""
+        return self.weight * jnp.where(self.has_key, shift_keys(v, self.offset, 0.0),
+                                       v.sum(axis=-1, keepdims=True))
+
+    def dense(self) -> jax.Array:
+        """The same weights as a (B, N, N) matrix."""
+        return jnp.where(self.has_key[..., None] & ~self.mask, 0.0, self.weight[..., None])
+
+
+def shift_keys(a: jax.Array, offset: int, fill) -> jax.Array:
+    """a[..., i + offset] at i along the last axis (positions), `fill` past either end."""
+    n = a.shape[-1]
+    if abs(offset) >= n:
+        return jnp.full_like(a, fill)
+    pad = jnp.full(a.shape[:-1] + (abs(offset),), fill, a.dtype)
+    if offset >= 0:
+        return jnp.concatenate([a[..., offset:], pad], axis=-1)
+    return jnp.concatenate([pad, a[..., :n + offset]], axis=-1)
+
+
+def _one_key_parts(scores: OneKey, sink: jax.Array | None
+                   ) -> tuple[OneKeyWeights, jax.Array]:
+    """`_softmax_parts` of OneKey scores, computed per query from the same formulas
+    (the scores a query sees are all MASKED but one 0, or all MASKED), without the N x N
+    matrix: exp(MASKED - top) is exactly 0 next to a top of 0."""
+    has = scores.has_key()
+    n = scores.valid.shape[-1]
+    score = jnp.where(has, 0.0, MASKED)
+    top = score if sink is None else jnp.maximum(score, sink)
+    top = jax.lax.stop_gradient(top)
+    e = jnp.exp(score - top)  # the one key's (or, with none, each key's) exponential
+    total = jnp.where(has, e, n * e)
+    denominator = total if sink is None else total + jnp.exp(sink - top)
+    weights = OneKeyWeights(scores.offset, has, e / denominator, scores.mask)
+    return weights, (top + jnp.log(total))[..., None]
+
+
+def _dense_weights(weights) -> jax.Array:
+    return weights.dense() if isinstance(weights, OneKeyWeights) else weights
+
+
+def _softmax_parts(scores, sink: jax.Array | None) -> tuple:
     """`softmax_with_sink` and the log of the keys' total, log sum_j exp(score_j), from one
-    pass of exponentials."""
+    pass of exponentials (OneKey scores: per query, see `_one_key_parts`)."""
+    if isinstance(scores, OneKey):
+        return _one_key_parts(scores, sink)
     top = scores.max(axis=-1, keepdims=True)
     if sink is not None:
         top = jnp.maximum(top, jnp.broadcast_to(sink, top.shape))
@@ -152,8 +219,11 @@ class Attention(nnx.Module):
         all_weights = []
         scores_by_head, softmax_by_head = {}, {}
         for h, blocks in enumerate(self.blocks):
+            sink = None if self.sink is None else self.sink[...][h]
             if blocks.scores_of is not None:
                 scores = scores_by_head[blocks.scores_of]
+            elif not blocks.terms and self._one_offset(h):
+                scores = OneKey(self.offsets[h][0], valid, masks[h])
             elif blocks.terms:
                 q, k = self._terms(x, h, blocks.terms)
                 scores = jnp.einsum("kbi,kbj->bij", q, k) * self.scale
@@ -161,7 +231,6 @@ class Attention(nnx.Module):
             else:
                 scores = jnp.where(masks[h], 0.0, MASKED).astype(x.dtype)
             scores_by_head[h] = scores
-            sink = None if self.sink is None else self.sink[...][h]
             m = blocks.value_size
             if blocks.averages_numbers:  # one output row: the value dimensions' numbers
                 scale = (self.value[...][h, blocks.value:blocks.value + m, 0]
@@ -175,19 +244,26 @@ class Attention(nnx.Module):
                 # log-sum-exp: O(N) instead of another N x N softmax.
                 log_total = softmax_by_head[blocks.scores_of][1]
                 outputs.append(jax.nn.sigmoid(log_total - sink)[None, ..., 0] * scale)
-                all_weights.append(softmax_with_sink(scores, sink))  # unused in a run: dropped
-                continue
+                all_weights.append(_dense_weights(_softmax_parts(scores, sink)[0]))
+                continue  # (unused in a run: dropped)
             if blocks.weights_of is not None:
                 weights = softmax_by_head[blocks.weights_of][0]
             else:
                 softmax_by_head[h] = _softmax_parts(scores, sink)
                 weights = softmax_by_head[h][0]
-            all_weights.append(weights)
+            all_weights.append(_dense_weights(weights))
             v = x[blocks.value:blocks.value + m] * scale
             if blocks.averages_numbers:
                 v = v.sum(axis=0, keepdims=True)
-            outputs.append(jnp.einsum("bij,mbj->mbi", weights, v))
+            outputs.append(weights.attend(v) if isinstance(weights, OneKeyWeights)
+                           else jnp.einsum("bij,mbj->mbi", weights, v))
         return _rows(x, starts, outputs), jnp.stack(all_weights, axis=1)
+
+    def _one_offset(self, h: int) -> bool:
+        """Whether head h (with no score terms) sees one relative offset: at most one key
+        per query, so its softmax is a shift of the keys (OneKey), not an N x N product."""
+        offsets = self.offsets[h]
+        return offsets is not None and len(offsets) == 1
 
     def _terms(self, x: jax.Array, h: int, terms) -> tuple[jax.Array, jax.Array]:
         """Head h's queries and keys (columns, B, N) from its terms' blocks of x (D, B, N):
@@ -212,9 +288,11 @@ class Attention(nnx.Module):
     def multiply_adds(self, n: int) -> int:
         """What `features_first` multiplies for one sequence of n positions: each score
         computed once (n x n x key size, and the query and key scalings), each softmax's
-        weighted values (n x n x value size, and the scaling), a counting head's n."""
+        weighted values (n x n x value size, and the scaling; n x value size for a head that
+        sees one offset), a counting head's n."""
         total, softmaxes = 0, set()
         for h, blocks in enumerate(self.blocks):
+            keys = 1 if not blocks.terms and self._one_offset(h) else n  # per query
             if blocks.scores_of is None:
                 for t in blocks.terms:
                     q = t.key_size if t.diagonal else t.query_size * t.key_size
@@ -225,7 +303,7 @@ class Attention(nnx.Module):
             if blocks.weights_of is None:
                 softmaxes.add(h)
             width = 1 if blocks.averages_numbers else blocks.value_size
-            total += n * n * width + n * blocks.value_size
+            total += n * keys * width + n * blocks.value_size
         return total
 
 

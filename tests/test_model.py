@@ -150,3 +150,35 @@ def test_sparse_layers_in_plan_order_multiply_as_the_dense_weights(gather_inputs
     np.testing.assert_allclose(np.asarray(features_first).T, expected, rtol=0, atol=1e-5)
     np.testing.assert_allclose(np.asarray(nnx.jit(lambda f, x: f(x))(sparse, jnp.asarray(x))),
                                expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("detector", [True, False])
+def test_one_offset_heads_attend_as_the_dense_softmax(detector):
+    """Heads that see one relative offset run as shifts of their keys (alta.model.OneKey):
+    their outputs and weights, at queries with their key, without it (the first and last
+    positions) and at padding, with the fault detector's sinks and without them (a query
+    with no key then weighs every key alike), equal the dense attention's on states from
+    real runs."""
+    import jax.numpy as jnp
+
+    from alta.framing import encode_batch
+    from alta.model import Attention, features_first, features_last
+
+    compiled = (compiled_library("parity") if detector else
+                compile_program(check_file(PROGRAMS / "parity.alta"), fault_detector=False))
+    offsets = compiled.config.head_offsets
+    assert any(o is not None and len(o) == 1 for o in offsets)
+    p = compiled.parameters.attention
+    assert (p.sink is not None) == detector
+    texts = find_task(compiled.program).inputs(9, None, seed=3)
+    batch = encode_batch(compiled.program, texts)
+    x = jnp.asarray(run_compiled(compiled, texts, max_layers=2).residual)
+    valid = jnp.asarray(batch.valid)
+    assert not batch.valid.all()  # some padding
+    heads = compiled.execution.heads
+    structured = Attention(p, offsets, compiled.config.attention_scale, heads)
+    dense = Attention(p, offsets, compiled.config.attention_scale)
+    got, got_weights = structured.features_first(features_first(x), valid)
+    want, want_weights = dense(x, valid)
+    np.testing.assert_allclose(features_last(got), want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got_weights, want_weights, rtol=0, atol=1e-6)

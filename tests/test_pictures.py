@@ -11,8 +11,9 @@ from helpers import alta, prog
 
 from alta.checker import check_file, check_source
 from alta.compiler import compile_program
+from alta.coverage import Novelty
 from alta.errors import AltaError
-from alta.experiment import ExperimentConfig, Results, Score, result_figures
+from alta.experiment import COVERED, ExperimentConfig, Results, Score, result_figures
 from alta.interpreter import run, selection
 from alta.pictures import choose_panels, curves_figure, plot_curves, plot_run, run_figure
 
@@ -240,7 +241,7 @@ def test_experiment_pictures_plot_its_scores(tmp_path):
     (ax,) = figures["accuracy.png"].axes
     assert ax.get_title() == "parity: accuracy by length"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("input length (bits)", "accuracy")
-    assert ax.get_yscale() == "linear"
+    assert ax.get_yscale() == "linear" and ax.get_ylim() == (-0.02, 1.02)
     lines = {line.get_label(): line.get_xydata().tolist() for line in ax.get_lines()}
     assert lines == {"compiled": [[1, 1.0], [8, 1.0]], "trace-trained MLP": [[1, 0.9], [8, 0.3]],
                      "longest training input": [[4, 0], [4, 1]]}
@@ -251,3 +252,11 @@ def test_experiment_pictures_plot_its_scores(tmp_path):
         list(p) for p in loss]
     no_training = result_figures(Results("parity", "bits", scores[:2], {}), config)
     assert list(no_training) == ["accuracy.png"]
+    # With the minimality columns: the share of inputs needing nothing new, per length.
+    novelty = {1: Novelty(np.array([False, False, False, False]), np.zeros(4, bool)),
+               8: Novelty(np.array([True, False, False, False]), np.array([True, True, False,
+                                                                            False]))}
+    (ax,) = result_figures(Results("parity", "bits", scores, {}, novelty),
+                           config)["accuracy.png"].axes
+    lines = {line.get_label(): line.get_xydata().tolist() for line in ax.get_lines()}
+    assert lines[COVERED] == [[1, 1.0], [8, 0.5]]

@@ -1,9 +1,9 @@
 """Batches across devices (alta.devices): a fresh process with 4 CPU devices
 (`XLA_FLAGS=--xla_force_host_platform_device_count=4`; this process has one, as JAX picks its
 devices once) runs library programs on many sampled inputs, traces and verifies them, runs
-`alta run`, and trains both kinds of model; everything it reports must equal this process's
-single-device run, the interpreter and the task's oracle (trained weights to float32
-tolerance).
+`alta run`, and trains both kinds of model (a learned MLP, the end-to-end model); everything
+it reports must equal this process's single-device run, the interpreter and the task's
+oracle (trained weights to float32 tolerance).
 
 The 4-device part is `python tests/test_sharding.py OUT` (the `__main__` block below), so the
 two sides run the same functions on the same arguments."""
@@ -104,11 +104,23 @@ def _trained() -> tuple[dict, list]:
     return mlp.export_weights(), curve
 
 
+def _trained_end_to_end() -> tuple[dict, list, list]:
+    """The experiment's end-to-end model (train_end_to_end) on parity inputs, a few steps on
+    batches the devices divide: its weights, loss curve and printed outputs."""
+    from alta.training import EndToEndSettings, end_to_end_outputs, examples_of, train_end_to_end
+
+    compiled = compiled_library("parity")
+    examples = examples_of(compiled.program, _texts("parity")[:40])
+    model, curve = train_end_to_end(compiled, examples, EndToEndSettings(
+        hidden=(16,), steps=5, batch_size=8, seed=2))
+    return model.export_weights(), curve, end_to_end_outputs(compiled, model, examples)
+
+
 def _everything(tmp: Path) -> dict:
     import jax
 
     return {"devices": jax.device_count(), "runs": _runs(), "command": _command(tmp),
-            "trained": _trained()}
+            "trained": _trained(), "end to end": _trained_end_to_end()}
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +209,17 @@ def test_data_parallel_training_equals_single_device_training(sharded, single):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
     np.testing.assert_allclose([loss for _, loss in got_curve],
                                [loss for _, loss in want_curve], rtol=1e-4)
+
+
+def test_data_parallel_end_to_end_training_equals_single_device_training(sharded, single):
+    (got, got_curve, got_outputs), (want, want_curve, want_outputs) = (
+        sharded["end to end"], single["end to end"])
+    assert got.keys() == want.keys()
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose([loss for _, loss in got_curve],
+                               [loss for _, loss in want_curve], rtol=1e-4)
+    assert got_outputs == want_outputs and len(want_outputs) == 40
 
 
 def test_one_device_puts_plain_arrays_and_runs_functions_as_they_are():
