@@ -79,8 +79,9 @@ def _release_one_off_models(request):
     and two workers' accumulated memory can exhaust a small CI machine.
 
     A generated program's executables are not written to JAX's persistent cache either:
-    no test, worker or later run compiles that model again, and the writes (serialising
-    each executable, a file each) were a fifth of the XLA time of test_verify.py."""
+    no test, worker or later run compiles that model again. The cache's work (a key, a
+    lookup, and serialising and writing each executable to a file) was about a quarter of
+    test_verify.py's XLA time, most of it the writes."""
     name = request.node.name
     generated = "random_programs" in name or "random_faulty_programs" in name
     if generated:
@@ -92,11 +93,9 @@ def _release_one_off_models(request):
         setting = "jax_persistent_cache_min_compile_time_secs"
         before = getattr(jax.config, setting)
         jax.config.update(setting, float("inf"))  # nothing compiles for that long
-    try:
-        yield
-    finally:
-        if generated:
-            jax.config.update(setting, before)
+    yield
+    if generated:
+        jax.config.update(setting, before)
     if "random" in name or request.module.__name__ in (
             "test_export_lens", "test_export_torch"):
         import gc
