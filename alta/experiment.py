@@ -546,7 +546,7 @@ def result_figures(results: Results, config: ExperimentConfig) -> dict:
         mark=("longest training input", config.train_lengths[1]))}
     (ax,) = figures["accuracy.png"].axes
     ax.set_ylim(-0.02, 1.02)  # the whole scale: chance (0.5 for parity) reads as such
-    ax.legend(loc="lower left")
+    ax.legend()  # placed again for the new limits, where it hides the fewest points
     if results.curves:
         figures["loss.png"] = curves_figure(results.curves, ylabel="training loss",
                                             title=f"{results.program}: training")
