@@ -29,8 +29,14 @@ class BatchSettings:
     most_rows: int = 128
     least_positions: int = 8
     window: int = 1024  # inputs read ahead and ordered by length
+    # Inputs that fit one batch of at most this many padded positions run as that one batch,
+    # whatever their position buckets: one shape to compile instead of several, where the
+    # padding costs next to nothing (0: never).
+    together: int = 0
 
     def __post_init__(self) -> None:
+        if self.together < 0:
+            raise ValueError(f"batch settings must not be negative: {self}")
         if min(self.tokens, self.most_rows, self.least_positions, self.window) < 1:
             raise ValueError(f"batch settings must be positive: {self}")
         if self.most_rows & (self.most_rows - 1):
@@ -81,8 +87,15 @@ def plan_batches(lengths: Sequence[int], cap: int | None = None,
                  settings: BatchSettings = DEFAULT) -> list[Planned]:
     """Batches for inputs of `lengths` (positions each, in input order): ordered by length
     (ties in input order), split where the position bucket changes or a batch is full, each
-    padded to bucket shapes. Every index appears in exactly one batch."""
+    padded to bucket shapes; all in one batch, padded to the longest's bucket, where that
+    batch has at most `settings.together` padded positions. Every index appears in exactly
+    one batch."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    if order and len(order) <= settings.most_rows:
+        positions = position_bucket(lengths[order[-1]], cap, settings)
+        rows = row_bucket(len(order), settings)
+        if rows * positions <= min(settings.together, max(settings.tokens, positions)):
+            return [Planned(tuple(order), rows, positions)]
     plans = []
     for positions, group in itertools.groupby(
             order, key=lambda i: position_bucket(lengths[i], cap, settings)):

@@ -74,13 +74,17 @@ def padded_rows(rows: int) -> int:
 
 def put_batch(*arrays: np.ndarray) -> tuple:
     """The arrays on the devices: split along their leading axis where the device count
-    divides it, else whole on every device (one device: a plain `jnp.asarray`)."""
+    divides it, else whole on every device (one device: as `jnp.asarray` would, but a numpy
+    array by `jax.device_put` of a copy of its own: `jnp.asarray` compiles that copy, since
+    JAX 0.10, for every new shape and dtype (two or three compilations for each new batch
+    shape of a run), and `jax.device_put` alone may alias the caller's buffer on CPU)."""
     import jax
     import jax.numpy as jnp
 
     count = device_count()
     if count == 1:
-        return tuple(jnp.asarray(a) for a in arrays)
+        return tuple(jax.device_put(np.array(a)) if isinstance(a, np.ndarray)
+                     else jnp.asarray(a) for a in arrays)
     from jax.sharding import NamedSharding, PartitionSpec
 
     out = []

@@ -310,6 +310,16 @@ def _block(b) -> tuple:
 class _ToAst(Transformer):
     """Builds AST nodes bottom-up from the Lark tree; one method per grammar rule."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Each rule's method looked up once: `v_args` wraps the class's methods in
+        # descriptors that build a new wrapper (functools.update_wrapper) at every lookup,
+        # and Lark looks one up for every node of the tree. The instance's own attributes
+        # come first, so Lark finds these.
+        for name, value in vars(type(self)).items():
+            if hasattr(value, "visit_wrapper"):
+                setattr(self, name, getattr(self, name))
+
     # -- module and declarations
     def start(self, meta, decls):
         return ast.Module(_span(meta) if not meta.empty else Span(1, 1, 1, 1), tuple(decls))

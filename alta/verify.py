@@ -15,7 +15,7 @@ import numpy as np
 from alta import ir
 from alta.batching import DEFAULT as DEFAULT_BATCHES
 from alta.batching import plan_batches, power_of_two_at_least
-from alta.compiled import exact_length, trace_compiled
+from alta.compiled import DENSE_POSITIONS, exact_length, trace_compiled
 from alta.compiler import CompiledProgram
 from alta.compiler.buckets import bucket_thresholds
 from alta.errors import AltaRuntimeError
@@ -118,9 +118,11 @@ def verify(compiled: CompiledProgram, texts, max_layers: int | None = None, mode
     comparer = _Comparer(compiled.program)
     depth = 0
     # Similar lengths together (a batch runs until its longest input halts), at a few
-    # bucket shapes (alta.batching: a few compiled steps however many inputs).
+    # bucket shapes (alta.batching: a few compiled steps however many inputs); inputs that
+    # fit one batch of the dense path run as one (a layer of it costs about the same
+    # whatever its size, and each further shape is a further two compilations).
     settings = replace(DEFAULT_BATCHES, tokens=max(DEFAULT_BATCHES.tokens, chunk),
-                       most_rows=power_of_two_at_least(chunk))
+                       most_rows=power_of_two_at_least(chunk), together=DENSE_POSITIONS)
     lengths = [len(encode(compiled.program, t)) for t in texts]
     done = 0
     for plan in plan_batches(lengths, exact_length(compiled), settings):

@@ -25,10 +25,14 @@ os.environ["ALTA_COMPILATION_CACHE"] = str(_CACHE)
 # calls (generated programs, one-off shapes), so compilation is most of the suite's time.
 # LLVM at -O0 without XLA's fusion emitters compiles a small model ~6x faster, for runs
 # that are up to a few times slower; the numbers computed are the same IEEE float32
-# operations (XLA's CPU back end does no fast-math either way). Users, the benchmarks and
+# operations (XLA's CPU back end does no fast-math either way). The LLVM module is compiled
+# whole, not split into parts compiled on threads (XLA's default): the same code, and ~40%
+# less XLA time for a generated program's small model here, where the workers already
+# occupy the cores (no slower for the larger library models). Users, the benchmarks and
 # ALTA_TEST_XLA_DEFAULTS=1 get XLA's defaults. Before JAX starts, which reads it once;
 # `alta` subprocesses inherit it.
-QUICK_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+QUICK_XLA_FLAGS = ("--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+                   "--xla_cpu_parallel_codegen_split_count=1")
 if not os.environ.get("ALTA_TEST_XLA_DEFAULTS"):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {QUICK_XLA_FLAGS}".strip()
 
@@ -72,9 +76,27 @@ def compiled():
 def _release_one_off_models(request):
     """After a test that builds models no other test uses (generated programs, unrolled
     exports), drop their compiled executables and arrays: a worker runs hundreds of them,
-    and two workers' accumulated memory can exhaust a small CI machine."""
+    and two workers' accumulated memory can exhaust a small CI machine.
+
+    A generated program's executables are not written to JAX's persistent cache either:
+    no test, worker or later run compiles that model again. The cache's work (a key, a
+    lookup, and serialising and writing each executable to a file) was about a quarter of
+    test_verify.py's XLA time, most of it the writes."""
+    name = request.node.name
+    generated = "random_programs" in name or "random_faulty_programs" in name
+    if generated:
+        import jax
+
+        from alta.compiled import use_compilation_cache
+
+        use_compilation_cache()  # the run's own settings first (they are made once)
+        setting = "jax_persistent_cache_min_compile_time_secs"
+        before = getattr(jax.config, setting)
+        jax.config.update(setting, float("inf"))  # nothing compiles for that long
     yield
-    if "random" in request.node.name or request.module.__name__ in (
+    if generated:
+        jax.config.update(setting, before)
+    if "random" in name or request.module.__name__ in (
             "test_export_lens", "test_export_torch"):
         import gc
         import sys
