@@ -42,10 +42,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Tests that share a module-scoped fixture (not an autouse setting) run in one xdist
     worker (`--dist loadgroup`, pyproject.toml), so the fixture is built once, not once in
-    each worker; the other tests are shared out one at a time."""
+    each worker; the other tests are shared out one at a time. First among the hooks: xdist's
+    own reads the marks to put the group in each test's id, and a mark added after it is
+    ignored."""
     for item in items:
         definitions = getattr(item, "_fixtureinfo", None)
         if definitions is None:
@@ -53,6 +56,17 @@ def pytest_collection_modifyitems(items):
         if any(d.scope == "module" and not getattr(d, "_autouse", False)
                for defs in definitions.name2fixturedefs.values() for d in defs[-1:]):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def pytest_collection_finish(session):
+    """In an xdist worker under `--dist loadgroup`, every grouped test's id carries its group
+    (xdist's suffix), or the groups are silently ignored (as with pytest 9.2)."""
+    if getattr(session.config.option, "loadgroup", False):
+        lost = [item.nodeid for item in session.items
+                if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if lost:
+            raise pytest.UsageError(f"pytest-xdist did not group {len(lost)} tests (e.g. "
+                                    f"{lost[0]}): check the pytest version in pyproject.toml")
 
 
 def pytest_sessionfinish(session):

@@ -135,9 +135,10 @@ def test_compiled_model_selects_as_python(selection_compiled):
 
 def test_structured_attention_reads_term_blocks_as_the_interpreter_selects():
     """The execution plan's term blocks (triangular, key-only, several terms per head, a
-    set query) give the interpreter's head outputs, run eagerly on a few of the heads
-    (jitting the structured path for all 28 would cost more than the check)."""
+    set query) give the interpreter's head outputs (jitted: one compilation, where running
+    op by op compiles each of the heads' operations on its own)."""
     import jax.numpy as jnp
+    from flax import nnx
 
     from alta.model import Attention, features_first, features_last
 
@@ -150,8 +151,8 @@ def test_structured_attention_reads_term_blocks_as_the_interpreter_selects():
     p, config, plan = compiled.parameters.attention, compiled.config, compiled.execution.heads
     assert plan is not None and any(not t.diagonal for b in plan for t in b.terms)
     attention = Attention(p, config.head_offsets, config.attention_scale, plan)
-    out = attention.features_first(features_first(jnp.asarray(x.reshape(
-        *batch.tokens.shape, -1))), jnp.asarray(batch.valid))[0]
+    out = nnx.jit(lambda a, x, v: a.features_first(x, v)[0])(attention, features_first(
+        jnp.asarray(x.reshape(*batch.tokens.shape, -1))), jnp.asarray(batch.valid))
     heads = compiled.layout.decode(np.asarray(features_last(out)), compiled.program)
     expected, undefined = attend(program, state, batch.valid)
     for head in program.heads:
