@@ -40,6 +40,12 @@ if not os.environ.get("ALTA_TEST_XLA_DEFAULTS"):
 def pytest_configure(config):
     # xdist's marker, named for runs without xdist too (`-p no:xdist`, `-n 0`)
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker")
+    version = tuple(int(part) for part in pytest.__version__.split(".")[:2])
+    if config.getoption("dist", None) == "loadgroup" and version >= (9, 2):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} ignores pytest-xdist's groups (pytest-xdist issue "
+            "1386; pyproject.toml asks for pytest below 9.2): reinstall with "
+            "pip install -e '.[dev]'")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -60,7 +66,8 @@ def pytest_collection_modifyitems(items):
 
 def pytest_collection_finish(session):
     """In an xdist worker under `--dist loadgroup`, every grouped test's id carries its group
-    (xdist's suffix), or the groups are silently ignored (as with pytest 9.2)."""
+    (xdist's suffix), or the groups are silently ignored (as with pytest 9.2): the worker
+    stops (xdist reports it as an internal error)."""
     if getattr(session.config.option, "loadgroup", False):
         lost = [item.nodeid for item in session.items
                 if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
