@@ -188,10 +188,10 @@ def test_vectors_are_the_compiled_layout(tmp_path, name, fill):
     """mlp_input decodes back to the symbolic state, and with undefined heads at zero the
     compiled MLP maps it to mlp_output (with noise there, mlp_output is still the ideal
     target, which the compiled MLP need not reproduce)."""
-    program, directory, _ = trace(tmp_path, name, vectors=True, undefined=fill,
-                                  lengths=(1, 8) if name == "addition" else None)
     from flax import nnx
 
+    program, directory, _ = trace(tmp_path, name, vectors=True, undefined=fill,
+                                  lengths=(1, 8) if name == "addition" else None)
     compiled = compiled_library(name)
     model = load_model(compiled, structured=False)
     mlp = nnx.jit(lambda f, x: f(x))  # one compilation per shard's shape, not one per op
