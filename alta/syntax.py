@@ -121,7 +121,7 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
                            "the other", Span(exc.line, 1, exc.line, width + 1), source) from None
     except LarkError as exc:  # anything else the parser reports: still located if possible
         raise AltaError.at(f"syntax error: {exc}", None, source) from None
-    return _ToAst().transform(tree)
+    return _to_ast().transform(tree)
 
 
 # ---- syntax errors in words ---------------------------------------------------------------
@@ -580,3 +580,10 @@ class _ToAst(Transformer):
 
     def set_comp(self, meta, c):
         return self._comp(meta, c, "set")
+
+
+@lru_cache(maxsize=1)
+def _to_ast() -> _ToAst:
+    """The one transformer (it keeps nothing between trees): making one looks up every
+    rule's method."""
+    return _ToAst()

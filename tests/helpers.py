@@ -2,7 +2,8 @@
 
 - paths and the library: ROOT, PROGRAMS, LIBRARY, `library_program` and `compiled_library`
   (checked and compiled once per process; conftest.py's session fixtures hand them out);
-- the `alta` command as a user runs it, in a fresh process;
+- the `alta` command as a user runs it, in a fresh process (`alta`) or in this one
+  (`alta_main`);
 - program text: `prog`, `check`, `vocab_line`, `random_word_inputs`, `per_position`, and the
   bad-program cases of test_syntax.py and test_checker.py (`Case`, `BASE`, `base`);
 - one input's outcome on each back end (`interpreted`, `compiled_outcomes`);
@@ -99,7 +100,13 @@ def alta(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
 def alta_main(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
     """`alta ARGS` through its entry point in this process (`alta.cli.main`, argparse's
     exits included): the exit status and output `alta` gives, without a fresh process's
-    start-up, for tests of what a command says rather than of the process (`alta` above)."""
+    start-up, for tests of what a command says rather than of the process (`alta` above).
+
+    JAX starts first, as it has in a worker that ran a model, so a command leaves the
+    worker's device count alone (`alta.devices.one_device_per_core`): whichever test runs
+    first, every test of a worker runs on its one CPU device."""
+    import jax  # noqa: F401
+
     from alta.cli import main
 
     out, err = io.StringIO(), io.StringIO()

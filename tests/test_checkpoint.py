@@ -23,7 +23,7 @@ def line_of(text: str) -> int:
 @pytest.fixture(scope="module")
 def parity_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "parity.safetensors"
-    done = alta("compile", PROGRAMS / "parity.alta", "-o", path)
+    done = alta_main("compile", PROGRAMS / "parity.alta", "-o", path)
     assert done.returncode == 0, done.stderr
     assert "residual width D   13 (program 8 + fault detector 5)" in done.stdout
     assert "parameters" in done.stdout
@@ -180,10 +180,10 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 def test_verify_passes_on_the_real_model_and_inspect_lists_rules(parity_model):
-    done = alta("verify", parity_model, "--samples", "60", "--max-length", "40")
+    done = alta_main("verify", parity_model, "--samples", "60", "--max-length", "40")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("ok: interpreter and compiled model agree on 60 inputs")
-    shown = alta("inspect", parity_model)
+    shown = alta_main("inspect", parity_model)
     assert shown.returncode == 0, shown.stderr
     write = line_of("parity = parity ^ parity_left")
     assert "MLP rules (3;" in shown.stdout and f"line {write} " in shown.stdout

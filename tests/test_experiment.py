@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import pytest
-from helpers import PROGRAMS, ROOT, alta, compiled_library
+from helpers import PROGRAMS, ROOT, alta_main, compiled_library
 
 from alta.checker import check_file
 from alta.compiler import compile_program
@@ -117,10 +117,10 @@ def test_bad_configurations_say_what_is_wrong(tmp_path, text, message):
 
 
 def test_a_bad_configuration_is_reported_by_the_command(tmp_path):
-    done = alta("experiment", write(tmp_path, 'program = "p.alta"'), "-o", tmp_path / "out")
+    done = alta_main("experiment", write(tmp_path, 'program = "p.alta"'), "-o", tmp_path / "out")
     assert done.returncode == 1 and "missing 'train_lengths'" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
-    missing = alta("experiment", tmp_path / "nope.toml")
+    missing = alta_main("experiment", tmp_path / "nope.toml")
     assert missing.returncode == 1 and "no such experiment configuration" in missing.stderr
 
 
@@ -189,7 +189,7 @@ hidden = [16]
 steps = 50
 ''')
     out = tmp_path / "run"
-    done = alta("experiment", config, "-o", out)
+    done = alta_main("experiment", config, "-o", out)
     assert done.returncode == 0, done.stderr
     assert "4x the longest training input" in done.stdout
     assert "training on traces" in done.stderr and "training end to end" in done.stderr

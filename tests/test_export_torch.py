@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import LIBRARY, alta, compiled_library
+from helpers import LIBRARY, alta_main, compiled_library
 
 torch = pytest.importorskip("torch")
 
@@ -274,7 +274,7 @@ print(json.dumps({"layers": result.layers.tolist(), "halted": result.halted.toli
 def test_the_cli_exports_a_directory_that_runs_without_alta(compiled, tmp_path):
     model = compiled("addition")
     checkpoint = save_checkpoint(model, tmp_path / "addition.safetensors")
-    done = alta("export", checkpoint, "--to", "torch", "-o", tmp_path / "export")
+    done = alta_main("export", checkpoint, "--to", "torch", "-o", tmp_path / "export")
     assert done.returncode == 0, done.stderr
     assert "addition" in done.stdout and str(tmp_path / "export") in done.stdout
     exported = tmp_path / "export"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from helpers import alta, check, compiled_outcomes, interpreted
+from helpers import alta_main, check, compiled_outcomes, interpreted
 from program_generator import generate_faulty
 
 from alta.compiled import load_model, run_compiled
@@ -130,10 +130,10 @@ def test_a_checkpoint_reports_the_error_without_its_source(tmp_path):
     path = tmp_path / "or_reads.alta"
     path.write_text(textwrap.dedent(OR_READS))
     model = tmp_path / "or_reads.safetensors"
-    assert alta("compile", path, "-o", model).returncode == 0
-    expected = alta("run", path, "1 0")
+    assert alta_main("compile", path, "-o", model).returncode == 0
+    expected = alta_main("run", path, "1 0")
     path.unlink()
-    done = alta("run", model, "1 0")
+    done = alta_main("run", model, "1 0")
     assert done.returncode == expected.returncode == 1
     assert done.stderr == expected.stderr
     assert "or_reads.alta:10:8: error: reads head 'done_left'" in done.stderr
@@ -143,13 +143,13 @@ def test_a_checkpoint_reports_the_error_without_its_source(tmp_path):
 def test_allow_undefined_prints_the_raw_outputs_with_a_warning(tmp_path):
     path = tmp_path / "several_equal.alta"
     path.write_text(textwrap.dedent(SEVERAL_EQUAL))
-    done = alta("run", path, "--backend", "compiled", "--allow-undefined", "a b x", "a a")
+    done = alta_main("run", path, "--backend", "compiled", "--allow-undefined", "a b x", "a a")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "a b x"  # defined everywhere: the real answer
     assert len(done.stdout.splitlines()) == 2
     assert done.stderr.count("warning: reads head 'same'") == 1
     assert "input 'a a'" in done.stderr
-    refused = alta("run", path, "--allow-undefined", "a a")
+    refused = alta_main("run", path, "--allow-undefined", "a a")
     assert refused.returncode == 1 and "--backend compiled" in refused.stderr
 
 

@@ -7,7 +7,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 from conftest import PROGRAMS
-from helpers import alta, prog
+from helpers import alta_main, prog
 
 from alta.checker import check_file, check_source
 from alta.compiler import compile_program
@@ -63,14 +63,14 @@ def the_run(program, text):
 
 def test_run_picture_cli_writes_the_chosen_panels(tmp_path):
     out = tmp_path / "parity.png"
-    done = alta("plot", PROGRAMS / "parity.alta", "1 0 1 1 0", "-o", out,
-                "--vars", "done_left,parity")
+    done = alta_main("plot", PROGRAMS / "parity.alta", "1 0 1 1 0", "-o", out,
+                     "--vars", "done_left,parity")
     assert done.returncode == 0, done.stderr
     image = mpimg.imread(out)
     assert image.ndim == 3 and image.shape[1] > 500
     assert np.std(image[..., :3]) > 0.1  # not blank
-    bad = alta("plot", PROGRAMS / "parity.alta", "1 0", "-o", tmp_path / "x.png",
-               "--vars", "parity,nope")
+    bad = alta_main("plot", PROGRAMS / "parity.alta", "1 0", "-o", tmp_path / "x.png",
+                    "--vars", "parity,nope")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "unknown 'nope'; parity has the variables parity done and the heads parity_left " \
         "done_left" in bad.stderr

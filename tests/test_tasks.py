@@ -4,7 +4,7 @@ import random
 import textwrap
 
 import pytest
-from helpers import PROGRAMS, alta
+from helpers import PROGRAMS, alta_main
 
 from alta.checker import check_file, check_source
 from alta.errors import AltaError
@@ -55,12 +55,12 @@ def test_broken_task_modules_are_reported(tmp_path, text, message):
 
 
 def test_verify_samples_with_the_task_module():
-    done = alta("verify", PROGRAMS / "addition.alta", "--samples", "12", "--max-length", "6")
+    done = alta_main("verify", PROGRAMS / "addition.alta", "--samples", "12", "--max-length", "6")
     assert done.returncode == 0, done.stderr
     assert "sampling with addition.py: up to 6 digits per operand" in done.stderr
     assert done.stdout.startswith("ok: interpreter and compiled model agree on 12 inputs")
 
 
 def test_chars_output_joins_single_characters():
-    done = alta("run", PROGRAMS / "addition.alta", "789+456", "99999+1")
+    done = alta_main("run", PROGRAMS / "addition.alta", "789+456", "99999+1")
     assert done.stdout.splitlines() == ["1245", "100000"]

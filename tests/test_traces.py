@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import PROGRAMS, alta, compiled_library
+from helpers import PROGRAMS, alta_main, compiled_library
 
 from alta.checker import check_file
 from alta.compiled import load_model
@@ -167,8 +167,8 @@ def test_killing_the_command_leaves_only_complete_shards(tmp_path):
 
     for path in done:  # each one whole
         assert pq.read_table(path).num_rows > 0
-    resumed = alta("trace", PROGRAMS / "parity.alta", "--samples", "4000", "--shard-size", "100",
-                   "--lengths", "1..60", "-o", out)
+    resumed = alta_main("trace", PROGRAMS / "parity.alta", "--samples", "4000",
+                        "--shard-size", "100", "--lengths", "1..60", "-o", out)
     assert resumed.returncode == 0, resumed.stderr
     assert len(list((out / "data").iterdir())) == 40  # no temporary files left either
     manifest = json.loads((out / "manifest.json").read_text())
@@ -248,18 +248,18 @@ def test_coverage_lists_rules_a_narrow_sample_misses(tmp_path):
 
 
 def test_coverage_and_trace_commands(tmp_path):
-    done = alta("coverage", PROGRAMS / "addition.alta", "--samples", "30", "--lengths", "1..1")
+    done = alta_main("coverage", PROGRAMS / "addition.alta", "--samples", "30", "--lengths", "1..1")
     assert done.returncode == 0, done.stderr
     assert "rules fire on 30 sampled inputs" in done.stdout
     assert "rules that never fire:" in done.stdout and "line " in done.stdout
     out = tmp_path / "t"
-    done = alta("trace", PROGRAMS / "parity.alta", "--samples", "20", "--lengths", "3..x",
-                "-o", out)
+    done = alta_main("trace", PROGRAMS / "parity.alta", "--samples", "20", "--lengths", "3..x",
+                     "-o", out)
     assert done.returncode == 1 and "--lengths expects A..B" in done.stderr
-    done = alta("trace", PROGRAMS / "parity.alta", "--samples", "20", "-o", out,
-                "--format", "jsonl")
+    done = alta_main("trace", PROGRAMS / "parity.alta", "--samples", "20", "-o", out,
+                     "--format", "jsonl")
     assert done.returncode == 0 and "wrote" in done.stdout and "1/1 shards" in done.stderr
-    done = alta("coverage", PROGRAMS / "parity.alta", "--dataset", out)
+    done = alta_main("coverage", PROGRAMS / "parity.alta", "--dataset", out)
     assert done.returncode == 0 and "3 of 3 rules fire" in done.stdout, done.stdout
 
 

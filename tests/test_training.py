@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from helpers import PROGRAMS, alta
+from helpers import PROGRAMS, alta_main
 
 from alta.checker import check_file, check_source
 from alta.compiled import run_compiled
@@ -77,8 +77,8 @@ def test_the_mlp_file_is_checked(parity_mlp, tmp_path):
 def test_train_and_run_commands(parity_mlp, tmp_path):
     program, directory, path, _ = parity_mlp
     out, png = tmp_path / "m.safetensors", tmp_path / "loss.png"
-    done = alta("train", directory, "-o", out, "--steps", "300", "--hidden", "16",
-                "--plot", png)
+    done = alta_main("train", directory, "-o", out, "--steps", "300", "--hidden", "16",
+                     "--plot", png)
     assert done.returncode == 0, done.stderr
     assert "final loss" in done.stdout and "300/300 steps" in done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -87,14 +87,14 @@ def test_train_and_run_commands(parity_mlp, tmp_path):
     # `alta run --mlp` with the fixture's MLP (exact up to 40 bits, see above): the oracle's
     # outputs and exit status 0
     texts = ["1 0 1 1", "1", "0 1 1 0 1 0 1 1 1", "0"]
-    run = alta("run", PROGRAMS / "parity.alta", "--mlp", path, *texts)
+    run = alta_main("run", PROGRAMS / "parity.alta", "--mlp", path, *texts)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [find_task(program).oracle(t) for t in texts]
-    bad = alta("run", PROGRAMS / "parity.alta", "--mlp", out, "--backend", "interpreter", "1")
+    bad = alta_main("run", PROGRAMS / "parity.alta", "--mlp", out, "--backend", "interpreter", "1")
     assert bad.returncode == 1 and "compiled backend only" in bad.stderr
-    plain = alta("trace", PROGRAMS / "parity.alta", "--samples", "5", "-o", tmp_path / "nv")
+    plain = alta_main("trace", PROGRAMS / "parity.alta", "--samples", "5", "-o", tmp_path / "nv")
     assert plain.returncode == 0
-    no_vectors = alta("train", tmp_path / "nv", "-o", tmp_path / "x.safetensors")
+    no_vectors = alta_main("train", tmp_path / "nv", "-o", tmp_path / "x.safetensors")
     assert no_vectors.returncode == 1 and "--vectors" in no_vectors.stderr
     assert not (tmp_path / "x.safetensors").exists()
 
