@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import PROGRAMS, ROOT, compiled_library, library_program
+from helpers import PROGRAMS, ROOT, compiled_library, library_program, once_per_run
 from packaging.version import Version
 
 __all__ = ["PROGRAMS", "ROOT"]
@@ -135,14 +135,17 @@ def _collect_if_large() -> None:
 
 
 @pytest.fixture(scope="session")
-def parity_mlp(tmp_path_factory):
+def parity_mlp():
     """An MLP trained on traces of parity inputs of up to 8 bits (`alta trace --vectors`,
-    `alta train`): (program, traces directory, MLP file, loss curve)."""
+    `alta train`), once per test run: (program, traces directory, MLP file, loss curve)."""
+    return once_per_run("parity-mlp", _train_parity_mlp)
+
+
+def _train_parity_mlp(directory: Path):
     from alta.tasks import find_task
     from alta.traces import TraceSettings, write_dataset
     from alta.training import TrainSettings, load_vectors, save_mlp, train_mlp
 
-    directory = tmp_path_factory.mktemp("traces")
     program = library_program("parity")
     write_dataset(program, find_task(program), TraceSettings(
         samples=200, lengths=(0, 8), vectors=True, undefined="noise"), directory)

@@ -1,7 +1,8 @@
 """What the test modules share (no test lives here).
 
 - paths and the library: ROOT, PROGRAMS, LIBRARY, `library_program` and `compiled_library`
-  (checked and compiled once per process; conftest.py's session fixtures hand them out);
+  (checked once per process, compiled once per run: `once_per_run`; conftest.py's session
+  fixtures hand them out);
 - the `alta` command as a user runs it, in a fresh process (`alta`) or in this one
   (`alta_main`);
 - program text: `prog`, `check`, `vocab_line`, `random_word_inputs`, `per_position`, and the
@@ -24,6 +25,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -68,27 +70,40 @@ def library_program(name: str) -> ir.Program:
 
 @functools.cache
 def compiled_library(name: str):
-    """programs/NAME.alta compiled once per test run: the first process (xdist worker) that
-    needs it compiles it and leaves it, pickled under a key of its source and parameters, in
-    the run's cache directory (conftest.py); the others wait for it there and load it.
-    Without that directory (helpers imported outside pytest), compiled once per process."""
-    directory = os.environ.get("ALTA_COMPILATION_CACHE")
-    if not directory:
-        return compile_program(library_program(name))
+    """programs/NAME.alta compiled once per test run (`once_per_run`, under a key of its
+    source and parameters)."""
     path, params = library_entry(name)
     key = hashlib.blake2b(repr((path.read_text(), sorted(params.items()))).encode(),
                           digest_size=16).hexdigest()
-    stored = Path(directory) / "compiled-library" / f"{path.stem}-{key}.pickle"
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    with open(stored.with_suffix(".lock"), "w") as lock:
+    return once_per_run(f"compiled-{path.stem}-{key}",
+                        lambda _: compile_program(library_program(name)))
+
+
+def once_per_run(name: str, build):
+    """`build(directory)`, in the first process (xdist worker) of the test run that asks for
+    `name`: its result is left pickled, and whatever it writes into `directory` kept, in the
+    run's cache directory (conftest.py); the others wait for it there and load it. Without
+    that directory (helpers imported outside pytest), built in each process, into a
+    temporary directory."""
+    root = os.environ.get("ALTA_COMPILATION_CACHE")
+    if not root:
+        import tempfile
+
+        return build(Path(tempfile.mkdtemp(prefix=f"alta-{name}-")))
+    directory = Path(root) / "once-per-run" / name
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    stored = directory.with_suffix(".pickle")
+    with open(directory.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if stored.exists():
             return pickle.loads(stored.read_bytes())
-        compiled = compile_program(library_program(name))
-        partial = stored.with_suffix(".partial")
-        partial.write_bytes(pickle.dumps(compiled))
+        shutil.rmtree(directory, ignore_errors=True)  # what a failed build left
+        directory.mkdir()
+        result = build(directory)
+        partial = directory.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(result))
         partial.replace(stored)
-        return compiled
+        return result
 
 
 def alta(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
