@@ -117,7 +117,7 @@ def _release_one_off_models(request):
 
 # A worker's resident memory above which a one-off test's garbage cycles are collected at
 # once. A full collection of a worker's heap (JAX, torch and TransformerLens loaded) takes
-# about half a second; after every such test it was a tenth of the suite's time, for memory
+# about half a second; after every such test it was about 8 % of the suite's time, for memory
 # that Python's own collections free a little later anyway.
 _COLLECT_ABOVE = 2 << 30
 
