@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import tomllib
 from dataclasses import dataclass
@@ -87,20 +88,17 @@ def once_per_run(name: str, build):
     temporary directory."""
     root = os.environ.get("ALTA_COMPILATION_CACHE")
     if not root:
-        import tempfile
-
         return build(Path(tempfile.mkdtemp(prefix=f"alta-{name}-")))
-    directory = Path(root) / "once-per-run" / name
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    stored = directory.with_suffix(".pickle")
-    with open(directory.with_suffix(".lock"), "w") as lock:
+    shared = Path(root) / "once-per-run"
+    directory, stored, partial = (shared / f"{name}{end}" for end in ("", ".pickle", ".partial"))
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if stored.exists():
             return pickle.loads(stored.read_bytes())
         shutil.rmtree(directory, ignore_errors=True)  # what a failed build left
         directory.mkdir()
         result = build(directory)
-        partial = directory.with_suffix(".partial")
         partial.write_bytes(pickle.dumps(result))
         partial.replace(stored)
         return result
